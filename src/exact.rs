@@ -1,0 +1,274 @@
+//! Exact arithmetic for clinical values: unit conversion and half-up quantisation without binary
+//! floating-point error.
+//!
+//! NEWS2 bands values at the chart's resolution (whole numbers, or 0.1 °C for temperature) and
+//! rounds half-up: 35.05 °C is 35.1 and scores 1, 8.5 /min is 9 and scores 1. In binary floating
+//! point 35.05 is 35.04999…, which would round to 35.0 and score 3: a different clinical answer.
+//! [`Exact`] therefore holds a value as a reduced fraction of two integers, so that conversions
+//! such as °F → °C (× 5/9) and kPa → mmHg (× 760/101.325) stay exact until the one rounding step.
+//!
+//! # Where the decimal comes from
+//!
+//! Vigil carries values as `f64` (the wire format's JSON number, the archive's Float64 column).
+//! [`Exact::from_f64`] reads the *shortest decimal that round-trips* to that `f64` (what `ryu`,
+//! Python's `repr` and Rust's `{}` print). Any decimal written with up to 15 significant digits is
+//! recovered exactly, so `35.05` in a message, a CSV cell or a Parquet row is the decimal 35.05,
+//! live and in replay alike. Digits beyond the 15th are rounded to the nearest double first; no
+//! device reports vital signs with that precision.
+//!
+//! # Example
+//!
+//! ```
+//! use vigil::exact::Exact;
+//!
+//! let t = Exact::from_f64(35.05).unwrap();
+//! assert_eq!(t.round_half_up(1), Some(351)); // 35.1 °C, in tenths
+//!
+//! let f = Exact::from_f64(100.4).unwrap();
+//! let c = f.add_integer(-32).and_then(|x| x.mul_ratio(5, 9)).unwrap();
+//! assert_eq!(c.round_half_up(1), Some(380)); // 38.0 °C
+//! ```
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// The largest decimal exponent accepted by [`Exact::from_f64`], either way. Vital signs live
+/// between 10^-3 and 10^4 in every unit Vigil accepts; the margin keeps every intermediate product
+/// of a conversion and a quantisation well inside `i128`.
+const MAX_EXPONENT: i32 = 18;
+
+/// An exact rational number `num / den` with `den > 0` and the fraction reduced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Exact {
+    num: i128,
+    den: i128,
+}
+
+impl Exact {
+    /// The integer `n`.
+    pub const fn integer(n: i64) -> Exact {
+        Exact {
+            num: n as i128,
+            den: 1,
+        }
+    }
+
+    /// The fraction `num / den` in lowest terms; `None` when `den` is zero.
+    pub fn ratio(num: i64, den: i64) -> Option<Exact> {
+        Exact::new(num as i128, den as i128)
+    }
+
+    fn new(num: i128, den: i128) -> Option<Exact> {
+        if den == 0 {
+            return None;
+        }
+        let (num, den) = if den < 0 {
+            (num.checked_neg()?, den.checked_neg()?)
+        } else {
+            (num, den)
+        };
+        let g = gcd(num.unsigned_abs(), den.unsigned_abs()).max(1) as i128;
+        Some(Exact {
+            num: num / g,
+            den: den / g,
+        })
+    }
+
+    /// The decimal that `value` is written as: the shortest decimal that round-trips to it.
+    ///
+    /// `None` for NaN, infinities, and magnitudes outside 10^±18 (never a vital sign).
+    pub fn from_f64(value: f64) -> Option<Exact> {
+        if !value.is_finite() {
+            return None;
+        }
+        if value == 0.0 {
+            return Some(Exact::integer(0));
+        }
+        // `{:e}` prints the shortest round-trip digits as `d.ddddde±x`.
+        let text = format!("{value:e}");
+        let (mantissa, exponent) = text.split_once('e')?;
+        let exponent: i32 = exponent.parse().ok()?;
+        let negative = mantissa.starts_with('-');
+        let mantissa = mantissa.trim_start_matches('-');
+        let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let mut digits: i128 = 0;
+        for c in int_part.chars().chain(frac_part.chars()) {
+            let d = c.to_digit(10)? as i128;
+            digits = digits.checked_mul(10)?.checked_add(d)?;
+        }
+        // value = digits × 10^(exponent − len(frac_part))
+        let scale = exponent - frac_part.len() as i32;
+        if !(-2 * MAX_EXPONENT..=MAX_EXPONENT).contains(&scale)
+            || !(-MAX_EXPONENT..=MAX_EXPONENT).contains(&exponent)
+        {
+            return None;
+        }
+        let pow = 10i128.checked_pow(scale.unsigned_abs())?;
+        let signed = if negative { -digits } else { digits };
+        if scale >= 0 {
+            Exact::new(signed.checked_mul(pow)?, 1)
+        } else {
+            Exact::new(signed, pow)
+        }
+    }
+
+    /// `self + n`, or `None` on overflow.
+    pub fn add_integer(self, n: i64) -> Option<Exact> {
+        let num = (n as i128).checked_mul(self.den)?.checked_add(self.num)?;
+        Exact::new(num, self.den)
+    }
+
+    /// `self × num / den`, or `None` on overflow or a zero `den`.
+    pub fn mul_ratio(self, num: i64, den: i64) -> Option<Exact> {
+        let factor = Exact::ratio(num, den)?;
+        // Cross-reduce first so the products stay small.
+        let g1 = gcd(self.num.unsigned_abs(), factor.den.unsigned_abs()).max(1) as i128;
+        let g2 = gcd(factor.num.unsigned_abs(), self.den.unsigned_abs()).max(1) as i128;
+        Exact::new(
+            (self.num / g1).checked_mul(factor.num / g2)?,
+            (self.den / g2).checked_mul(factor.den / g1)?,
+        )
+    }
+
+    /// The value rounded half-up (towards +∞ on a tie) to `decimals` decimal places, as an
+    /// integer count of `10^-decimals`: 35.05 at one decimal is `351`, 8.5 at zero is `9`.
+    ///
+    /// `None` on overflow (impossible for the ranges Vigil accepts).
+    pub fn round_half_up(self, decimals: u32) -> Option<i64> {
+        let scaled = self.num.checked_mul(10i128.checked_pow(decimals)?)?;
+        // floor((scaled + den/2) / den) == floor((2·scaled + den) / (2·den))
+        let n = scaled.checked_mul(2)?.checked_add(self.den)?;
+        let d = self.den.checked_mul(2)?;
+        i64::try_from(n.div_euclid(d)).ok()
+    }
+
+    /// The nearest `f64` (for display and statistics, never for banding).
+    pub fn to_f64(self) -> f64 {
+        self.num as f64 / self.den as f64
+    }
+}
+
+impl Ord for Exact {
+    fn cmp(&self, other: &Exact) -> Ordering {
+        // Both denominators are positive; compare num_a·den_b with num_b·den_a. The values Vigil
+        // builds keep these products far from i128::MAX (see MAX_EXPONENT); fall back to f64 in
+        // the impossible case rather than panic.
+        match (
+            self.num.checked_mul(other.den),
+            other.num.checked_mul(self.den),
+        ) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.to_f64().total_cmp(&other.to_f64()),
+        }
+    }
+}
+
+impl PartialOrd for Exact {
+    fn partial_cmp(&self, other: &Exact) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Exact {
+    /// Whole numbers print as integers; anything else as the nearest `f64` (shortest form).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.den == 1 {
+            write!(f, "{}", self.num)
+        } else {
+            write!(f, "{}", self.to_f64())
+        }
+    }
+}
+
+fn gcd(mut a: u128, mut b: u128) -> u128 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ex(v: f64) -> Exact {
+        Exact::from_f64(v).unwrap()
+    }
+
+    #[test]
+    fn reads_the_decimal_a_value_was_written_as() {
+        assert_eq!(ex(35.05), Exact::ratio(3505, 100).unwrap());
+        assert_eq!(ex(0.1), Exact::ratio(1, 10).unwrap());
+        assert_eq!(ex(-2.5), Exact::ratio(-5, 2).unwrap());
+        assert_eq!(ex(1200.0), Exact::integer(1200));
+        assert_eq!(ex(0.0), Exact::integer(0));
+        assert_eq!(ex(-0.0), Exact::integer(0));
+        assert_eq!(ex(1e-7), Exact::ratio(1, 10_000_000).unwrap());
+    }
+
+    #[test]
+    fn rejects_non_finite_and_absurd_magnitudes() {
+        assert_eq!(Exact::from_f64(f64::NAN), None);
+        assert_eq!(Exact::from_f64(f64::INFINITY), None);
+        assert_eq!(Exact::from_f64(f64::NEG_INFINITY), None);
+        assert_eq!(Exact::from_f64(1e300), None);
+        assert_eq!(Exact::from_f64(1e-300), None);
+        assert_eq!(Exact::from_f64(f64::MIN_POSITIVE), None);
+    }
+
+    #[test]
+    fn rounds_half_up_exactly() {
+        assert_eq!(ex(35.05).round_half_up(1), Some(351));
+        assert_eq!(ex(35.04).round_half_up(1), Some(350));
+        assert_eq!(ex(8.5).round_half_up(0), Some(9));
+        assert_eq!(ex(8.49).round_half_up(0), Some(8));
+        assert_eq!(ex(91.5).round_half_up(0), Some(92));
+        assert_eq!(ex(0.0).round_half_up(0), Some(0));
+        // towards +∞ on a tie, also below zero
+        assert_eq!(ex(-0.5).round_half_up(0), Some(0));
+        assert_eq!(ex(-1.5).round_half_up(0), Some(-1));
+        assert_eq!(ex(-1.6).round_half_up(0), Some(-2));
+    }
+
+    #[test]
+    fn converts_units_exactly() {
+        // °F → °C: 100.4 °F is exactly 38 °C, 95.09 °F exactly 35.05 °C (rounds up to 35.1).
+        let c = |f: f64| ex(f).add_integer(-32).unwrap().mul_ratio(5, 9).unwrap();
+        assert_eq!(c(100.4), Exact::integer(38));
+        assert_eq!(c(95.09).round_half_up(1), Some(351));
+        assert_eq!(c(98.6).round_half_up(1), Some(370));
+        // kPa → mmHg: 101.325 kPa is exactly 760 mmHg.
+        let mmhg = |k: f64| ex(k).mul_ratio(760_000, 101_325).unwrap();
+        assert_eq!(mmhg(101.325), Exact::integer(760));
+        assert_eq!(mmhg(12.0).round_half_up(0), Some(90)); // 90.007…
+    }
+
+    #[test]
+    fn orders_exactly() {
+        assert!(ex(35.05) > ex(35.049_999_999_999));
+        assert!(Exact::ratio(1, 3).unwrap() < ex(0.333_333_333_333_34));
+        assert_eq!(ex(2.0).cmp(&Exact::ratio(4, 2).unwrap()), Ordering::Equal);
+    }
+
+    proptest! {
+        /// Any decimal with up to 15 significant digits survives the trip through f64.
+        #[test]
+        fn decimals_round_trip_through_f64(mantissa in -999_999_999_999_999i64..=999_999_999_999_999, shift in 0u32..=12) {
+            let expected = Exact::ratio(mantissa, 10i64.pow(shift)).unwrap();
+            let as_float = mantissa as f64 / 10f64.powi(shift as i32);
+            prop_assert_eq!(Exact::from_f64(as_float), Some(expected));
+        }
+
+        #[test]
+        fn rounding_is_within_half_a_step(v in -1.0e6f64..1.0e6, decimals in 0u32..=3) {
+            let e = Exact::from_f64(v).unwrap();
+            let q = e.round_half_up(decimals).unwrap();
+            let steps = 2 * 10i64.pow(decimals);
+            // q − ½ step ≤ v < q + ½ step, i.e. (2q − 1)/(2·10^d) ≤ v < (2q + 1)/(2·10^d)
+            let lower = Exact::ratio(2 * q - 1, steps).unwrap();
+            let upper = Exact::ratio(2 * q + 1, steps).unwrap();
+            prop_assert!(lower <= e && e < upper, "{} rounded to {}", e, q);
+        }
+    }
+}

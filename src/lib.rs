@@ -1,0 +1,8 @@
+//! Vigil: a streaming analytics and early-warning engine for the Internet of Medical Things.
+//!
+//! The library holds the engine; the `vigil` binary only assembles it. Data flows one way:
+//! sources → [`observation`] (decode and validate) → windows → [`news2`] and the risk model →
+//! alert policy → sinks. The domain modules ([`exact`], [`observation`], [`news2`]) are pure: they
+//! know nothing of Kafka, files or timely.
+
+pub mod exact;
