@@ -6,3 +6,4 @@
 //! know nothing of Kafka, files or timely.
 
 pub mod exact;
+pub mod observation;

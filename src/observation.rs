@@ -1,0 +1,831 @@
+//! Observations: one vital sign of one patient at one event time, as devices send them, checked
+//! and converted to the units NEWS2 reads.
+//!
+//! An [`Observation`] is valid by construction: its identifiers follow the wire rules, its unit
+//! belongs to its vital, and its value, once converted, lies in the physiologically possible range
+//! for that vital. The raw value and unit are kept as sent (the archive stores them); the
+//! converted [`Reading`] is exact (see [`crate::exact`]), so that quantising it later gives the
+//! chart's answer.
+//!
+//! [`Observation::from_json`] decodes the wire format of `DESIGN.md` (version 1). It never panics:
+//! every input gives an observation or a [`DecodeError`] whose message names the field, the value
+//! and what would have been accepted.
+//!
+//! ```
+//! use vigil::observation::{Observation, Reading, Vital};
+//! use vigil::exact::Exact;
+//!
+//! let json = br#"{"patient": "p-000123", "device": "mon-07", "time": "2026-11-24T10:15:00.250Z",
+//!                 "vital": "temperature", "value": 100.4, "unit": "[degF]"}"#;
+//! let obs = Observation::from_json(json).unwrap();
+//! assert_eq!(obs.vital(), Vital::Temperature);
+//! assert_eq!(obs.reading(), &Reading::Quantity(Exact::integer(38))); // °C, exactly
+//!
+//! let err = Observation::from_json(br#"{"patient": "p1", "time": "2026-11-24T10:15:00Z",
+//!                                      "vital": "heart_rate", "value": 900, "unit": "/min"}"#)
+//!     .unwrap_err();
+//! assert_eq!(err.to_string(), "`value` 900 /min is not a possible heart rate (0 to 300 /min)");
+//! ```
+
+use std::borrow::Cow;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::exact::Exact;
+
+/// The largest message the wire format accepts.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+/// The longest patient or device identifier, in characters.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// How much of an offending input an error message quotes.
+const QUOTE_CHARS: usize = 40;
+
+/// A vital sign Vigil understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vital {
+    RespiratoryRate,
+    Spo2,
+    SupplementalOxygen,
+    Temperature,
+    SystolicBp,
+    DiastolicBp,
+    HeartRate,
+    Consciousness,
+}
+
+impl Vital {
+    /// Every vital, in wire-name order of `DESIGN.md`.
+    pub const ALL: [Vital; 8] = [
+        Vital::RespiratoryRate,
+        Vital::Spo2,
+        Vital::SupplementalOxygen,
+        Vital::Temperature,
+        Vital::SystolicBp,
+        Vital::DiastolicBp,
+        Vital::HeartRate,
+        Vital::Consciousness,
+    ];
+
+    /// The name on the wire (`heart_rate`).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Vital::RespiratoryRate => "respiratory_rate",
+            Vital::Spo2 => "spo2",
+            Vital::SupplementalOxygen => "supplemental_oxygen",
+            Vital::Temperature => "temperature",
+            Vital::SystolicBp => "systolic_bp",
+            Vital::DiastolicBp => "diastolic_bp",
+            Vital::HeartRate => "heart_rate",
+            Vital::Consciousness => "consciousness",
+        }
+    }
+
+    /// The name for people (`heart rate`).
+    pub fn human_name(self) -> &'static str {
+        match self {
+            Vital::RespiratoryRate => "respiratory rate",
+            Vital::Spo2 => "SpO2",
+            Vital::SupplementalOxygen => "supplemental oxygen",
+            Vital::Temperature => "body temperature",
+            Vital::SystolicBp => "systolic blood pressure",
+            Vital::DiastolicBp => "diastolic blood pressure",
+            Vital::HeartRate => "heart rate",
+            Vital::Consciousness => "consciousness level",
+        }
+    }
+
+    /// The units a message may carry for this vital; empty for consciousness (no unit).
+    pub fn accepted_units(self) -> &'static [Unit] {
+        match self {
+            Vital::RespiratoryRate | Vital::HeartRate => &[Unit::PerMinute],
+            Vital::Spo2 => &[Unit::Percent, Unit::Fraction],
+            Vital::SupplementalOxygen => &[Unit::LitresPerMinute, Unit::Percent, Unit::Fraction],
+            Vital::Temperature => &[Unit::Celsius, Unit::Fahrenheit],
+            Vital::SystolicBp | Vital::DiastolicBp => {
+                &[Unit::MillimetresOfMercury, Unit::Kilopascal]
+            }
+            Vital::Consciousness => &[],
+        }
+    }
+}
+
+impl fmt::Display for Vital {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.wire_name())
+    }
+}
+
+impl FromStr for Vital {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Vital, DecodeError> {
+        Vital::ALL
+            .into_iter()
+            .find(|v| v.wire_name() == s)
+            .ok_or_else(|| DecodeError::UnknownVital { value: quote(s) })
+    }
+}
+
+/// A UCUM unit code accepted on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Unit {
+    /// `/min`: breaths or beats per minute.
+    PerMinute,
+    /// `%`: SpO2 or FiO2 in percent.
+    Percent,
+    /// `1`: SpO2 or FiO2 as a fraction (0.97), converted to percent.
+    Fraction,
+    /// `Cel`: degrees Celsius.
+    Celsius,
+    /// `[degF]`: degrees Fahrenheit, converted to Celsius.
+    Fahrenheit,
+    /// `mm[Hg]`: millimetres of mercury.
+    MillimetresOfMercury,
+    /// `kPa`: kilopascal, converted to mm[Hg].
+    Kilopascal,
+    /// `L/min`: oxygen flow; 0 means room air.
+    LitresPerMinute,
+}
+
+impl Unit {
+    /// Every unit.
+    pub const ALL: [Unit; 8] = [
+        Unit::PerMinute,
+        Unit::Percent,
+        Unit::Fraction,
+        Unit::Celsius,
+        Unit::Fahrenheit,
+        Unit::MillimetresOfMercury,
+        Unit::Kilopascal,
+        Unit::LitresPerMinute,
+    ];
+
+    /// The UCUM code.
+    pub fn ucum(self) -> &'static str {
+        match self {
+            Unit::PerMinute => "/min",
+            Unit::Percent => "%",
+            Unit::Fraction => "1",
+            Unit::Celsius => "Cel",
+            Unit::Fahrenheit => "[degF]",
+            Unit::MillimetresOfMercury => "mm[Hg]",
+            Unit::Kilopascal => "kPa",
+            Unit::LitresPerMinute => "L/min",
+        }
+    }
+
+    /// The unit for a UCUM code, if Vigil accepts it.
+    pub fn from_ucum(code: &str) -> Option<Unit> {
+        Unit::ALL.into_iter().find(|u| u.ucum() == code)
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.ucum())
+    }
+}
+
+/// Level of consciousness on the ACVPU scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Acvpu {
+    /// Alert.
+    A,
+    /// New confusion (NEWS2 counts confusion as new unless recorded otherwise).
+    C,
+    /// Responds to voice.
+    V,
+    /// Responds to pain.
+    P,
+    /// Unresponsive.
+    U,
+}
+
+impl Acvpu {
+    /// Every level, from alert to unresponsive.
+    pub const ALL: [Acvpu; 5] = [Acvpu::A, Acvpu::C, Acvpu::V, Acvpu::P, Acvpu::U];
+
+    /// The one-letter code.
+    pub fn letter(self) -> &'static str {
+        match self {
+            Acvpu::A => "A",
+            Acvpu::C => "C",
+            Acvpu::V => "V",
+            Acvpu::P => "P",
+            Acvpu::U => "U",
+        }
+    }
+
+    /// The level for a one-letter code (upper case, as charted).
+    pub fn from_letter(s: &str) -> Option<Acvpu> {
+        Acvpu::ALL.into_iter().find(|a| a.letter() == s)
+    }
+}
+
+impl fmt::Display for Acvpu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.letter())
+    }
+}
+
+/// A value as sent: a number, or an ACVPU letter for consciousness.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    Number(f64),
+    Acvpu(Acvpu),
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Number(n) => write!(f, "{n}"),
+            Value::Acvpu(a) => write!(f, "{a}"),
+        }
+    }
+}
+
+/// How supplemental oxygen was reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OxygenDelivery {
+    /// Flow in L/min; 0 is room air.
+    Flow(Exact),
+    /// Inspired oxygen fraction in percent; 21 is room air.
+    Fio2(Exact),
+}
+
+impl OxygenDelivery {
+    /// Whether the patient is on supplemental oxygen (flow above 0, or FiO2 above 21 %).
+    pub fn on_oxygen(self) -> bool {
+        match self {
+            OxygenDelivery::Flow(flow) => flow > Exact::integer(0),
+            OxygenDelivery::Fio2(fio2) => fio2 > Exact::integer(21),
+        }
+    }
+}
+
+/// A validated value in the unit NEWS2 reads: /min, %, °C, mmHg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// Respiratory rate or heart rate (/min), SpO2 (%), temperature (°C), blood pressure (mmHg).
+    Quantity(Exact),
+    /// Supplemental oxygen.
+    Oxygen(OxygenDelivery),
+    /// Consciousness.
+    Consciousness(Acvpu),
+}
+
+/// A value that is not a possible observation of its vital.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum InvalidValue {
+    #[error("`value` must be a number for {vital}, found {found}")]
+    ExpectedNumber { vital: Vital, found: String },
+    #[error("`value` must be an ACVPU letter (A, C, V, P or U) for consciousness, found {found}")]
+    ExpectedAcvpu { found: String },
+    #[error("`value` {} is not a finite number", show(*value))]
+    NotFinite { value: f64 },
+    #[error("`unit` is required for {vital} (accepted: {})", unit_list(*vital))]
+    MissingUnit { vital: Vital },
+    #[error("`unit` {unit:?} is not a unit of {} (accepted: {})", vital.human_name(), unit_list(*vital))]
+    WrongUnit { vital: Vital, unit: String },
+    #[error("`unit` must be absent for consciousness (ACVPU has no unit), found {unit:?}")]
+    UnitNotAllowed { unit: String },
+    #[error(
+        "`value` {} {unit}{} is not a possible {} ({} to {} {})",
+        show(*value), converted(*value, *unit, *canonical),
+        vital.human_name(), range.0, range.1, range.2
+    )]
+    Impossible {
+        vital: Vital,
+        value: f64,
+        unit: Unit,
+        /// The value in the range's unit, when a conversion happened.
+        canonical: Option<f64>,
+        /// Lowest and highest possible value, and their unit.
+        range: (i64, i64, &'static str),
+    },
+}
+
+/// A number for an error message: plain when readable, scientific when huge or tiny.
+fn show(value: f64) -> String {
+    let magnitude = value.abs();
+    if magnitude != 0.0 && !(1e-4..1e9).contains(&magnitude) {
+        format!("{value:e}")
+    } else {
+        value.to_string()
+    }
+}
+
+fn unit_list(vital: Vital) -> String {
+    let units: Vec<&str> = vital.accepted_units().iter().map(|u| u.ucum()).collect();
+    if units.is_empty() {
+        "none".to_owned()
+    } else {
+        units.join(", ")
+    }
+}
+
+fn converted(value: f64, unit: Unit, canonical: Option<f64>) -> String {
+    match canonical {
+        Some(c) if c != value => {
+            let target = match unit {
+                Unit::Fahrenheit => "Cel",
+                Unit::Kilopascal => "mm[Hg]",
+                _ => "%",
+            };
+            format!(" (= {} {target})", (c * 100.0).round() / 100.0)
+        }
+        _ => String::new(),
+    }
+}
+
+/// The physiologically possible range of a vital in its canonical unit: anything outside it is a
+/// device or data-entry error (SpO2 above 100 %, a temperature of 98.6 labelled °C, a heart rate of
+/// 900), never a patient.
+fn possible_range(vital: Vital, unit: Unit) -> (i64, i64, &'static str) {
+    match (vital, unit) {
+        (Vital::RespiratoryRate, _) => (0, 100, "/min"),
+        (Vital::HeartRate, _) => (0, 300, "/min"),
+        (Vital::Spo2, _) => (0, 100, "%"),
+        (Vital::Temperature, _) => (10, 47, "Cel"),
+        (Vital::SystolicBp, _) => (10, 300, "mm[Hg]"),
+        (Vital::DiastolicBp, _) => (5, 250, "mm[Hg]"),
+        (Vital::SupplementalOxygen, Unit::LitresPerMinute) => (0, 80, "L/min"),
+        (Vital::SupplementalOxygen, _) => (21, 100, "%"),
+        (Vital::Consciousness, _) => (0, 0, ""),
+    }
+}
+
+/// Checks a value against its vital and unit and converts it to the canonical unit, exactly.
+pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, InvalidValue> {
+    if vital == Vital::Consciousness {
+        if let Some(unit) = unit {
+            return Err(InvalidValue::UnitNotAllowed {
+                unit: unit.ucum().to_owned(),
+            });
+        }
+        return match value {
+            Value::Acvpu(level) => Ok(Reading::Consciousness(level)),
+            Value::Number(n) => Err(InvalidValue::ExpectedAcvpu { found: show(n) }),
+        };
+    }
+    let number = match value {
+        Value::Number(n) => n,
+        Value::Acvpu(a) => {
+            return Err(InvalidValue::ExpectedNumber {
+                vital,
+                found: format!("{:?}", a.letter()),
+            });
+        }
+    };
+    let unit = unit.ok_or(InvalidValue::MissingUnit { vital })?;
+    if !vital.accepted_units().contains(&unit) {
+        return Err(InvalidValue::WrongUnit {
+            vital,
+            unit: unit.ucum().to_owned(),
+        });
+    }
+    let range = possible_range(vital, unit);
+    let impossible = |canonical: Option<Exact>| InvalidValue::Impossible {
+        vital,
+        value: number,
+        unit,
+        canonical: canonical.map(Exact::to_f64),
+        range,
+    };
+    // Magnitudes beyond 10^±18 cannot be held exactly and are impossible for every vital.
+    let raw = Exact::from_f64(number).ok_or_else(|| {
+        if number.is_finite() {
+            impossible(None)
+        } else {
+            InvalidValue::NotFinite { value: number }
+        }
+    })?;
+    let canonical = match unit {
+        Unit::Fraction => raw.mul_ratio(100, 1),
+        Unit::Fahrenheit => raw.add_integer(-32).and_then(|c| c.mul_ratio(5, 9)),
+        // 1 mmHg = 101325/760 Pa, so 1 kPa = 760000/101325 mmHg.
+        Unit::Kilopascal => raw.mul_ratio(760_000, 101_325),
+        _ => Some(raw),
+    }
+    .ok_or_else(|| impossible(None))?;
+    if canonical < Exact::integer(range.0) || canonical > Exact::integer(range.1) {
+        return Err(impossible(Some(canonical)));
+    }
+    Ok(match (vital, unit) {
+        (Vital::SupplementalOxygen, Unit::LitresPerMinute) => {
+            Reading::Oxygen(OxygenDelivery::Flow(canonical))
+        }
+        (Vital::SupplementalOxygen, _) => Reading::Oxygen(OxygenDelivery::Fio2(canonical)),
+        _ => Reading::Quantity(canonical),
+    })
+}
+
+/// A patient or device identifier: 1–64 characters, no control characters. A pseudonym, never a
+/// name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identifier(Box<str>);
+
+impl Identifier {
+    /// Checks `s` against the identifier rules.
+    pub fn new(s: &str) -> Result<Identifier, IdentifierError> {
+        let chars = s.chars().count();
+        if chars == 0 {
+            return Err(IdentifierError::Empty);
+        }
+        if chars > MAX_ID_CHARS {
+            return Err(IdentifierError::TooLong { chars });
+        }
+        if let Some(c) = s.chars().find(|c| c.is_control()) {
+            return Err(IdentifierError::ControlCharacter { code: c as u32 });
+        }
+        Ok(Identifier(s.into()))
+    }
+
+    /// The identifier's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Identifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a string is not an identifier.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum IdentifierError {
+    #[error("is empty (1 to 64 characters)")]
+    Empty,
+    #[error("has {chars} characters (at most 64)")]
+    TooLong { chars: usize },
+    #[error("contains the control character U+{code:04X}")]
+    ControlCharacter { code: u32 },
+}
+
+/// An event time: microseconds since the Unix epoch, UTC. Digits below the microsecond are
+/// truncated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventTime(i64);
+
+impl EventTime {
+    /// The time `micros` microseconds after 1970-01-01T00:00:00Z.
+    pub const fn from_micros(micros: i64) -> EventTime {
+        EventTime(micros)
+    }
+
+    /// Microseconds since the Unix epoch.
+    pub const fn micros(self) -> i64 {
+        self.0
+    }
+
+    /// Milliseconds since the Unix epoch (rounded down).
+    pub const fn millis(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// Parses RFC 3339 with an offset (`2026-11-24T10:15:00.250Z`, `…+01:00`).
+    pub fn parse_rfc3339(s: &str) -> Result<EventTime, DecodeError> {
+        let bad = |reason: String| DecodeError::BadTime {
+            value: quote(s),
+            reason,
+        };
+        let parsed = DateTime::parse_from_rfc3339(s).map_err(|e| bad(e.to_string()))?;
+        Ok(EventTime(parsed.with_timezone(&Utc).timestamp_micros()))
+    }
+
+    /// RFC 3339 in UTC with as many fraction digits as needed (0, 3 or 6).
+    pub fn to_rfc3339(self) -> String {
+        match DateTime::<Utc>::from_timestamp_micros(self.0) {
+            Some(t) => t.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            None => format!("@{}us", self.0),
+        }
+    }
+}
+
+impl fmt::Display for EventTime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// One vital-sign observation, valid by construction.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    patient: Identifier,
+    device: Option<Identifier>,
+    time: EventTime,
+    vital: Vital,
+    value: Value,
+    unit: Option<Unit>,
+    reading: Reading,
+}
+
+impl Observation {
+    /// Builds an observation, checking the value against the vital and unit.
+    pub fn new(
+        patient: Identifier,
+        device: Option<Identifier>,
+        time: EventTime,
+        vital: Vital,
+        value: Value,
+        unit: Option<Unit>,
+    ) -> Result<Observation, InvalidValue> {
+        let reading = read(vital, value, unit)?;
+        Ok(Observation {
+            patient,
+            device,
+            time,
+            vital,
+            value,
+            unit,
+            reading,
+        })
+    }
+
+    /// Decodes one wire-format message (UTF-8 JSON, at most 64 KiB). Never panics.
+    pub fn from_json(bytes: &[u8]) -> Result<Observation, DecodeError> {
+        if bytes.len() > MAX_MESSAGE_BYTES {
+            return Err(DecodeError::Oversize { bytes: bytes.len() });
+        }
+        let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
+            offset: e.valid_up_to(),
+        })?;
+        let wire: WireFields<'_> =
+            serde_json::from_str(text).map_err(|e| DecodeError::NotJson {
+                reason: e.to_string(),
+            })?;
+
+        let patient = required(wire.patient, "patient")?;
+        let patient = identifier(&string_field(patient, "patient")?, "patient")?;
+        let device = match wire.device.filter(|raw| raw.get() != "null") {
+            Some(raw) => Some(identifier(&string_field(raw, "device")?, "device")?),
+            None => None,
+        };
+        let time = EventTime::parse_rfc3339(&string_field(required(wire.time, "time")?, "time")?)?;
+        let vital: Vital = string_field(required(wire.vital, "vital")?, "vital")?.parse()?;
+
+        let raw_value = required(wire.value, "value")?;
+        let value = match json_kind(raw_value) {
+            "a number" => Value::Number(serde_json::from_str(raw_value.get()).map_err(|_| {
+                DecodeError::WrongType {
+                    field: "value",
+                    expected: "a finite number",
+                    found: quote(raw_value.get()),
+                }
+            })?),
+            "a string" if vital == Vital::Consciousness => {
+                let letter = string_field(raw_value, "value")?;
+                Value::Acvpu(Acvpu::from_letter(&letter).ok_or_else(|| {
+                    InvalidValue::ExpectedAcvpu {
+                        found: format!("{:?}", quote(&letter)),
+                    }
+                })?)
+            }
+            found => {
+                return Err(if vital == Vital::Consciousness {
+                    InvalidValue::ExpectedAcvpu {
+                        found: found.to_owned(),
+                    }
+                } else {
+                    InvalidValue::ExpectedNumber {
+                        vital,
+                        found: found.to_owned(),
+                    }
+                }
+                .into());
+            }
+        };
+
+        let unit = match wire.unit.filter(|raw| raw.get() != "null") {
+            Some(raw) => {
+                let code = string_field(raw, "unit")?;
+                match Unit::from_ucum(&code) {
+                    Some(unit) => Some(unit),
+                    None if vital == Vital::Consciousness => {
+                        return Err(InvalidValue::UnitNotAllowed { unit: quote(&code) }.into());
+                    }
+                    None => {
+                        return Err(InvalidValue::WrongUnit {
+                            vital,
+                            unit: quote(&code),
+                        }
+                        .into());
+                    }
+                }
+            }
+            None => None,
+        };
+
+        Ok(Observation::new(patient, device, time, vital, value, unit)?)
+    }
+
+    /// Encodes the observation in the wire format (one line of JSON, no trailing newline).
+    pub fn to_json(&self) -> String {
+        let wire = WireOut {
+            patient: self.patient.as_str(),
+            device: self.device.as_ref().map(Identifier::as_str),
+            time: self.time.to_rfc3339(),
+            vital: self.vital,
+            value: match self.value {
+                Value::Number(n) => WireValue::Number(n),
+                Value::Acvpu(a) => WireValue::Letter(a.letter()),
+            },
+            unit: self.unit.map(Unit::ucum),
+        };
+        // Serialising plain strings and finite numbers cannot fail.
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    pub fn patient(&self) -> &Identifier {
+        &self.patient
+    }
+
+    pub fn device(&self) -> Option<&Identifier> {
+        self.device.as_ref()
+    }
+
+    pub fn time(&self) -> EventTime {
+        self.time
+    }
+
+    pub fn vital(&self) -> Vital {
+        self.vital
+    }
+
+    /// The value as sent.
+    pub fn value(&self) -> Value {
+        self.value
+    }
+
+    /// The unit as sent.
+    pub fn unit(&self) -> Option<Unit> {
+        self.unit
+    }
+
+    /// The value converted to the unit NEWS2 reads, exactly.
+    pub fn reading(&self) -> &Reading {
+        &self.reading
+    }
+}
+
+/// Why a message is not an observation. The message names the field and what is accepted.
+#[derive(Clone, Debug, PartialEq, Error)]
+pub enum DecodeError {
+    #[error("message is {bytes} bytes, over the limit of {MAX_MESSAGE_BYTES} bytes")]
+    Oversize { bytes: usize },
+    #[error("message is not UTF-8 (invalid byte at offset {offset})")]
+    NotUtf8 { offset: usize },
+    #[error("message is not a JSON object: {reason}")]
+    NotJson { reason: String },
+    #[error("missing required field `{field}`")]
+    MissingField { field: &'static str },
+    #[error("`{field}` must be {expected}, found {found}")]
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("`{field}` {value:?} {reason}")]
+    BadIdentifier {
+        field: &'static str,
+        value: String,
+        reason: IdentifierError,
+    },
+    #[error(
+        "`time` {value:?} is not RFC 3339 with an offset (like 2026-11-24T10:15:00.250Z): {reason}"
+    )]
+    BadTime { value: String, reason: String },
+    #[error(
+        "`vital` {value:?} is not a known vital (one of respiratory_rate, spo2, supplemental_oxygen, temperature, systolic_bp, diastolic_bp, heart_rate, consciousness)"
+    )]
+    UnknownVital { value: String },
+    #[error(transparent)]
+    Value(#[from] InvalidValue),
+}
+
+impl DecodeError {
+    /// The wire field at fault, if one is: for dead-letter headers and metrics.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            DecodeError::Oversize { .. }
+            | DecodeError::NotUtf8 { .. }
+            | DecodeError::NotJson { .. } => None,
+            DecodeError::MissingField { field }
+            | DecodeError::WrongType { field, .. }
+            | DecodeError::BadIdentifier { field, .. } => Some(field),
+            DecodeError::BadTime { .. } => Some("time"),
+            DecodeError::UnknownVital { .. } => Some("vital"),
+            DecodeError::Value(
+                InvalidValue::MissingUnit { .. }
+                | InvalidValue::WrongUnit { .. }
+                | InvalidValue::UnitNotAllowed { .. },
+            ) => Some("unit"),
+            DecodeError::Value(_) => Some("value"),
+        }
+    }
+}
+
+/// The fields of a wire message, each kept as raw JSON so that a wrong type can be reported with
+/// the field's name. Unknown fields are ignored (forward compatibility); a repeated field is not
+/// JSON Vigil accepts.
+#[derive(Deserialize)]
+#[serde(expecting = "a JSON object")]
+struct WireFields<'a> {
+    #[serde(borrow)]
+    patient: Option<&'a RawValue>,
+    #[serde(borrow)]
+    device: Option<&'a RawValue>,
+    #[serde(borrow)]
+    time: Option<&'a RawValue>,
+    #[serde(borrow)]
+    vital: Option<&'a RawValue>,
+    #[serde(borrow)]
+    value: Option<&'a RawValue>,
+    #[serde(borrow)]
+    unit: Option<&'a RawValue>,
+}
+
+#[derive(Serialize)]
+struct WireOut<'a> {
+    patient: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    device: Option<&'a str>,
+    time: String,
+    vital: Vital,
+    value: WireValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unit: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireValue {
+    Number(f64),
+    Letter(&'static str),
+}
+
+fn required<'a>(
+    raw: Option<&'a RawValue>,
+    field: &'static str,
+) -> Result<&'a RawValue, DecodeError> {
+    raw.filter(|raw| raw.get() != "null")
+        .ok_or(DecodeError::MissingField { field })
+}
+
+fn string_field<'a>(raw: &'a RawValue, field: &'static str) -> Result<Cow<'a, str>, DecodeError> {
+    match json_kind(raw) {
+        "a string" => {
+            serde_json::from_str::<Cow<'a, str>>(raw.get()).map_err(|e| DecodeError::WrongType {
+                field,
+                expected: "a string",
+                found: e.to_string(),
+            })
+        }
+        found => Err(DecodeError::WrongType {
+            field,
+            expected: "a string",
+            found: found.to_owned(),
+        }),
+    }
+}
+
+fn identifier(s: &str, field: &'static str) -> Result<Identifier, DecodeError> {
+    Identifier::new(s).map_err(|reason| DecodeError::BadIdentifier {
+        field,
+        value: quote(s),
+        reason,
+    })
+}
+
+/// The JSON type of a raw value, for error messages.
+fn json_kind(raw: &RawValue) -> &'static str {
+    match raw.get().as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
+}
+
+/// At most [`QUOTE_CHARS`] characters of an input, for an error message.
+fn quote(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

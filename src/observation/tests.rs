@@ -1,0 +1,466 @@
+use super::*;
+use proptest::prelude::*;
+
+fn decode(json: &str) -> Result<Observation, DecodeError> {
+    Observation::from_json(json.as_bytes())
+}
+
+fn message(vital: &str, value: &str, unit: Option<&str>) -> String {
+    let unit = unit
+        .map(|u| format!(r#", "unit": "{u}""#))
+        .unwrap_or_default();
+    format!(
+        r#"{{"patient": "p-000123", "device": "mon-07", "time": "2026-11-24T10:15:00.250Z", "vital": "{vital}", "value": {value}{unit}}}"#
+    )
+}
+
+fn reading(vital: &str, value: &str, unit: Option<&str>) -> Result<Reading, DecodeError> {
+    decode(&message(vital, value, unit)).map(|o| *o.reading())
+}
+
+fn quantity(v: f64) -> Reading {
+    Reading::Quantity(Exact::from_f64(v).unwrap())
+}
+
+#[test]
+fn decodes_the_design_example() {
+    let obs = decode(&message("heart_rate", "88", Some("/min"))).unwrap();
+    assert_eq!(obs.patient().as_str(), "p-000123");
+    assert_eq!(obs.device().map(Identifier::as_str), Some("mon-07"));
+    assert_eq!(obs.time().to_rfc3339(), "2026-11-24T10:15:00.250Z");
+    assert_eq!(obs.time().millis(), 1_795_515_300_250);
+    assert_eq!(obs.vital(), Vital::HeartRate);
+    assert_eq!(obs.value(), Value::Number(88.0));
+    assert_eq!(obs.unit(), Some(Unit::PerMinute));
+    assert_eq!(obs.reading(), &quantity(88.0));
+}
+
+#[test]
+fn converts_units_exactly() {
+    assert_eq!(
+        reading("temperature", "100.4", Some("[degF]")),
+        Ok(quantity(38.0))
+    );
+    assert_eq!(
+        reading("temperature", "37.2", Some("Cel")),
+        Ok(quantity(37.2))
+    );
+    assert_eq!(reading("spo2", "0.97", Some("1")), Ok(quantity(97.0)));
+    assert_eq!(reading("spo2", "0.965", Some("1")), Ok(quantity(96.5)));
+    assert_eq!(reading("spo2", "97", Some("%")), Ok(quantity(97.0)));
+    assert_eq!(
+        reading("systolic_bp", "16", Some("kPa")),
+        Ok(Reading::Quantity(
+            Exact::ratio(16 * 760_000, 101_325).unwrap()
+        ))
+    );
+    assert_eq!(
+        reading("diastolic_bp", "80", Some("mm[Hg]")),
+        Ok(quantity(80.0))
+    );
+    assert_eq!(
+        reading("respiratory_rate", "18", Some("/min")),
+        Ok(quantity(18.0))
+    );
+}
+
+#[test]
+fn reads_supplemental_oxygen_as_flow_or_fio2() {
+    let flow = |v: f64| Reading::Oxygen(OxygenDelivery::Flow(Exact::from_f64(v).unwrap()));
+    let fio2 = |v: f64| Reading::Oxygen(OxygenDelivery::Fio2(Exact::from_f64(v).unwrap()));
+    assert_eq!(
+        reading("supplemental_oxygen", "0", Some("L/min")),
+        Ok(flow(0.0))
+    );
+    assert_eq!(
+        reading("supplemental_oxygen", "2", Some("L/min")),
+        Ok(flow(2.0))
+    );
+    assert_eq!(
+        reading("supplemental_oxygen", "21", Some("%")),
+        Ok(fio2(21.0))
+    );
+    assert_eq!(
+        reading("supplemental_oxygen", "0.4", Some("1")),
+        Ok(fio2(40.0))
+    );
+    assert!(!OxygenDelivery::Flow(Exact::integer(0)).on_oxygen());
+    assert!(OxygenDelivery::Flow(Exact::ratio(1, 2).unwrap()).on_oxygen());
+    assert!(!OxygenDelivery::Fio2(Exact::integer(21)).on_oxygen());
+    assert!(OxygenDelivery::Fio2(Exact::integer(22)).on_oxygen());
+    assert!(reading("supplemental_oxygen", "20", Some("%")).is_err());
+}
+
+#[test]
+fn reads_every_acvpu_level() {
+    for level in Acvpu::ALL {
+        let value = format!("\"{level}\"");
+        assert_eq!(
+            reading("consciousness", &value, None),
+            Ok(Reading::Consciousness(level))
+        );
+    }
+    assert_eq!(
+        reading("consciousness", "\"X\"", None)
+            .unwrap_err()
+            .to_string(),
+        "`value` must be an ACVPU letter (A, C, V, P or U) for consciousness, found \"X\""
+    );
+    assert_eq!(
+        reading("consciousness", "\"a\"", None).unwrap_err().field(),
+        Some("value")
+    );
+    assert_eq!(
+        reading("consciousness", "1", None).unwrap_err().to_string(),
+        "`value` must be an ACVPU letter (A, C, V, P or U) for consciousness, found 1"
+    );
+    assert_eq!(
+        reading("consciousness", "\"A\"", Some("/min"))
+            .unwrap_err()
+            .to_string(),
+        "`unit` must be absent for consciousness (ACVPU has no unit), found \"/min\""
+    );
+}
+
+#[test]
+fn rejects_impossible_values_with_the_reason() {
+    let cases = [
+        (
+            "heart_rate",
+            "900",
+            "/min",
+            "`value` 900 /min is not a possible heart rate (0 to 300 /min)",
+        ),
+        (
+            "heart_rate",
+            "-1",
+            "/min",
+            "`value` -1 /min is not a possible heart rate (0 to 300 /min)",
+        ),
+        (
+            "spo2",
+            "101",
+            "%",
+            "`value` 101 % is not a possible SpO2 (0 to 100 %)",
+        ),
+        (
+            "spo2",
+            "1.02",
+            "1",
+            "`value` 1.02 1 (= 102 %) is not a possible SpO2 (0 to 100 %)",
+        ),
+        (
+            "temperature",
+            "98.6",
+            "Cel",
+            "`value` 98.6 Cel is not a possible body temperature (10 to 47 Cel)",
+        ),
+        (
+            "temperature",
+            "212",
+            "[degF]",
+            "`value` 212 [degF] (= 100 Cel) is not a possible body temperature (10 to 47 Cel)",
+        ),
+        (
+            "respiratory_rate",
+            "150",
+            "/min",
+            "`value` 150 /min is not a possible respiratory rate (0 to 100 /min)",
+        ),
+        (
+            "systolic_bp",
+            "400",
+            "mm[Hg]",
+            "`value` 400 mm[Hg] is not a possible systolic blood pressure (10 to 300 mm[Hg])",
+        ),
+        (
+            "diastolic_bp",
+            "1",
+            "mm[Hg]",
+            "`value` 1 mm[Hg] is not a possible diastolic blood pressure (5 to 250 mm[Hg])",
+        ),
+        (
+            "supplemental_oxygen",
+            "100",
+            "L/min",
+            "`value` 100 L/min is not a possible supplemental oxygen (0 to 80 L/min)",
+        ),
+        (
+            "heart_rate",
+            "1e300",
+            "/min",
+            "`value` 1e300 /min is not a possible heart rate (0 to 300 /min)",
+        ),
+    ];
+    for (vital, value, unit, expected) in cases {
+        let err = reading(vital, value, Some(unit)).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+        assert_eq!(err.field(), Some("value"));
+    }
+}
+
+#[test]
+fn accepts_both_edges_of_every_possible_range() {
+    let edges = [
+        ("respiratory_rate", "0", "/min"),
+        ("respiratory_rate", "100", "/min"),
+        ("heart_rate", "300", "/min"),
+        ("spo2", "0", "%"),
+        ("spo2", "100", "%"),
+        ("spo2", "1", "1"),
+        ("temperature", "10", "Cel"),
+        ("temperature", "47", "Cel"),
+        ("temperature", "50", "[degF]"),
+        ("systolic_bp", "10", "mm[Hg]"),
+        ("systolic_bp", "300", "mm[Hg]"),
+        ("diastolic_bp", "5", "mm[Hg]"),
+        ("diastolic_bp", "250", "mm[Hg]"),
+        ("supplemental_oxygen", "80", "L/min"),
+        ("supplemental_oxygen", "100", "%"),
+    ];
+    for (vital, value, unit) in edges {
+        assert!(
+            reading(vital, value, Some(unit)).is_ok(),
+            "{vital} {value} {unit}"
+        );
+    }
+    assert!(reading("spo2", "100.0001", Some("%")).is_err());
+    assert!(reading("temperature", "47.01", Some("Cel")).is_err());
+    assert!(reading("temperature", "9.99", Some("Cel")).is_err());
+}
+
+#[test]
+fn rejects_wrong_and_missing_units() {
+    let err = reading("heart_rate", "88", Some("bpm")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`unit` \"bpm\" is not a unit of heart rate (accepted: /min)"
+    );
+    assert_eq!(err.field(), Some("unit"));
+    let err = reading("temperature", "37", Some("/min")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`unit` \"/min\" is not a unit of body temperature (accepted: Cel, [degF])"
+    );
+    let err = reading("spo2", "97", None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`unit` is required for spo2 (accepted: %, 1)"
+    );
+    assert_eq!(err.field(), Some("unit"));
+}
+
+#[test]
+fn names_the_field_of_every_structural_problem() {
+    let cases: [(&str, Option<&str>, &str); 14] = [
+        ("not json", None, "message is not a JSON object"),
+        ("[1, 2]", None, "message is not a JSON object"),
+        ("42", None, "message is not a JSON object"),
+        (
+            r#"{"time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("patient"),
+            "missing required field `patient`",
+        ),
+        (
+            r#"{"patient": null, "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("patient"),
+            "missing required field `patient`",
+        ),
+        (
+            r#"{"patient": 7, "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("patient"),
+            "`patient` must be a string, found a number",
+        ),
+        (
+            r#"{"patient": "", "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("patient"),
+            "`patient` \"\" is empty",
+        ),
+        (
+            r#"{"patient": "p\u0007", "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("patient"),
+            "`patient` \"p\\u{7}\" contains the control character U+0007",
+        ),
+        (
+            r#"{"patient": "p", "device": ["x"], "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("device"),
+            "`device` must be a string, found an array",
+        ),
+        (
+            r#"{"patient": "p", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("time"),
+            "missing required field `time`",
+        ),
+        (
+            r#"{"patient": "p", "time": "2026-11-24 10:15", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("time"),
+            "`time` \"2026-11-24 10:15\" is not RFC 3339",
+        ),
+        (
+            r#"{"patient": "p", "time": "2026-11-24T10:15:00", "vital": "spo2", "value": 97, "unit": "%"}"#,
+            Some("time"),
+            "`time` \"2026-11-24T10:15:00\" is not RFC 3339",
+        ),
+        (
+            r#"{"patient": "p", "time": "2026-11-24T10:15:00Z", "vital": "glucose", "value": 5, "unit": "mmol/L"}"#,
+            Some("vital"),
+            "`vital` \"glucose\" is not a known vital",
+        ),
+        (
+            r#"{"patient": "p", "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": "97", "unit": "%"}"#,
+            Some("value"),
+            "`value` must be a number for spo2, found a string",
+        ),
+    ];
+    for (json, field, prefix) in cases {
+        let err = decode(json).unwrap_err();
+        assert!(err.to_string().starts_with(prefix), "{json}: {err}");
+        assert_eq!(err.field(), field, "{json}");
+    }
+}
+
+#[test]
+fn rejects_oversize_and_non_utf8_messages() {
+    let padding = "x".repeat(MAX_MESSAGE_BYTES);
+    let big = format!(r#"{{"patient": "p", "pad": "{padding}"}}"#);
+    assert_eq!(
+        decode(&big).unwrap_err(),
+        DecodeError::Oversize { bytes: big.len() }
+    );
+    assert_eq!(
+        Observation::from_json(b"{\"patient\": \"\xff\"}").unwrap_err(),
+        DecodeError::NotUtf8 { offset: 13 }
+    );
+    // Exactly at the limit is fine as far as size goes.
+    let fits = message("spo2", "97", Some("%"));
+    let pad = "y".repeat(MAX_MESSAGE_BYTES - fits.len() - r#", "pad": """#.len());
+    let at_limit = fits.replacen('}', &format!(r#", "pad": "{pad}"}}"#), 1);
+    assert_eq!(at_limit.len(), MAX_MESSAGE_BYTES);
+    assert!(decode(&at_limit).is_ok());
+}
+
+#[test]
+fn ignores_unknown_fields_and_accepts_null_optionals() {
+    let json = r#"{"patient": "p", "device": null, "time": "2026-11-24T11:15:00+01:00", "vital": "heart_rate", "value": 60, "unit": "/min", "source": "fhir", "loinc": "8867-4"}"#;
+    let obs = decode(json).unwrap();
+    assert_eq!(obs.device(), None);
+    assert_eq!(obs.time().to_rfc3339(), "2026-11-24T10:15:00Z");
+}
+
+#[test]
+fn rejects_repeated_fields() {
+    let json = r#"{"patient": "p", "patient": "q", "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": 97, "unit": "%"}"#;
+    assert!(matches!(decode(json), Err(DecodeError::NotJson { .. })));
+}
+
+#[test]
+fn identifiers_follow_the_wire_rules() {
+    assert!(Identifier::new(&"é".repeat(64)).is_ok());
+    assert_eq!(
+        Identifier::new(&"é".repeat(65)),
+        Err(IdentifierError::TooLong { chars: 65 })
+    );
+    assert_eq!(Identifier::new(""), Err(IdentifierError::Empty));
+    assert_eq!(
+        Identifier::new("a\nb"),
+        Err(IdentifierError::ControlCharacter { code: 10 })
+    );
+}
+
+#[test]
+fn truncates_sub_microsecond_digits_and_keeps_offsets() {
+    let t = EventTime::parse_rfc3339("2026-11-24T10:15:00.123456789Z").unwrap();
+    assert_eq!(t.micros() % 1_000_000, 123_456);
+    assert_eq!(t.to_rfc3339(), "2026-11-24T10:15:00.123456Z");
+    let before_epoch = EventTime::parse_rfc3339("1969-12-31T23:59:59.5Z").unwrap();
+    assert_eq!(before_epoch.millis(), -500);
+}
+
+fn arb_observation() -> impl Strategy<Value = Observation> {
+    let id = "[a-zA-Z0-9_.-]{1,64}";
+    let vital = prop::sample::select(Vital::ALL.to_vec());
+    (
+        id,
+        proptest::option::of(id),
+        -2_000_000_000_000_000i64..4_000_000_000_000_000,
+        vital,
+        0.0f64..1.0,
+        0usize..3,
+        0usize..5,
+    )
+        .prop_filter_map("value in range", |(p, d, t, vital, x, u, a)| {
+            let patient = Identifier::new(&p).ok()?;
+            let device = d.and_then(|d| Identifier::new(&d).ok());
+            if vital == Vital::Consciousness {
+                return Observation::new(
+                    patient,
+                    device,
+                    EventTime::from_micros(t),
+                    vital,
+                    Value::Acvpu(Acvpu::ALL[a]),
+                    None,
+                )
+                .ok();
+            }
+            let units = vital.accepted_units();
+            let unit = units[u % units.len()];
+            let (lo, hi) = match unit {
+                Unit::Fraction => (0.21, 1.0),
+                Unit::Fahrenheit => (50.0, 116.0),
+                Unit::Kilopascal => (1.5, 33.0),
+                Unit::Percent if vital == Vital::SupplementalOxygen => (21.0, 100.0),
+                _ => (10.0, 80.0),
+            };
+            let value = ((lo + x * (hi - lo)) * 100.0).round() / 100.0;
+            Observation::new(
+                patient,
+                device,
+                EventTime::from_micros(t),
+                vital,
+                Value::Number(value),
+                Some(unit),
+            )
+            .ok()
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Arbitrary bytes: an observation or a typed error, never a panic.
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = Observation::from_json(&bytes);
+    }
+
+    /// Arbitrary JSON objects over the wire's field names, with values of any JSON type: an
+    /// observation or a typed error, never a panic.
+    #[test]
+    fn arbitrary_json_objects_never_panic(fields in proptest::collection::vec((
+        prop::sample::select(vec!["patient", "device", "time", "vital", "value", "unit", "extra"]),
+        prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| serde_json::json!(f)),
+            any::<i64>().prop_map(|i| serde_json::json!(i)),
+            ".{0,80}".prop_map(serde_json::Value::String),
+            prop::sample::select(vec!["spo2", "heart_rate", "consciousness", "A", "%", "/min", "[degF]", "kPa", "1", "2026-11-24T10:15:00Z", "2026-13-45T99:99:99Z"]).prop_map(|s| serde_json::json!(s)),
+            Just(serde_json::json!([1, "x"])),
+            Just(serde_json::json!({"nested": true})),
+        ],
+    ), 0..9)) {
+        let object: serde_json::Map<String, serde_json::Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        let text = serde_json::Value::Object(object).to_string();
+        match Observation::from_json(text.as_bytes()) {
+            Ok(obs) => prop_assert!(obs.patient().as_str().chars().count() <= MAX_ID_CHARS),
+            Err(e) => prop_assert!(!e.to_string().is_empty()),
+        }
+    }
+
+    /// Encoding then decoding gives the same observation.
+    #[test]
+    fn wire_round_trip(obs in arb_observation()) {
+        let decoded = Observation::from_json(obs.to_json().as_bytes());
+        prop_assert_eq!(decoded, Ok(obs));
+    }
+}
