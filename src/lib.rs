@@ -6,4 +6,5 @@
 //! know nothing of Kafka, files or timely.
 
 pub mod exact;
+pub mod news2;
 pub mod observation;
