@@ -1,0 +1,26 @@
+//! Argument definitions for every subcommand, and their exit codes.
+
+pub mod score;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for malformed input data (a bad CSV, an unreadable file).
+pub const EXIT_INPUT: u8 = 1;
+/// Exit code for a malformed command line (clap's convention).
+pub const EXIT_USAGE: u8 = 2;
+
+/// Vigil: streaming early warning for the Internet of Medical Things.
+///
+/// Vigil scores patients' vital signs with NEWS2 (Royal College of Physicians, 2017), follows
+/// them as they stream in, and alerts clinicians when a patient deteriorates.
+#[derive(Debug, Parser)]
+#[command(name = "vigil", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Score(score::ScoreArgs),
+}

@@ -1,0 +1,31 @@
+//! Integration tests: the real `vigil` binary on real inputs. One test binary, many modules, so
+//! that it links once.
+
+mod score;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs `vigil` with `args` and returns its output.
+pub fn vigil(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the vigil binary runs")
+}
+
+/// A path under the project's `datasets/`.
+pub fn dataset(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("datasets")
+        .join(path)
+}
+
+/// A fresh directory for one test's files.
+pub fn scratch(test: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a scratch directory");
+    dir
+}
