@@ -5,6 +5,10 @@
 //! alert policy → sinks. The domain modules ([`exact`], [`observation`], [`news2`]) are pure: they
 //! know nothing of Kafka, files or timely.
 
+pub mod alerting;
+pub mod config;
 pub mod exact;
+pub mod monitor;
 pub mod news2;
 pub mod observation;
+pub mod windows;

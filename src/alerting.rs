@@ -1,0 +1,571 @@
+//! The alert policy: when a patient's NEWS2 band rises, remind while it stays raised, lower it only
+//! after K consecutive lower scores, and tell when data go missing, stale or invalid.
+//!
+//! The policy is a pure state machine per patient, driven in event-time order by the patient's
+//! monitor ([`crate::monitor`]); it never reads a clock. Its output is therefore the same live, in
+//! replay and with any number of workers.
+//!
+//! Rules:
+//! * **Raise** at once when the band (of a complete score, or the band an incomplete score's lower
+//!   bound already reaches) rises above the raised band, to low–medium or above.
+//! * **Remind** while raised, at the band's monitoring frequency (config `[alerts.reminders]`).
+//! * **Lower** only after `deescalate_after` (K) consecutive scores below the raised band. Only a
+//!   score whose charted values differ from the previous one counts (a monitor sending the same
+//!   numbers every second is one observation set, not K), and an incomplete score with no band
+//!   breaks the run: not knowing is not better.
+//!
+//! Each [`Alert`] has an id derived from its content (patient, time, kind, event, subject), so a
+//! replay produces the same ids.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::AlertsConfig;
+use crate::news2::{Band, Parameter, Score, Status};
+use crate::observation::EventTime;
+
+/// What an alert is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertKind {
+    /// The NEWS2 band.
+    News2,
+    /// Missing, stale or invalid data.
+    DataQuality,
+}
+
+impl AlertKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertKind::News2 => "news2",
+            AlertKind::DataQuality => "data_quality",
+        }
+    }
+}
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertEvent {
+    /// The band rose.
+    Raised,
+    /// The band is still raised.
+    Reminder,
+    /// The band came down after K consecutive lower scores.
+    Lowered,
+    /// A parameter was never received within its staleness limit.
+    Missing,
+    /// A parameter's last value is older than its staleness limit.
+    Stale,
+    /// A physiologically impossible value arrived.
+    Invalid,
+}
+
+/// How urgent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    #[serde(rename = "low-medium")]
+    LowMedium,
+    Medium,
+    High,
+}
+
+impl Severity {
+    fn of(band: Band) -> Severity {
+        match band {
+            Band::Low => Severity::Info,
+            Band::LowMedium => Severity::LowMedium,
+            Band::Medium => Severity::Medium,
+            Band::High => Severity::High,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::LowMedium => "low-medium",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+        }
+    }
+}
+
+/// One parameter's value as used by a score.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UsedValue {
+    pub parameter: &'static str,
+    /// The charted (quantised) value, or `null` when not scored.
+    pub value: Option<String>,
+    pub subscore: Option<u8>,
+    /// Seconds since the value was observed, when there is one.
+    pub age_s: Option<i64>,
+}
+
+/// The NEWS2 evidence of an alert.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub status: Status,
+    pub total: u8,
+    pub total_upper_bound: u8,
+    pub band: Option<Band>,
+    pub single_parameter_3: bool,
+    pub values: Vec<UsedValue>,
+    pub problems: Vec<String>,
+}
+
+impl Evidence {
+    /// The evidence of `score`; `ages` gives each parameter's age in seconds, in chart order.
+    pub fn of(score: &Score, ages: [Option<i64>; 7]) -> Evidence {
+        Evidence {
+            status: score.status,
+            total: score.total,
+            total_upper_bound: score.upper_bound,
+            band: score.band,
+            single_parameter_3: score.single_parameter_3,
+            values: score
+                .assessments
+                .iter()
+                .zip(ages)
+                .map(|(a, age_s)| UsedValue {
+                    parameter: a.parameter.key(),
+                    value: a.charted.map(|c| c.to_string()),
+                    subscore: a.subscore,
+                    age_s,
+                })
+                .collect(),
+            problems: score.problems.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// An alert for clinicians.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Alert {
+    /// Derived from the content: the same alert has the same id in every run.
+    pub id: String,
+    pub patient: String,
+    /// Event time (RFC 3339, UTC).
+    pub time: String,
+    #[serde(skip)]
+    pub time_us: i64,
+    pub kind: AlertKind,
+    pub event: AlertEvent,
+    pub severity: Severity,
+    /// One sentence for a person.
+    pub summary: String,
+    /// The recommended clinical response (RCP), or what to do about the data.
+    pub response: String,
+    pub evidence: Option<Evidence>,
+}
+
+impl Alert {
+    /// Builds an alert; the id hashes patient, time, kind, event and summary.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        patient: &str,
+        time: EventTime,
+        kind: AlertKind,
+        event: AlertEvent,
+        severity: Severity,
+        summary: String,
+        response: String,
+        evidence: Option<Evidence>,
+    ) -> Alert {
+        let mut hash = Fnv64::new();
+        for part in [
+            patient,
+            &time.micros().to_string(),
+            kind.name(),
+            &format!("{event:?}"),
+            &summary,
+        ] {
+            hash.write(part.as_bytes());
+            hash.write(&[0]);
+        }
+        Alert {
+            id: format!("{:016x}", hash.finish()),
+            patient: patient.to_owned(),
+            time: time.to_rfc3339(),
+            time_us: time.micros(),
+            kind,
+            event,
+            severity,
+            summary,
+            response,
+            evidence,
+        }
+    }
+
+    /// The deterministic output order: event time, then patient, then kind, then the rest.
+    pub fn sort_key(&self) -> (i64, &str, AlertKind, AlertEvent, &str) {
+        (self.time_us, &self.patient, self.kind, self.event, &self.id)
+    }
+
+    /// One JSON line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Alert {
+    /// One line for a person at a console.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:<10} {:<10} {}: {}",
+            self.time,
+            self.patient,
+            self.severity.name().to_uppercase(),
+            self.kind.name(),
+            self.summary
+        )
+    }
+}
+
+/// FNV-1a, 64 bits: a stable content hash (std's hashers may change between releases).
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Fnv64 {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// The NEWS2 part of the policy for one patient.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BandPolicy {
+    /// The band alerted and not yet lowered (low–medium or above).
+    raised: Option<Band>,
+    lower_run: u32,
+    next_reminder_us: Option<i64>,
+    /// Charted values of the previous score, to count only new observation sets.
+    previous: Option<Vec<Option<String>>>,
+}
+
+/// A decision of the band policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BandDecision {
+    Raised { from: Option<Band>, to: Band },
+    Lowered { from: Band, to: Band },
+}
+
+impl BandPolicy {
+    /// The raised band, if any.
+    pub fn raised(&self) -> Option<Band> {
+        self.raised
+    }
+
+    /// When the next reminder is due (µs).
+    pub fn next_reminder(&self) -> Option<i64> {
+        self.next_reminder_us
+    }
+
+    /// Feeds a new score at `now_us`.
+    pub fn on_score(
+        &mut self,
+        config: &AlertsConfig,
+        now_us: i64,
+        score: &Score,
+    ) -> Option<BandDecision> {
+        let charted: Vec<Option<String>> = score
+            .assessments
+            .iter()
+            .map(|a| a.charted.map(|c| c.to_string()))
+            .collect();
+        let new_set = self.previous.as_ref() != Some(&charted);
+        self.previous = Some(charted);
+
+        let current = self.raised.unwrap_or(Band::Low);
+        match score.band {
+            Some(band) if band > current && band >= Band::LowMedium => {
+                let from = self.raised;
+                self.raise(config, now_us, band);
+                Some(BandDecision::Raised { from, to: band })
+            }
+            Some(band) if band < current => {
+                if new_set {
+                    self.lower_run += 1;
+                }
+                if self.lower_run < config.deescalate_after {
+                    return None;
+                }
+                let from = current;
+                if band >= Band::LowMedium {
+                    self.raise(config, now_us, band);
+                } else {
+                    self.raised = None;
+                    self.next_reminder_us = None;
+                    self.lower_run = 0;
+                }
+                Some(BandDecision::Lowered { from, to: band })
+            }
+            _ => {
+                // Same band, or unknown (incomplete with no band): the run of lower scores breaks.
+                self.lower_run = 0;
+                None
+            }
+        }
+    }
+
+    fn raise(&mut self, config: &AlertsConfig, now_us: i64, band: Band) {
+        self.raised = Some(band);
+        self.lower_run = 0;
+        self.next_reminder_us = Some(now_us + reminder_period_us(config, band));
+    }
+
+    /// Fires the reminder due at or before `until_us`, if any: returns its due time and band.
+    pub fn take_reminder(&mut self, config: &AlertsConfig, until_us: i64) -> Option<(i64, Band)> {
+        let due = self.next_reminder_us.filter(|&d| d <= until_us)?;
+        let band = self.raised?;
+        self.next_reminder_us = Some(due + reminder_period_us(config, band));
+        Some((due, band))
+    }
+}
+
+fn reminder_period_us(config: &AlertsConfig, band: Band) -> i64 {
+    let period = match band {
+        Band::High => config.reminders.high,
+        Band::Medium => config.reminders.medium,
+        Band::LowMedium | Band::Low => config.reminders.low_medium,
+    };
+    (period.0.as_micros() as i64).max(1)
+}
+
+/// The summary, severity and response of a band decision.
+pub fn band_alert(
+    patient: &str,
+    time: EventTime,
+    decision: BandDecision,
+    score: &Score,
+    evidence: Evidence,
+) -> Alert {
+    let (event, severity, summary, response) = match decision {
+        BandDecision::Raised { from, to } => (
+            AlertEvent::Raised,
+            Severity::of(to),
+            format!(
+                "NEWS2 band rose from {} to {} ({}{})",
+                from.map_or("low", Band::name),
+                to,
+                total_text(score),
+                if score.single_parameter_3 {
+                    ", a single parameter scores 3"
+                } else {
+                    ""
+                }
+            ),
+            score.response(),
+        ),
+        BandDecision::Lowered { from, to } => (
+            AlertEvent::Lowered,
+            Severity::Info,
+            format!(
+                "NEWS2 band came down from {from} to {to} ({})",
+                total_text(score)
+            ),
+            score.response(),
+        ),
+    };
+    Alert::new(
+        patient,
+        time,
+        AlertKind::News2,
+        event,
+        severity,
+        summary,
+        response,
+        Some(evidence),
+    )
+}
+
+/// A reminder alert.
+pub fn reminder_alert(
+    patient: &str,
+    time: EventTime,
+    band: Band,
+    score: &Score,
+    evidence: Evidence,
+) -> Alert {
+    Alert::new(
+        patient,
+        time,
+        AlertKind::News2,
+        AlertEvent::Reminder,
+        Severity::of(band),
+        format!("NEWS2 band still {band} ({})", total_text(score)),
+        score.response(),
+        Some(evidence),
+    )
+}
+
+/// A data-quality alert about one parameter.
+pub fn data_quality_alert(
+    patient: &str,
+    time: EventTime,
+    event: AlertEvent,
+    parameter: Parameter,
+    detail: String,
+) -> Alert {
+    let response = match event {
+        AlertEvent::Invalid => format!(
+            "check the {} sensor and its placement; the value was not scored",
+            parameter.human_name()
+        ),
+        _ => format!(
+            "record {} now: NEWS2 is incomplete without it and is not a low score",
+            parameter.human_name()
+        ),
+    };
+    Alert::new(
+        patient,
+        time,
+        AlertKind::DataQuality,
+        event,
+        Severity::Warning,
+        format!("{}: {detail}", parameter.key()),
+        response,
+        None,
+    )
+}
+
+fn total_text(score: &Score) -> String {
+    if score.status == Status::Complete {
+        format!("NEWS2 {}", score.total)
+    } else {
+        format!(
+            "NEWS2 at least {}, up to {}, incomplete",
+            score.total, score.upper_bound
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exact::Exact;
+    use crate::news2::{self, AirOrOxygen, Input, Parameters, Scale};
+    use crate::observation::Acvpu;
+
+    fn score_with(rr: f64, hr: f64) -> Score {
+        let n = |v: f64| Input::Present(Exact::from_f64(v).unwrap());
+        news2::score(
+            &Parameters {
+                respiration_rate: n(rr),
+                spo2: n(98.0),
+                air_or_oxygen: Input::Present(AirOrOxygen::Air),
+                systolic_bp: n(120.0),
+                pulse: n(hr),
+                consciousness: Input::Present(Acvpu::A),
+                temperature: n(37.0),
+            },
+            Scale::One,
+        )
+    }
+
+    const H: i64 = 3_600_000_000;
+
+    #[test]
+    fn raises_at_once_and_reminds_at_the_monitoring_frequency() {
+        let config = AlertsConfig::default();
+        let mut p = BandPolicy::default();
+        assert_eq!(p.on_score(&config, 0, &score_with(16.0, 70.0)), None);
+        let medium = score_with(22.0, 115.0); // 2 + 2 = 4: low
+        assert_eq!(p.on_score(&config, 1, &medium), None);
+        let high = score_with(26.0, 135.0); // 3 + 3 = 6: medium
+        assert_eq!(
+            p.on_score(&config, 2, &high),
+            Some(BandDecision::Raised {
+                from: None,
+                to: Band::Medium
+            })
+        );
+        assert_eq!(p.take_reminder(&config, H), None);
+        assert_eq!(p.take_reminder(&config, H + 2), Some((H + 2, Band::Medium)));
+        assert_eq!(
+            p.take_reminder(&config, 3 * H),
+            Some((2 * H + 2, Band::Medium))
+        );
+        assert_eq!(p.take_reminder(&config, 3 * H), None);
+    }
+
+    #[test]
+    fn lowers_only_after_k_consecutive_new_lower_scores() {
+        let config = AlertsConfig {
+            deescalate_after: 3,
+            ..AlertsConfig::default()
+        };
+        let mut p = BandPolicy::default();
+        p.on_score(&config, 0, &score_with(26.0, 135.0));
+        assert_eq!(p.raised(), Some(Band::Medium));
+        // The same lower set repeated counts once.
+        for t in 1..10 {
+            assert_eq!(p.on_score(&config, t, &score_with(16.0, 70.0)), None);
+        }
+        assert_eq!(p.on_score(&config, 10, &score_with(16.0, 71.0)), None);
+        // A score back at the raised band breaks the run.
+        assert_eq!(p.on_score(&config, 11, &score_with(26.0, 135.0)), None);
+        assert_eq!(p.on_score(&config, 12, &score_with(16.0, 70.0)), None);
+        assert_eq!(p.on_score(&config, 13, &score_with(16.0, 71.0)), None);
+        assert_eq!(
+            p.on_score(&config, 14, &score_with(16.0, 72.0)),
+            Some(BandDecision::Lowered {
+                from: Band::Medium,
+                to: Band::Low
+            })
+        );
+        assert_eq!(p.raised(), None);
+        assert_eq!(p.next_reminder(), None);
+    }
+
+    #[test]
+    fn ids_are_derived_from_content() {
+        let t = EventTime::from_micros(42);
+        let a = Alert::new(
+            "p1",
+            t,
+            AlertKind::News2,
+            AlertEvent::Raised,
+            Severity::High,
+            "x".into(),
+            "r".into(),
+            None,
+        );
+        let b = Alert::new(
+            "p1",
+            t,
+            AlertKind::News2,
+            AlertEvent::Raised,
+            Severity::High,
+            "x".into(),
+            "r".into(),
+            None,
+        );
+        let c = Alert::new(
+            "p2",
+            t,
+            AlertKind::News2,
+            AlertEvent::Raised,
+            Severity::High,
+            "x".into(),
+            "r".into(),
+            None,
+        );
+        assert_eq!(a.id, b.id);
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.id.len(), 16);
+    }
+}

@@ -1,0 +1,777 @@
+//! Pipeline configuration: the TOML files under `pipelines/`, parsed and validated.
+//!
+//! A pipeline names its source, its time policy (tick, allowed lateness), its rolling windows, the
+//! staleness limit of each NEWS2 parameter, its alert policy, an optional patient registry and its
+//! sinks. [`PipelineConfig::parse`] reports *every* problem it finds with its line, not just the
+//! first: each top-level section is read on its own, so a typo in `[alerts]` does not hide a bad
+//! duration in `[staleness]`. Relative paths are resolved against the directory of the file.
+//!
+//! ```
+//! use vigil::config::PipelineConfig;
+//!
+//! let config = PipelineConfig::parse("[source]\nkind = \"simulator\"\npatients = 5\n", None).unwrap();
+//! assert_eq!(config.workers, 1);
+//!
+//! let err = PipelineConfig::parse("[time]\ntick = \"fast\"\n\n[alerts]\ndeescalate_after = 0\n", None)
+//!     .unwrap_err();
+//! assert_eq!(err.problems.len(), 3); // no source, a bad tick, K = 0
+//! assert!(err.problems.iter().any(|p| p.line == Some(2)));
+//! ```
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use thiserror::Error;
+use toml::Spanned;
+use toml::de::{DeTable, ValueDeserializer};
+
+use crate::news2::Parameter;
+
+/// A whole pipeline.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PipelineConfig {
+    pub source: SourceConfig,
+    pub time: TimeConfig,
+    pub windows: WindowsConfig,
+    pub staleness: StalenessConfig,
+    pub alerts: AlertsConfig,
+    pub registry: Option<RegistryConfig>,
+    pub sinks: Vec<SinkConfig>,
+    /// Timely workers (threads) in this process.
+    pub workers: usize,
+}
+
+/// Where observations come from.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourceConfig {
+    /// The built-in deterministic cohort simulator.
+    Simulator(SimulatorConfig),
+    /// A file of wire-format JSON lines.
+    Jsonl { path: PathBuf },
+    /// PhysioNet/CinC 2019: a directory of hourly `.psv` files, one per patient.
+    Physionet2019(DatasetConfig),
+    /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
+    Physionet2012(DatasetConfig),
+}
+
+/// The simulated cohort.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatorConfig {
+    #[serde(default = "defaults::patients")]
+    pub patients: u32,
+    #[serde(default = "defaults::hours")]
+    pub hours: u32,
+    #[serde(default = "defaults::seed")]
+    pub seed: u64,
+    /// RFC 3339 start of the simulated period.
+    #[serde(default = "defaults::start")]
+    pub start: String,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> SimulatorConfig {
+        SimulatorConfig {
+            patients: defaults::patients(),
+            hours: defaults::hours(),
+            seed: defaults::seed(),
+            start: defaults::start(),
+        }
+    }
+}
+
+/// A dataset replay.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    pub path: PathBuf,
+    /// Read at most this many patients (files, in name order); all when absent.
+    pub limit: Option<usize>,
+    /// RFC 3339 time given to ICU admission (hour 0) of every stay.
+    #[serde(default = "defaults::start")]
+    pub start: String,
+}
+
+/// Event time policy.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    /// The granularity of timely timestamps; within a tick records are ordered by their exact
+    /// time, so the tick trades progress-tracking overhead against latency, never results.
+    pub tick: Dur,
+    /// How far behind the latest event time an observation may arrive and still be processed.
+    pub allowed_lateness: Dur,
+}
+
+impl Default for TimeConfig {
+    fn default() -> TimeConfig {
+        TimeConfig {
+            tick: Dur::secs(1),
+            allowed_lateness: Dur::secs(60),
+        }
+    }
+}
+
+/// Rolling windows kept per patient and vital.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WindowsConfig {
+    pub durations: Vec<Dur>,
+    /// Width of the buckets windows are built from: state per vital is at most
+    /// `max(durations) / resolution` buckets.
+    pub resolution: Dur,
+}
+
+impl Default for WindowsConfig {
+    fn default() -> WindowsConfig {
+        WindowsConfig {
+            durations: vec![Dur::secs(15 * 60), Dur::secs(3600), Dur::secs(4 * 3600)],
+            resolution: Dur::secs(60),
+        }
+    }
+}
+
+/// The maximum age of each NEWS2 parameter's last value.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StalenessConfig {
+    pub rr: Dur,
+    pub spo2: Dur,
+    pub air_oxygen: Dur,
+    pub sbp: Dur,
+    pub hr: Dur,
+    pub acvpu: Dur,
+    pub temp: Dur,
+}
+
+impl StalenessConfig {
+    /// The limit of one parameter.
+    pub fn limit(&self, parameter: Parameter) -> Duration {
+        match parameter {
+            Parameter::RespirationRate => self.rr.0,
+            Parameter::Spo2 => self.spo2.0,
+            Parameter::AirOrOxygen => self.air_oxygen.0,
+            Parameter::SystolicBp => self.sbp.0,
+            Parameter::Pulse => self.hr.0,
+            Parameter::Consciousness => self.acvpu.0,
+            Parameter::Temperature => self.temp.0,
+        }
+    }
+}
+
+impl Default for StalenessConfig {
+    fn default() -> StalenessConfig {
+        let h = |hours: u64| Dur::secs(hours * 3600);
+        StalenessConfig {
+            rr: h(1),
+            spo2: h(1),
+            air_oxygen: h(12),
+            sbp: h(2),
+            hr: h(1),
+            acvpu: h(12),
+            temp: h(6),
+        }
+    }
+}
+
+/// The alert policy.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Consecutive lower scores needed before a raised band is lowered (K).
+    pub deescalate_after: u32,
+    /// Reminder period while a band stays raised, by band.
+    pub reminders: RemindersConfig,
+    /// Raise data-quality alerts (missing, stale or invalid parameters).
+    pub data_quality: bool,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig {
+            deescalate_after: 3,
+            reminders: RemindersConfig::default(),
+            data_quality: true,
+        }
+    }
+}
+
+/// Reminder periods: the band's minimum monitoring frequency (hourly for low–medium and medium;
+/// "continuous" for high, reminded every 15 minutes by default).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RemindersConfig {
+    pub low_medium: Dur,
+    pub medium: Dur,
+    pub high: Dur,
+}
+
+impl Default for RemindersConfig {
+    fn default() -> RemindersConfig {
+        RemindersConfig {
+            low_medium: Dur::secs(3600),
+            medium: Dur::secs(3600),
+            high: Dur::secs(15 * 60),
+        }
+    }
+}
+
+/// The patient registry: ward and SpO2 scale per patient, from a CSV file
+/// (`patient,ward,scale,from`).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub path: PathBuf,
+}
+
+/// Where alerts go.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// One readable line per alert on standard output.
+    Console,
+    /// One JSON object per line, in event-time order.
+    Jsonl { path: PathBuf },
+}
+
+/// A duration written as `500ms`, `30s`, `15m`, `4h`, `1d` or a combination (`1h30m`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    pub const fn secs(s: u64) -> Dur {
+        Dur(Duration::from_secs(s))
+    }
+
+    /// Milliseconds.
+    pub fn millis(self) -> u64 {
+        self.0.as_millis() as u64
+    }
+
+    /// Parses `1h30m`, `15m`, `500ms`, …
+    pub fn parse(text: &str) -> Result<Dur, String> {
+        let bad = || {
+            format!(
+                "{text:?} is not a duration (write a number and a unit: 500ms, 30s, 15m, 4h, 1d, or 1h30m)"
+            )
+        };
+        let mut total: u64 = 0;
+        let mut rest = text.trim();
+        if rest.is_empty() {
+            return Err(bad());
+        }
+        while !rest.is_empty() {
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(bad());
+            }
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let ms = match &rest[..unit_len] {
+                "ms" => 1,
+                "s" => 1000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                _ => return Err(bad()),
+            };
+            total = n
+                .checked_mul(ms)
+                .and_then(|x| total.checked_add(x))
+                .ok_or_else(bad)?;
+            rest = &rest[unit_len..];
+        }
+        Ok(Dur(Duration::from_millis(total)))
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.millis();
+        match ms {
+            0 => f.write_str("0s"),
+            _ if ms.is_multiple_of(3_600_000) => write!(f, "{}h", ms / 3_600_000),
+            _ if ms.is_multiple_of(60_000) => write!(f, "{}m", ms / 60_000),
+            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
+            _ => write!(f, "{ms}ms"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Dur, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Dur::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One problem in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "line {line}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// Every problem found in a pipeline file.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error("{}", self.problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+/// Reading a pipeline file failed.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {error}")]
+    Invalid { path: PathBuf, error: ConfigError },
+}
+
+/// The sections that can appear at the top level, for the "unknown section" message.
+const SECTIONS: &str = "source, time, windows, staleness, alerts, registry, sinks, workers";
+
+impl PipelineConfig {
+    /// Reads and validates a pipeline file.
+    pub fn load(path: &Path) -> Result<PipelineConfig, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        PipelineConfig::parse(&text, path.parent()).map_err(|error| LoadError::Invalid {
+            path: path.to_owned(),
+            error,
+        })
+    }
+
+    /// Parses and validates pipeline TOML. Relative paths are resolved against `base`.
+    pub fn parse(text: &str, base: Option<&Path>) -> Result<PipelineConfig, ConfigError> {
+        let lines = LineIndex::new(text);
+        let mut problems = Vec::new();
+        let (document, syntax) = DeTable::parse_recoverable(text);
+        for error in syntax {
+            problems.push(Problem {
+                line: error.span().map(|s| lines.line(s.start)),
+                message: error.message().trim().to_owned(),
+            });
+        }
+
+        let mut source: Option<SourceConfig> = None;
+        let mut time = TimeConfig::default();
+        let mut windows = WindowsConfig::default();
+        let mut staleness = StalenessConfig::default();
+        let mut alerts = AlertsConfig::default();
+        let mut registry = None;
+        let mut sinks = vec![SinkConfig::Console];
+        let mut workers = 1usize;
+
+        // Each section on its own, so that one error does not hide the next.
+        for (key, value) in document.get_ref().iter() {
+            let name: &str = key.get_ref();
+            let line = lines.line(key.span().start);
+            macro_rules! read {
+                () => {
+                    section(value.clone(), &lines, line, name, &mut problems)
+                };
+            }
+            match name {
+                "source" => source = source_section(value, &lines, line, &mut problems),
+                "time" => time = read!().unwrap_or_default(),
+                "windows" => windows = read!().unwrap_or_default(),
+                "staleness" => staleness = read!().unwrap_or_default(),
+                "alerts" => alerts = read!().unwrap_or_default(),
+                "registry" => registry = read!(),
+                "sinks" => sinks = read!().unwrap_or_default(),
+                "workers" => workers = read!().unwrap_or(1),
+                other => problems.push(Problem {
+                    line: Some(line),
+                    message: format!("unknown section `{other}` (expected one of {SECTIONS})"),
+                }),
+            }
+        }
+
+        let mut problem = |key: &str, message: String| {
+            let line = find_key_line(text, key);
+            problems.push(Problem { line, message });
+        };
+        if source.is_none()
+            && !document
+                .get_ref()
+                .iter()
+                .any(|(k, _)| &**k.get_ref() == "source")
+        {
+            problem(
+                "source",
+                "missing [source] section (kind = \"simulator\", \"jsonl\", \"physionet2019\" or \"physionet2012\")".into(),
+            );
+        }
+        if time.tick.0.is_zero() {
+            problem("tick", "`tick` must be longer than 0".into());
+        }
+        if windows.resolution.0.is_zero() {
+            problem("resolution", "`resolution` must be longer than 0".into());
+        }
+        if windows.durations.is_empty() {
+            problem("durations", "`durations` needs at least one window".into());
+        }
+        for d in &windows.durations {
+            if d.0 < windows.resolution.0 || d.millis() % windows.resolution.millis().max(1) != 0 {
+                problem(
+                    "durations",
+                    format!(
+                        "window {d} is not a whole number of resolution steps ({})",
+                        windows.resolution
+                    ),
+                );
+            }
+        }
+        if let Some(max) = windows.durations.iter().max()
+            && windows.resolution.millis() > 0
+            && max.millis() / windows.resolution.millis() > 100_000
+        {
+            problem(
+                "resolution",
+                format!(
+                    "{max} at a resolution of {} keeps over 100,000 buckets per vital",
+                    windows.resolution
+                ),
+            );
+        }
+        for parameter in Parameter::ALL {
+            if staleness.limit(parameter).is_zero() {
+                problem(
+                    parameter.key(),
+                    format!(
+                        "staleness limit of `{}` must be longer than 0",
+                        parameter.key()
+                    ),
+                );
+            }
+        }
+        if alerts.deescalate_after == 0 {
+            problem(
+                "deescalate_after",
+                "`deescalate_after` must be at least 1".into(),
+            );
+        }
+        for (name, period) in [
+            ("low_medium", alerts.reminders.low_medium),
+            ("medium", alerts.reminders.medium),
+            ("high", alerts.reminders.high),
+        ] {
+            if period.0.is_zero() {
+                problem(
+                    name,
+                    format!("reminder period `{name}` must be longer than 0"),
+                );
+            }
+        }
+        if workers == 0 || workers > 256 {
+            problem(
+                "workers",
+                format!("`workers` must be between 1 and 256, found {workers}"),
+            );
+        }
+        if let Some(SourceConfig::Simulator(sim)) = &source {
+            if sim.patients == 0 {
+                problem("patients", "`patients` must be at least 1".into());
+            }
+            if crate::observation::EventTime::parse_rfc3339(&sim.start).is_err() {
+                problem(
+                    "start",
+                    format!("`start` {:?} is not an RFC 3339 time", sim.start),
+                );
+            }
+        }
+        if let Some(SourceConfig::Physionet2019(d) | SourceConfig::Physionet2012(d)) = &source
+            && crate::observation::EventTime::parse_rfc3339(&d.start).is_err()
+        {
+            problem(
+                "start",
+                format!("`start` {:?} is not an RFC 3339 time", d.start),
+            );
+        }
+
+        if !problems.is_empty() {
+            problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+            return Err(ConfigError { problems });
+        }
+        let mut config = PipelineConfig {
+            source: source.unwrap_or(SourceConfig::Simulator(SimulatorConfig::default())),
+            time,
+            windows,
+            staleness,
+            alerts,
+            registry,
+            sinks,
+            workers,
+        };
+        if let Some(base) = base {
+            config.resolve_paths(base);
+        }
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        match &mut self.source {
+            SourceConfig::Jsonl { path } => resolve(path),
+            SourceConfig::Physionet2019(d) | SourceConfig::Physionet2012(d) => resolve(&mut d.path),
+            SourceConfig::Simulator(_) => {}
+        }
+        if let Some(registry) = &mut self.registry {
+            resolve(&mut registry.path);
+        }
+        for sink in &mut self.sinks {
+            if let SinkConfig::Jsonl { path } = sink {
+                resolve(path);
+            }
+        }
+    }
+}
+
+/// Deserialises one top-level section, recording a problem with its line on failure.
+fn section<T: DeserializeOwned>(
+    value: Spanned<toml::de::DeValue<'_>>,
+    lines: &LineIndex,
+    line: usize,
+    name: &str,
+    problems: &mut Vec<Problem>,
+) -> Option<T> {
+    match T::deserialize(ValueDeserializer::from(value)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(Problem {
+                line: Some(e.span().map_or(line, |s| lines.line(s.start))),
+                message: format!("[{name}] {}", e.message().trim()),
+            });
+            None
+        }
+    }
+}
+
+/// Reads `[source]` by its `kind`, then the rest of the table as that kind's settings, so that an
+/// error in a setting keeps its line (serde's internally tagged enums lose it).
+fn source_section(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    lines: &LineIndex,
+    line: usize,
+    problems: &mut Vec<Problem>,
+) -> Option<SourceConfig> {
+    const KINDS: &str = "\"simulator\", \"jsonl\", \"physionet2019\" or \"physionet2012\"";
+    let Some(table) = value.get_ref().as_table() else {
+        problems.push(Problem {
+            line: Some(line),
+            message: "`source` must be a table ([source])".into(),
+        });
+        return None;
+    };
+    let kind = table.iter().find(|(k, _)| &**k.get_ref() == "kind");
+    let Some((kind_key, kind)) = kind else {
+        problems.push(Problem {
+            line: Some(line),
+            message: format!("[source] needs `kind` ({KINDS})"),
+        });
+        return None;
+    };
+    let kind_line = lines.line(kind.span().start);
+    let mut rest = table.clone();
+    rest.remove(kind_key);
+    let rest = Spanned::new(value.span(), toml::de::DeValue::Table(rest));
+    match kind.get_ref().as_str() {
+        Some("simulator") => {
+            section(rest, lines, line, "source", problems).map(SourceConfig::Simulator)
+        }
+        Some("jsonl") => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Jsonl {
+                path: PathBuf,
+            }
+            section::<Jsonl>(rest, lines, line, "source", problems)
+                .map(|j| SourceConfig::Jsonl { path: j.path })
+        }
+        Some("physionet2019") => {
+            section(rest, lines, line, "source", problems).map(SourceConfig::Physionet2019)
+        }
+        Some("physionet2012") => {
+            section(rest, lines, line, "source", problems).map(SourceConfig::Physionet2012)
+        }
+        _ => {
+            problems.push(Problem {
+                line: Some(kind_line),
+                message: format!("[source] `kind` must be {KINDS}"),
+            });
+            None
+        }
+    }
+}
+
+/// The first line that assigns `key`, for semantic problems found after deserialisation.
+fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let l = l.trim_start();
+            l.strip_prefix(key).is_some_and(|rest| {
+                rest.trim_start().starts_with('=') || (key == "source" && rest.is_empty())
+            }) || l == format!("[{key}]")
+        })
+        .map(|i| i + 1)
+}
+
+/// Byte offset → line number.
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset)
+    }
+}
+
+mod defaults {
+    pub fn patients() -> u32 {
+        50
+    }
+    pub fn hours() -> u32 {
+        24
+    }
+    pub fn seed() -> u64 {
+        7
+    }
+    pub fn start() -> String {
+        "2026-01-05T00:00:00Z".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!(Dur::parse("15m"), Ok(Dur::secs(900)));
+        assert_eq!(Dur::parse("1h30m"), Ok(Dur::secs(5400)));
+        assert_eq!(Dur::parse("500ms").map(Dur::millis), Ok(500));
+        assert_eq!(Dur::parse("2d"), Ok(Dur::secs(172_800)));
+        for bad in ["", "15", "m", "1.5h", "-1h", "1 h", "1y"] {
+            assert!(Dur::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Dur::secs(5400).to_string(), "90m");
+        assert_eq!(Dur::secs(7200).to_string(), "2h");
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let c = PipelineConfig::parse(
+            "[source]\nkind = \"jsonl\"\npath = \"x.jsonl\"\n",
+            Some(Path::new("/p")),
+        )
+        .unwrap();
+        assert_eq!(
+            c.source,
+            SourceConfig::Jsonl {
+                path: PathBuf::from("/p/x.jsonl")
+            }
+        );
+        assert_eq!(c.time, TimeConfig::default());
+        assert_eq!(c.sinks, vec![SinkConfig::Console]);
+        assert_eq!(
+            c.staleness.limit(Parameter::Temperature),
+            Duration::from_secs(6 * 3600)
+        );
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "\
+workers = 0
+
+[source]
+kind = \"simulator\"
+patients = 10
+colour = \"blue\"
+
+[time]
+tick = \"1 second\"
+
+[staleness]
+rr = \"0s\"
+
+[alerts]
+deescalate_after = 0
+
+[bogus]
+x = 1
+";
+        let err = PipelineConfig::parse(text, None).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 6, "{got:#?}");
+        assert_eq!(got[0].0, Some(1)); // workers
+        assert!(got[0].1.contains("`workers` must be between 1 and 256"));
+        assert_eq!(got[1].0, Some(6)); // colour
+        assert!(got[1].1.contains("colour"), "{}", got[1].1);
+        assert_eq!(got[2].0, Some(9)); // tick
+        assert!(
+            got[2].1.contains("\"1 second\" is not a duration"),
+            "{}",
+            got[2].1
+        );
+        assert_eq!(got[3].0, Some(12)); // rr
+        assert_eq!(got[4].0, Some(15)); // deescalate_after
+        assert_eq!(got[5].0, Some(17)); // bogus
+        assert!(got[5].1.starts_with("unknown section `bogus`"));
+    }
+
+    #[test]
+    fn syntax_errors_have_lines() {
+        let err = PipelineConfig::parse("[source]\nkind = \"simulator\npatients = 3\n", None)
+            .unwrap_err();
+        assert_eq!(err.problems[0].line, Some(2), "{err}");
+    }
+
+    #[test]
+    fn a_missing_source_is_a_problem() {
+        let err = PipelineConfig::parse("workers = 2\n", None).unwrap_err();
+        assert!(err.problems[0].message.starts_with("missing [source]"));
+        let err = PipelineConfig::parse("[source]\nkind = \"kafka2\"\n", None).unwrap_err();
+        assert_eq!(err.problems[0].line, Some(2), "{err}");
+    }
+}

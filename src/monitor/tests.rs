@@ -1,0 +1,275 @@
+use super::*;
+use crate::alerting::{AlertKind, Severity};
+use crate::config::PipelineConfig;
+use crate::news2::{Band, Status};
+use crate::observation::{Identifier, Unit, Value};
+use proptest::prelude::*;
+
+const S: i64 = 1_000_000;
+const MIN: i64 = 60 * S;
+const H: i64 = 60 * MIN;
+
+fn settings() -> MonitorSettings {
+    let config = PipelineConfig::parse("[source]\nkind = \"simulator\"\n", None).unwrap();
+    MonitorSettings::from_config(&config)
+}
+
+fn obs(t_us: i64, vital: Vital, value: f64) -> Observation {
+    let (value, unit) = match vital {
+        Vital::Consciousness => (Value::Acvpu(Acvpu::ALL[value as usize]), None),
+        Vital::RespiratoryRate | Vital::HeartRate => (Value::Number(value), Some(Unit::PerMinute)),
+        Vital::Spo2 => (Value::Number(value), Some(Unit::Percent)),
+        Vital::Temperature => (Value::Number(value), Some(Unit::Celsius)),
+        Vital::SystolicBp | Vital::DiastolicBp => {
+            (Value::Number(value), Some(Unit::MillimetresOfMercury))
+        }
+        Vital::SupplementalOxygen => (Value::Number(value), Some(Unit::LitresPerMinute)),
+    };
+    Observation::new(
+        Identifier::new("p1").unwrap(),
+        None,
+        EventTime::from_micros(t_us),
+        vital,
+        value,
+        unit,
+    )
+    .unwrap()
+}
+
+/// A complete set at `t`: rr, spo2, oxygen flow, sbp, hr, acvpu, temp.
+fn set(t: i64, values: [f64; 7]) -> Vec<Observation> {
+    let vitals = [
+        Vital::RespiratoryRate,
+        Vital::Spo2,
+        Vital::SupplementalOxygen,
+        Vital::SystolicBp,
+        Vital::HeartRate,
+        Vital::Consciousness,
+        Vital::Temperature,
+    ];
+    vitals
+        .into_iter()
+        .zip(values)
+        .map(|(v, x)| obs(t, v, x))
+        .collect()
+}
+
+const NORMAL: [f64; 7] = [16.0, 98.0, 0.0, 120.0, 70.0, 0.0, 37.0];
+const HIGH: [f64; 7] = [26.0, 91.0, 0.0, 120.0, 135.0, 0.0, 37.0]; // 3 + 3 + 3 = 9
+
+fn run(m: &mut PatientMonitor, s: &MonitorSettings, observations: &[Observation]) -> Vec<Alert> {
+    let mut out = Vec::new();
+    m.observe_set(s, observations, &mut out);
+    out
+}
+
+#[test]
+fn a_stable_complete_patient_raises_nothing() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut all = Vec::new();
+    for k in 0..12 {
+        all.extend(set(k * 30 * MIN, NORMAL));
+    }
+    let alerts = run(&mut m, &s, &all);
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    let (score, _) = m.score_at(&s, 6 * H);
+    assert_eq!(
+        (score.status, score.band),
+        (Status::Complete, Some(Band::Low))
+    );
+}
+
+#[test]
+fn a_rising_band_is_alerted_with_its_evidence() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut observations = set(0, NORMAL);
+    observations.extend(set(10 * MIN, HIGH));
+    let alerts = run(&mut m, &s, &observations);
+    // One set at one time is scored once: one alert, straight to high.
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let high = &alerts[0];
+    assert_eq!(
+        (high.kind, high.event, high.severity),
+        (AlertKind::News2, AlertEvent::Raised, Severity::High)
+    );
+    assert_eq!(high.time_us, 10 * MIN);
+    let evidence = high.evidence.as_ref().unwrap();
+    assert_eq!(evidence.band, Some(Band::High));
+    assert_eq!(evidence.values[0].value.as_deref(), Some("26"));
+    assert_eq!(evidence.values[0].age_s, Some(0));
+    assert!(high.response.starts_with("emergency response"));
+}
+
+#[test]
+fn reminders_follow_the_band_until_k_lower_sets() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &set(0, HIGH));
+    // Reminders every 15 minutes while high; the data stay fresh for an hour.
+    m.advance(&s, 50 * MIN, &mut alerts);
+    let reminders: Vec<i64> = alerts
+        .iter()
+        .filter(|a| a.event == AlertEvent::Reminder)
+        .map(|a| a.time_us)
+        .collect();
+    assert_eq!(reminders, vec![15 * MIN, 30 * MIN, 45 * MIN]);
+    // Three new normal sets (K = 3) bring it down.
+    let mut normal = Vec::new();
+    for (k, hr) in [70.0, 71.0, 72.0].into_iter().enumerate() {
+        let mut values = NORMAL;
+        values[4] = hr;
+        normal.extend(set(50 * MIN + k as i64 * MIN, values));
+    }
+    let later = run(&mut m, &s, &normal);
+    let lowered: Vec<&Alert> = later
+        .iter()
+        .filter(|a| a.event == AlertEvent::Lowered)
+        .collect();
+    assert_eq!(lowered.len(), 1, "{later:#?}");
+    assert_eq!(lowered[0].time_us, 52 * MIN);
+}
+
+#[test]
+fn silence_makes_parameters_stale_and_the_score_incomplete() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &set(0, NORMAL));
+    m.advance(&s, 3 * H, &mut alerts);
+    // hr, rr and spo2 have a 1 h limit, sbp 2 h: each goes stale once, at its own time.
+    let stale: Vec<(String, i64)> = alerts
+        .iter()
+        .filter(|a| a.event == AlertEvent::Stale)
+        .map(|a| (a.summary.split(':').next().unwrap().to_owned(), a.time_us))
+        .collect();
+    assert_eq!(
+        stale,
+        vec![
+            ("rr".into(), H + 1),
+            ("spo2".into(), H + 1),
+            ("hr".into(), H + 1),
+            ("sbp".into(), 2 * H + 1)
+        ]
+    );
+    let (score, _) = m.score_at(&s, 3 * H);
+    assert_eq!(score.status, Status::Incomplete);
+    assert_ne!(score.band, Some(Band::Low));
+    // No second alert for the same silence.
+    let before = alerts.len();
+    m.advance(&s, 5 * H, &mut alerts);
+    assert_eq!(alerts.len(), before);
+}
+
+#[test]
+fn parameters_never_received_are_reported_missing() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &[obs(0, Vital::HeartRate, 70.0)]);
+    m.advance(&s, H + 2, &mut alerts);
+    let missing: Vec<&str> = alerts
+        .iter()
+        .filter(|a| a.event == AlertEvent::Missing)
+        .map(|a| a.summary.as_str())
+        .collect();
+    assert_eq!(
+        missing,
+        vec![
+            "rr: no value received for 60 min since monitoring began",
+            "spo2: no value received for 60 min since monitoring began"
+        ]
+    );
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.event == AlertEvent::Stale && a.summary.starts_with("hr"))
+    );
+}
+
+#[test]
+fn invalid_values_are_reported_at_most_once_per_limit() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &set(0, NORMAL));
+    for k in 1..=5 {
+        m.invalid(
+            &s,
+            Vital::HeartRate,
+            EventTime::from_micros(k * S),
+            "`value` 900 /min is not a possible heart rate",
+            &mut alerts,
+        );
+    }
+    let invalid: Vec<&Alert> = alerts
+        .iter()
+        .filter(|a| a.event == AlertEvent::Invalid)
+        .collect();
+    assert_eq!(invalid.len(), 1);
+    assert_eq!(invalid[0].time_us, S);
+    let (score, _) = m.score_at(&s, 6 * S);
+    assert_eq!(score.status, Status::Invalid);
+}
+
+#[test]
+fn a_scale_2_prescription_takes_effect_from_its_time() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut values = NORMAL;
+    values[1] = 89.0; // 3 on scale 1, 0 on scale 2
+    let alerts = run(&mut m, &s, &set(0, values));
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(m.score_at(&s, S).0.total, 3);
+    let mut out = Vec::new();
+    m.prescribe(&s, EventTime::from_micros(2 * S), Scale::Two, &mut out);
+    assert_eq!(m.score_at(&s, 3 * S).0.total, 0);
+}
+
+#[test]
+fn state_is_bounded() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut out = Vec::new();
+    for second in 0..(8 * 3600) {
+        m.observe(&s, &obs(second * S, Vital::HeartRate, 70.0), &mut out);
+    }
+    // 4 h of 1-minute buckets at most, whatever the rate.
+    assert!(m.window(Vital::HeartRate).buckets() <= 241);
+    assert!(m.state_bytes() < 64 * 1024, "{} bytes", m.state_bytes());
+}
+
+proptest! {
+    /// Alerts do not depend on how often time is advanced between inputs.
+    #[test]
+    fn alerts_do_not_depend_on_how_time_is_advanced(
+        steps in proptest::collection::vec(1i64..(3 * H), 1..20),
+        hrs in proptest::collection::vec(40.0f64..160.0, 1..20),
+    ) {
+        let s = settings();
+        let mut inputs = Vec::new();
+        let mut t = 0;
+        for (i, hr) in hrs.iter().enumerate() {
+            t += steps[i % steps.len()] / 7;
+            inputs.extend(set(t, [16.0, 97.0, 0.0, 120.0, *hr, 0.0, 37.0]));
+        }
+        let end = t + 6 * H;
+        let mut a = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+        let mut b = a.clone();
+        let mut out_a = Vec::new();
+        let mut out_b = Vec::new();
+        for o in &inputs {
+            a.observe(&s, o, &mut out_a);
+        }
+        a.advance(&s, end, &mut out_a);
+        for o in &inputs {
+            // b is nudged forward in many small steps before each input
+            let mut x = 0;
+            while x < o.time().micros() {
+                b.advance(&s, x, &mut out_b);
+                x += 7 * MIN;
+            }
+            b.observe(&s, o, &mut out_b);
+        }
+        b.advance(&s, end, &mut out_b);
+        prop_assert_eq!(out_a, out_b);
+    }
+}
