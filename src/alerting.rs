@@ -19,14 +19,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::AlertsConfig;
 use crate::news2::{Band, Parameter, Score, Status};
 use crate::observation::EventTime;
 
 /// What an alert is about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertKind {
     /// The NEWS2 band.
@@ -45,7 +45,7 @@ impl AlertKind {
 }
 
 /// What happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AlertEvent {
     /// The band rose.
@@ -63,7 +63,7 @@ pub enum AlertEvent {
 }
 
 /// How urgent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     Info,
@@ -96,9 +96,9 @@ impl Severity {
 }
 
 /// One parameter's value as used by a score.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsedValue {
-    pub parameter: &'static str,
+    pub parameter: String,
     /// The charted (quantised) value, or `null` when not scored.
     pub value: Option<String>,
     pub subscore: Option<u8>,
@@ -107,7 +107,7 @@ pub struct UsedValue {
 }
 
 /// The NEWS2 evidence of an alert.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     pub status: Status,
     pub total: u8,
@@ -132,7 +132,7 @@ impl Evidence {
                 .iter()
                 .zip(ages)
                 .map(|(a, age_s)| UsedValue {
-                    parameter: a.parameter.key(),
+                    parameter: a.parameter.key().to_owned(),
                     value: a.charted.map(|c| c.to_string()),
                     subscore: a.subscore,
                     age_s,
@@ -144,14 +144,14 @@ impl Evidence {
 }
 
 /// An alert for clinicians.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Alert {
     /// Derived from the content: the same alert has the same id in every run.
     pub id: String,
     pub patient: String,
     /// Event time (RFC 3339, UTC).
     pub time: String,
-    #[serde(skip)]
+    /// The same instant in microseconds since the Unix epoch.
     pub time_us: i64,
     pub kind: AlertKind,
     pub event: AlertEvent,

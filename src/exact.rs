@@ -38,7 +38,7 @@ use std::fmt;
 const MAX_EXPONENT: i32 = 18;
 
 /// An exact rational number `num / den` with `den > 0` and the fraction reduced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Exact {
     num: i128,
     den: i128,

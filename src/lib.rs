@@ -11,4 +11,8 @@ pub mod exact;
 pub mod monitor;
 pub mod news2;
 pub mod observation;
+pub mod pipeline;
+pub mod registry;
+pub mod sinks;
+pub mod sources;
 pub mod windows;

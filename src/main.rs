@@ -16,6 +16,9 @@ fn main() -> ExitCode {
         Err(err) => return usage_error(err),
     };
     let result = match cli.command {
+        Command::Run(args) => cli::run::run(&args),
+        Command::Simulate(args) => cli::simulate::run(&args),
+        Command::Validate(args) => cli::validate::run(&args),
         Command::Score(args) => cli::score::run(&args),
     };
     match result {

@@ -39,14 +39,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::exact::Exact;
 use crate::observation::{Acvpu, OxygenDelivery};
 
 /// The SpO2 scale of a patient. Scale 2 only by a clinician's prescription (confirmed hypercapnic
 /// respiratory failure, target 88–92 %).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Scale {
     #[default]
     #[serde(rename = "1")]
@@ -288,7 +288,7 @@ fn decimals(parameter: Parameter) -> u32 {
 // The score.
 
 /// Whether every parameter could be scored.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     /// All seven parameters scored.
@@ -310,7 +310,7 @@ impl fmt::Display for Status {
 }
 
 /// The clinical risk band.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Band {
     /// Total 0–4, no single parameter scoring 3.
     #[serde(rename = "low")]

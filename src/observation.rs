@@ -135,7 +135,7 @@ impl FromStr for Vital {
 }
 
 /// A UCUM unit code accepted on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Unit {
     /// `/min`: breaths or beats per minute.
     PerMinute,
@@ -237,7 +237,7 @@ impl fmt::Display for Acvpu {
 }
 
 /// A value as sent: a number, or an ACVPU letter for consciousness.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Number(f64),
     Acvpu(Acvpu),
@@ -253,7 +253,7 @@ impl fmt::Display for Value {
 }
 
 /// How supplemental oxygen was reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OxygenDelivery {
     /// Flow in L/min; 0 is room air.
     Flow(Exact),
@@ -272,7 +272,7 @@ impl OxygenDelivery {
 }
 
 /// A validated value in the unit NEWS2 reads: /min, %, °C, mmHg.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reading {
     /// Respiratory rate or heart rate (/min), SpO2 (%), temperature (°C), blood pressure (mmHg).
     Quantity(Exact),
@@ -430,7 +430,7 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
 
 /// A patient or device identifier: 1–64 characters, no control characters. A pseudonym, never a
 /// name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Identifier(Box<str>);
 
 impl Identifier {
@@ -474,7 +474,7 @@ pub enum IdentifierError {
 
 /// An event time: microseconds since the Unix epoch, UTC. Digits below the microsecond are
 /// truncated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct EventTime(i64);
 
 impl EventTime {
@@ -518,8 +518,9 @@ impl fmt::Display for EventTime {
     }
 }
 
-/// One vital-sign observation, valid by construction.
-#[derive(Clone, Debug, PartialEq)]
+/// One vital-sign observation, valid by construction. (Its serde derives exist only to move it
+/// between timely workers; the wire format is [`Observation::from_json`] / [`Observation::to_json`].)
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     patient: Identifier,
     device: Option<Identifier>,
@@ -554,6 +555,21 @@ impl Observation {
 
     /// Decodes one wire-format message (UTF-8 JSON, at most 64 KiB). Never panics.
     pub fn from_json(bytes: &[u8]) -> Result<Observation, DecodeError> {
+        Observation::decode(bytes).map_err(|r| r.error)
+    }
+
+    /// Like [`Observation::from_json`], but a rejection keeps what is known of its subject (the
+    /// patient, time and vital of a message whose value is impossible), so that the patient's
+    /// clinicians can be told about the bad data.
+    pub fn decode(bytes: &[u8]) -> Result<Observation, Rejection> {
+        let mut subject = None;
+        Observation::decode_into(bytes, &mut subject).map_err(|error| Rejection { error, subject })
+    }
+
+    fn decode_into(
+        bytes: &[u8],
+        subject: &mut Option<Subject>,
+    ) -> Result<Observation, DecodeError> {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::Oversize { bytes: bytes.len() });
         }
@@ -573,6 +589,11 @@ impl Observation {
         };
         let time = EventTime::parse_rfc3339(&string_field(required(wire.time, "time")?, "time")?)?;
         let vital: Vital = string_field(required(wire.vital, "vital")?, "vital")?.parse()?;
+        *subject = Some(Subject {
+            patient: patient.clone(),
+            time,
+            vital,
+        });
 
         let raw_value = required(wire.value, "value")?;
         let value = match json_kind(raw_value) {
@@ -676,6 +697,21 @@ impl Observation {
     pub fn reading(&self) -> &Reading {
         &self.reading
     }
+}
+
+/// Who and what a rejected message was about, when that much could be read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub patient: Identifier,
+    pub time: EventTime,
+    pub vital: Vital,
+}
+
+/// A message that is not an observation: why, and what it was about if known.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejection {
+    pub error: DecodeError,
+    pub subject: Option<Subject>,
 }
 
 /// Why a message is not an observation. The message names the field and what is accepted.

@@ -1,6 +1,9 @@
 //! Argument definitions for every subcommand, and their exit codes.
 
+pub mod run;
 pub mod score;
+pub mod simulate;
+pub mod validate;
 
 use clap::{Parser, Subcommand};
 
@@ -22,5 +25,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Run(run::RunArgs),
+    Simulate(simulate::SimulateArgs),
+    Validate(validate::ValidateArgs),
     Score(score::ScoreArgs),
 }

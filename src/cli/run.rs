@@ -1,0 +1,141 @@
+//! `vigil run`: a pipeline from its TOML file, with run-time overrides.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use vigil::config::PipelineConfig;
+use vigil::observation::EventTime;
+use vigil::pipeline::{self, RunOptions, RunSummary};
+
+const EXAMPLES: &str = "\
+Examples:
+  vigil run pipelines/demo.toml
+  vigil run pipelines/demo.toml --workers 2 --alerts alerts.jsonl --quiet
+  vigil simulate --patients 20 --hours 12 --out cohort.jsonl
+  vigil run pipelines/demo.toml --input cohort.jsonl --alerts alerts.jsonl --dead-letter rejected.jsonl
+
+Alerts go to the pipeline's sinks (console, JSON lines); --alerts also writes every alert as one
+JSON line, ordered by event time, then patient, then kind, so that two runs can be compared byte
+for byte. A summary goes to standard error at the end.";
+
+/// Run a pipeline (pipelines/*.toml) to the end of its input.
+#[derive(Debug, Args)]
+#[command(after_long_help = EXAMPLES)]
+pub struct RunArgs {
+    /// The pipeline file.
+    #[arg(value_name = "PIPELINE.toml")]
+    pub pipeline: PathBuf,
+
+    /// Timely worker threads (overrides the pipeline's `workers`).
+    #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    /// Read observations from this JSON lines file instead of the pipeline's source ('-' for stdin).
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub input: Option<PathBuf>,
+
+    /// Also write every alert as one JSON line to FILE, in a deterministic order.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+
+    /// Write each rejected record to FILE as JSON, with its position and reason.
+    #[arg(long = "dead-letter", value_name = "FILE")]
+    pub dead_letter: Option<PathBuf>,
+
+    /// Write observations that arrived later than the allowed lateness to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub late: Option<PathBuf>,
+
+    /// Do not print alerts on the console (the other sinks still get them).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// Progress on standard error: auto (when it is a terminal), always or never.
+    #[arg(long, value_name = "WHEN", default_value = "auto", value_parser = ["auto", "always", "never"])]
+    pub progress: String,
+
+    /// Print the summary as one JSON object on standard error.
+    #[arg(long = "summary-json")]
+    pub summary_json: bool,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
+    let config = PipelineConfig::load(&args.pipeline)?;
+    let options = RunOptions {
+        workers: args.workers.map(usize::from),
+        input: args.input.clone(),
+        alerts: args.alerts.clone(),
+        dead_letter: args.dead_letter.clone(),
+        late: args.late.clone(),
+        progress: match args.progress.as_str() {
+            "always" => true,
+            "never" => false,
+            _ => std::io::stderr().is_terminal(),
+        },
+        quiet: args.quiet,
+    };
+    let summary = pipeline::run(&config, &options)
+        .with_context(|| format!("pipeline {}", args.pipeline.display()))?;
+    if args.summary_json {
+        eprintln!("{}", serde_json::to_string(&summary)?);
+    } else {
+        eprint!("{}", human_summary(&summary, &options));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The summary for a person.
+pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
+    let span = match (s.first_event_us, s.last_event_us) {
+        (Some(a), Some(b)) => format!(
+            "{} to {}",
+            EventTime::from_micros(a).to_rfc3339(),
+            EventTime::from_micros(b).to_rfc3339()
+        ),
+        _ => "no events".to_owned(),
+    };
+    let kinds: Vec<String> = s
+        .alerts_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    let per_patient = s.state_bytes.checked_div(s.patients).unwrap_or(0);
+    let mut text = format!(
+        "\nvigil: {} observations in {:.2} s ({:.0} observations/s, {} worker{})\n\
+         \x20 event time  {span}\n\
+         \x20 patients    {} ({:.1} KiB of state, {:.1} KiB per patient)\n\
+         \x20 rejected    {} ({} impossible values reported to clinicians), late {}, duplicates {}\n\
+         \x20 alerts      {}{}\n",
+        s.observations,
+        s.elapsed.as_secs_f64(),
+        s.throughput(),
+        s.workers,
+        if s.workers == 1 { "" } else { "s" },
+        s.patients,
+        s.state_bytes as f64 / 1024.0,
+        per_patient as f64 / 1024.0,
+        s.rejected,
+        s.invalid_values,
+        s.late,
+        s.duplicates,
+        s.alerts,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        },
+    );
+    if s.rejected > 0 && options.dead_letter.is_none() {
+        text.push_str(
+            "  (use --dead-letter FILE to keep the rejected records and their reasons)\n",
+        );
+    }
+    if s.late > 0 && options.late.is_none() {
+        text.push_str("  (use --late FILE to keep the late observations)\n");
+    }
+    text
+}

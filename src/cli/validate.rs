@@ -1,0 +1,53 @@
+//! `vigil validate`: check a pipeline file and report every problem with its line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use vigil::config::{LoadError, PipelineConfig};
+
+/// Check a pipeline file: every problem is reported with its line.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The pipeline file.
+    #[arg(value_name = "PIPELINE.toml")]
+    pub pipeline: PathBuf,
+}
+
+pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    let path = args.pipeline.display();
+    match PipelineConfig::load(&args.pipeline) {
+        Ok(config) => {
+            let mut notes = Vec::new();
+            if let vigil::config::SourceConfig::Jsonl { path } = &config.source
+                && !path.exists()
+            {
+                notes.push(format!(
+                    "warning: source file {} does not exist",
+                    path.display()
+                ));
+            }
+            for note in &notes {
+                eprintln!("{path}: {note}");
+            }
+            println!("{path}: ok");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(LoadError::Invalid { error, .. }) => {
+            for problem in &error.problems {
+                match problem.line {
+                    Some(line) => eprintln!("{path}:{line}: {}", problem.message),
+                    None => eprintln!("{path}: {}", problem.message),
+                }
+            }
+            eprintln!(
+                "{path}: {} problem{}",
+                error.problems.len(),
+                if error.problems.len() == 1 { "" } else { "s" }
+            );
+            Ok(ExitCode::from(super::EXIT_INPUT))
+        }
+        Err(e) => Err(e.into()),
+    }
+}

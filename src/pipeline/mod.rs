@@ -1,0 +1,294 @@
+//! The streaming engine: a timely dataflow assembled from a pipeline config.
+//!
+//! ```text
+//! source ──► (exchange by patient) ──► monitors: windows → NEWS2 → alert policy ──► (to worker 0) ──► ordered alert sinks
+//!   │ late ──► counted, late file
+//!   └ rejected ──► counted, dead-letter file; impossible values of a known patient ──► monitors
+//! ```
+//!
+//! **Event time.** The timely timestamp is the event time in ticks (`[time] tick`). The source
+//! holds its capability at the watermark: the latest event time seen minus the allowed lateness.
+//! A record older than the watermark is late: counted and sent to the late output, never
+//! processed out of order and never dropped silently.
+//!
+//! **Determinism.** Monitors act only when the frontier has passed a tick, and then process the
+//! tick's records in a total order (time, patient, kind, vital, device, value), with exact
+//! duplicates removed; timers fire at their own due time (see [`crate::monitor`]). Alerts are
+//! written by worker 0 in (event time, patient, kind) order once the frontier has passed them.
+//! The same input therefore gives byte-identical alerts with any number of workers.
+//!
+//! **End of input.** A finite source ends by telling every worker the latest event time it saw;
+//! timers (reminders, staleness) fire up to that time and no further, so the end of a file is
+//! the same instant in every run.
+
+mod monitors;
+mod ordered_sink;
+mod source;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::{PipelineConfig, SourceConfig};
+use crate::monitor::MonitorSettings;
+use crate::news2::Scale;
+use crate::observation::{EventTime, Identifier, Observation, Subject};
+
+/// What flows from the source to the monitors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A valid observation.
+    Observation(Observation),
+    /// An impossible value of a known patient: a data-quality problem.
+    Invalid { subject: Subject, reason: String },
+    /// A registry change: the patient's SpO2 scale from `time` on.
+    Prescription {
+        patient: Identifier,
+        time: EventTime,
+        scale: Scale,
+    },
+    /// The source has ended; its latest event time, addressed to one worker.
+    End { worker: u64, time_us: i64 },
+}
+
+impl Event {
+    /// The worker this event goes to: patients are spread by a stable hash.
+    pub fn route(&self) -> u64 {
+        match self {
+            Event::Observation(o) => patient_hash(o.patient()),
+            Event::Invalid { subject, .. } => patient_hash(&subject.patient),
+            Event::Prescription { patient, .. } => patient_hash(patient),
+            Event::End { worker, .. } => *worker,
+        }
+    }
+
+    /// The event time (µs).
+    pub fn time_us(&self) -> i64 {
+        match self {
+            Event::Observation(o) => o.time().micros(),
+            Event::Invalid { subject, .. } => subject.time.micros(),
+            Event::Prescription { time, .. } => time.micros(),
+            Event::End { time_us, .. } => *time_us,
+        }
+    }
+}
+
+/// FNV-1a of the patient id: stable across runs, machines and releases.
+fn patient_hash(patient: &Identifier) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in patient.as_str().bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Run-time choices on top of the pipeline file.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Workers; the config's when `None`.
+    pub workers: Option<usize>,
+    /// Replace the source by this JSON lines file.
+    pub input: Option<PathBuf>,
+    /// Also write every alert as a JSON line here.
+    pub alerts: Option<PathBuf>,
+    /// Write rejected records here, each with its position and reason.
+    pub dead_letter: Option<PathBuf>,
+    /// Write late observations here.
+    pub late: Option<PathBuf>,
+    /// Print progress to standard error.
+    pub progress: bool,
+    /// Do not write to the console sink (scripts and tests).
+    pub quiet: bool,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    pub observations: u64,
+    pub rejected: u64,
+    /// Rejected records whose patient was known: reported to the patient's monitor.
+    pub invalid_values: u64,
+    pub late: u64,
+    pub duplicates: u64,
+    pub alerts: u64,
+    /// Alerts by `kind/event`.
+    pub alerts_by_kind: BTreeMap<String, u64>,
+    pub patients: u64,
+    /// Bytes of monitor state at the end, all patients.
+    pub state_bytes: u64,
+    pub workers: usize,
+    #[serde(skip)]
+    pub elapsed: Duration,
+    /// First and last event time processed (µs).
+    pub first_event_us: Option<i64>,
+    pub last_event_us: Option<i64>,
+}
+
+impl RunSummary {
+    fn merge(&mut self, other: &RunSummary) {
+        self.observations += other.observations;
+        self.rejected += other.rejected;
+        self.invalid_values += other.invalid_values;
+        self.late += other.late;
+        self.duplicates += other.duplicates;
+        self.alerts += other.alerts;
+        for (k, v) in &other.alerts_by_kind {
+            *self.alerts_by_kind.entry(k.clone()).or_default() += v;
+        }
+        self.patients += other.patients;
+        self.state_bytes += other.state_bytes;
+        self.first_event_us = min_some(self.first_event_us, other.first_event_us);
+        self.last_event_us = self.last_event_us.max(other.last_event_us);
+    }
+
+    /// Observations per second of wall time.
+    pub fn throughput(&self) -> f64 {
+        self.observations as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// A run that could not complete.
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("{0}")]
+    Source(#[from] crate::sources::SourceError),
+    #[error("cannot read the registry {path}: {reason}")]
+    Registry { path: PathBuf, reason: String },
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+    #[error("dataflow failed: {0}")]
+    Dataflow(String),
+}
+
+/// Shared by the operators of one worker.
+#[derive(Default)]
+struct WorkerState {
+    summary: RunSummary,
+    error: Option<PipelineError>,
+}
+
+/// Runs a pipeline to the end of its input and returns what it did.
+pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, PipelineError> {
+    let mut config = config.clone();
+    if let Some(input) = &options.input {
+        config.source = SourceConfig::Jsonl {
+            path: input.clone(),
+        };
+    }
+    let workers = options.workers.unwrap_or(config.workers).max(1);
+    let registry = match &config.registry {
+        Some(r) => {
+            let text = std::fs::read_to_string(&r.path).map_err(|e| PipelineError::Registry {
+                path: r.path.clone(),
+                reason: e.to_string(),
+            })?;
+            crate::registry::parse(&text).map_err(|e| PipelineError::Registry {
+                path: r.path.clone(),
+                reason: e.to_string(),
+            })?
+        }
+        None => Vec::new(),
+    };
+    // Fail before starting workers if the source or sinks cannot be opened.
+    let source = crate::sources::build(&config.source)?;
+    let source = Arc::new(Mutex::new(Some(source)));
+    let mut sink_configs = config.sinks.clone();
+    if options.quiet {
+        sink_configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console));
+    }
+    let sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
+    let sinks = Arc::new(Mutex::new(Some(sinks)));
+    let side = source::SideOutputs::open(options.dead_letter.as_deref(), options.late.as_deref())?;
+    let side = Arc::new(Mutex::new(Some(side)));
+
+    let settings = MonitorSettings::from_config(&config);
+    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
+    let progress = options.progress;
+    let registry = Arc::new(registry);
+    let started = Instant::now();
+
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        let index = worker.index();
+        let peers = worker.peers();
+        let state = Rc::new(RefCell::new(WorkerState::default()));
+        // Worker 0 owns the source and the sinks.
+        let (my_source, my_sinks, my_side) = if index == 0 {
+            (
+                source.lock().ok().and_then(|mut s| s.take()),
+                sinks.lock().ok().and_then(|mut s| s.take()),
+                side.lock().ok().and_then(|mut s| s.take()),
+            )
+        } else {
+            (None, None, None)
+        };
+        let registry = if index == 0 {
+            registry.as_ref().clone()
+        } else {
+            Vec::new()
+        };
+        let settings = settings.clone();
+        let st = Rc::clone(&state);
+        worker.dataflow::<i64, _, _>(move |scope| {
+            let events = source::source(
+                scope,
+                source::SourceParts {
+                    source: my_source,
+                    side: my_side,
+                    registry,
+                    peers: peers as u64,
+                    tick_us,
+                    lateness_us,
+                    progress,
+                    state: Rc::clone(&st),
+                },
+            );
+            let alerts = monitors::monitors(events, settings, tick_us, Rc::clone(&st));
+            ordered_sink::ordered_sink(alerts, my_sinks, Rc::clone(&st));
+        });
+        while worker.step_or_park(None) {}
+        let mut state = state.borrow_mut();
+        (
+            std::mem::take(&mut state.summary),
+            state.error.take().map(|e| e.to_string()),
+        )
+    })
+    .map_err(PipelineError::Dataflow)?;
+
+    let mut summary = RunSummary {
+        workers,
+        ..RunSummary::default()
+    };
+    let mut errors = Vec::new();
+    for result in guards.join() {
+        match result {
+            Ok((worker_summary, error)) => {
+                summary.merge(&worker_summary);
+                errors.extend(error);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    summary.elapsed = started.elapsed();
+    if progress {
+        eprint!("\r\x1b[2K");
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(PipelineError::Dataflow(e)),
+        None => Ok(summary),
+    }
+}

@@ -1,0 +1,278 @@
+//! The keyed monitor operator: each worker keeps the [`PatientMonitor`]s of its patients and
+//! drives them tick by tick, once the frontier has passed each tick.
+//!
+//! Within a tick, events are processed in a total order (time, patient, kind, vital, device,
+//! value) and exact duplicates (the same patient, device, vital, time and value) are removed, so
+//! arrival order never shows in the output. Ticks with no events but with due timers are visited
+//! too, so silence is noticed at the time it becomes stale, whatever else the stream carries.
+
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+
+use timely::dataflow::Stream;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+
+use super::{Event, WorkerState};
+use crate::alerting::Alert;
+use crate::monitor::{MonitorSettings, PatientMonitor};
+use crate::news2::Scale;
+use crate::observation::{Identifier, Observation, Value};
+
+pub fn monitors<'scope>(
+    events: Stream<'scope, i64, Vec<Event>>,
+    settings: MonitorSettings,
+    tick_us: i64,
+    state: Rc<RefCell<WorkerState>>,
+) -> Stream<'scope, i64, Vec<Alert>> {
+    events.unary_frontier(
+        Exchange::new(|e: &Event| e.route()),
+        "Monitors",
+        move |capability, _info| {
+            let mut cap = Some(capability);
+            let mut pending: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+            let mut patients: HashMap<Identifier, PatientMonitor> = HashMap::new();
+            let mut scales: HashMap<Identifier, Scale> = HashMap::new();
+            let mut timers: BTreeSet<(i64, Identifier)> = BTreeSet::new();
+            let mut due_of: HashMap<Identifier, i64> = HashMap::new();
+            let mut end_us: Option<i64> = None;
+            let mut alerts: Vec<Alert> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each(|time, data| {
+                    pending
+                        .entry(time.least().copied().unwrap_or(i64::MIN))
+                        .or_default()
+                        .append(data);
+                });
+                let Some(c) = cap.as_mut() else {
+                    pending.clear();
+                    return;
+                };
+                let done = frontier.frontier().is_empty();
+                // Ticks strictly before `limit` are complete.
+                let limit = frontier.frontier().first().copied().unwrap_or(i64::MAX);
+                loop {
+                    let next_data = pending.keys().next().copied();
+                    let next_timer = timers.first().map(|(due, _)| due.div_euclid(tick_us));
+                    let Some(t) = [next_data, next_timer].into_iter().flatten().min() else {
+                        break;
+                    };
+                    if t >= limit {
+                        break;
+                    }
+                    // At the end, timers fire up to the source's last event time only.
+                    if next_data != Some(t)
+                        && done
+                        && end_us.is_none_or(|end| t > end.div_euclid(tick_us))
+                    {
+                        break;
+                    }
+                    if t > *c.time() {
+                        c.downgrade(&t);
+                    }
+                    let mut st = state.borrow_mut();
+                    if let Some(mut events) = pending.remove(&t) {
+                        events.sort_by(order);
+                        events.dedup_by(|b, a| {
+                            let dup = duplicate(a, b);
+                            if dup {
+                                st.summary.duplicates += 1;
+                            }
+                            dup
+                        });
+                        let mut i = 0;
+                        while i < events.len() {
+                            // A run of events of one patient at one time is one observation set.
+                            let j = i + events[i..]
+                                .iter()
+                                .position(|e| !same_patient_and_time(&events[i], e))
+                                .unwrap_or(events.len() - i);
+                            let group = &events[i..j];
+                            i = j;
+                            if let Event::End { time_us, .. } = &group[0] {
+                                end_us = end_us.max(Some(*time_us));
+                                continue;
+                            }
+                            let (patient, time) = match &group[0] {
+                                Event::Observation(o) => (o.patient().clone(), o.time()),
+                                Event::Invalid { subject, .. } => {
+                                    (subject.patient.clone(), subject.time)
+                                }
+                                Event::Prescription { patient, time, .. } => {
+                                    (patient.clone(), *time)
+                                }
+                                Event::End { .. } => continue,
+                            };
+                            if let Event::Prescription { scale, .. } = &group[0]
+                                && !patients.contains_key(&patient)
+                            {
+                                scales.insert(patient, *scale);
+                                continue;
+                            }
+                            st.summary.first_event_us =
+                                super::min_some(st.summary.first_event_us, Some(time.micros()));
+                            st.summary.last_event_us =
+                                st.summary.last_event_us.max(Some(time.micros()));
+                            let monitor = patients.entry(patient.clone()).or_insert_with(|| {
+                                let scale = scales.get(&patient).copied().unwrap_or_default();
+                                PatientMonitor::new(patient.as_str(), time, scale)
+                            });
+                            let observations: Vec<Observation> = group
+                                .iter()
+                                .filter_map(|e| match e {
+                                    Event::Observation(o) => Some(o.clone()),
+                                    _ => None,
+                                })
+                                .collect();
+                            for e in group {
+                                match e {
+                                    Event::Prescription { time, scale, .. } => {
+                                        monitor.prescribe(&settings, *time, *scale, &mut alerts)
+                                    }
+                                    Event::Invalid { subject, reason } => monitor.invalid(
+                                        &settings,
+                                        subject.vital,
+                                        subject.time,
+                                        reason,
+                                        &mut alerts,
+                                    ),
+                                    Event::Observation(_) | Event::End { .. } => {}
+                                }
+                            }
+                            st.summary.observations += observations.len() as u64;
+                            monitor.observe_set(&settings, &observations, &mut alerts);
+                            reschedule(
+                                &mut timers,
+                                &mut due_of,
+                                &patient,
+                                monitor.next_due(&settings),
+                            );
+                        }
+                    }
+                    // Timers due within this tick (and, at the end, not after the last event).
+                    let mut until = (t + 1).saturating_mul(tick_us);
+                    if done && let Some(end) = end_us {
+                        until = until.min(end + 1);
+                    }
+                    while let Some((due, patient)) = timers.first().cloned() {
+                        if due >= until {
+                            break;
+                        }
+                        timers.remove(&(due, patient.clone()));
+                        due_of.remove(&patient);
+                        if let Some(monitor) = patients.get_mut(&patient) {
+                            monitor.advance(&settings, until, &mut alerts);
+                            reschedule(
+                                &mut timers,
+                                &mut due_of,
+                                &patient,
+                                monitor.next_due(&settings),
+                            );
+                        }
+                    }
+                    for a in &alerts {
+                        st.summary.alerts += 1;
+                        *st.summary
+                            .alerts_by_kind
+                            .entry(format!("{}/{}", a.kind.name(), event_name(a)))
+                            .or_default() += 1;
+                    }
+                    drop(st);
+                    if !alerts.is_empty() {
+                        output.session(&*c).give_iterator(alerts.drain(..));
+                    }
+                }
+                if done {
+                    let mut st = state.borrow_mut();
+                    st.summary.patients = patients.len() as u64;
+                    st.summary.state_bytes = patients
+                        .values()
+                        .map(PatientMonitor::state_bytes)
+                        .sum::<usize>() as u64;
+                    cap = None;
+                } else if limit > *c.time() {
+                    c.downgrade(&limit);
+                }
+            }
+        },
+    )
+}
+
+fn event_name(a: &Alert) -> String {
+    serde_json::to_value(a.event)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn reschedule(
+    timers: &mut BTreeSet<(i64, Identifier)>,
+    due_of: &mut HashMap<Identifier, i64>,
+    patient: &Identifier,
+    due: Option<i64>,
+) {
+    if let Some(old) = due_of.remove(patient) {
+        timers.remove(&(old, patient.clone()));
+    }
+    if let Some(due) = due {
+        timers.insert((due, patient.clone()));
+        due_of.insert(patient.clone(), due);
+    }
+}
+
+/// The total order of events within a tick.
+fn order(a: &Event, b: &Event) -> Ordering {
+    key(a)
+        .cmp(&key(b))
+        .then_with(|| value_key(a).cmp(&value_key(b)))
+}
+
+/// (time, patient, kind, vital, device): prescriptions first, then invalid values, then
+/// observations, and the end marker last.
+fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
+    match e {
+        Event::Prescription { patient, time, .. } => (time.micros(), patient.as_str(), 0, 0, ""),
+        Event::Invalid { subject, .. } => (
+            subject.time.micros(),
+            subject.patient.as_str(),
+            1,
+            subject.vital as u8,
+            "",
+        ),
+        Event::Observation(o) => (
+            o.time().micros(),
+            o.patient().as_str(),
+            2,
+            o.vital() as u8,
+            o.device().map_or("", Identifier::as_str),
+        ),
+        Event::End { time_us, .. } => (*time_us, "", 3, 0, ""),
+    }
+}
+
+fn value_key(e: &Event) -> (u64, &str) {
+    match e {
+        Event::Observation(o) => match o.value() {
+            Value::Number(n) => (n.to_bits(), ""),
+            Value::Acvpu(a) => (a as u64, ""),
+        },
+        Event::Invalid { reason, .. } => (0, reason.as_str()),
+        _ => (0, ""),
+    }
+}
+
+fn duplicate(a: &Event, b: &Event) -> bool {
+    match (a, b) {
+        (Event::Observation(x), Event::Observation(y)) => x == y,
+        (Event::End { .. }, Event::End { .. }) => false,
+        _ => a == b,
+    }
+}
+
+fn same_patient_and_time(a: &Event, b: &Event) -> bool {
+    let (ta, pa, ka, _, _) = key(a);
+    let (tb, pb, kb, _, _) = key(b);
+    (ta, pa, ka == 3) == (tb, pb, kb == 3)
+}

@@ -1,0 +1,90 @@
+//! Sources: where observations come from. Each produces [`SourceItem`]s in arrival order, with
+//! event times; the dataflow orders them by event time (see [`crate::pipeline`]).
+//!
+//! A source never drops a record silently: what is not an observation comes out as a
+//! [`Rejected`] item with its position and reason, for the dead-letter output and, when the
+//! patient and vital are known, a data-quality alert.
+
+pub mod jsonl;
+pub mod physionet;
+pub mod simulator;
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::config::SourceConfig;
+use crate::observation::{Observation, Rejection, Subject};
+
+/// One record from a source.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceItem {
+    Observation(Observation),
+    Rejected(Rejected),
+}
+
+/// A record that is not an observation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// Where it was: `line 17`, `p000012.psv line 5`.
+    pub position: String,
+    /// Why, naming the field.
+    pub reason: String,
+    /// The wire field at fault, when one is.
+    pub field: Option<&'static str>,
+    /// The patient, time and vital, when they could be read.
+    pub subject: Option<Subject>,
+    /// The record as received (for the dead-letter output), when it is text.
+    pub raw: Option<String>,
+}
+
+impl Rejected {
+    /// A rejected wire message.
+    pub fn from_rejection(position: String, rejection: Rejection, raw: Option<String>) -> Rejected {
+        Rejected {
+            position,
+            reason: rejection.error.to_string(),
+            field: rejection.error.field(),
+            subject: rejection.subject,
+            raw,
+        }
+    }
+}
+
+/// How far a finite source has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub total: Option<u64>,
+}
+
+/// A source of observations.
+pub trait Source: Send {
+    /// Appends up to about `max` items to `out`; returns `false` once the source is exhausted.
+    fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError>;
+
+    /// How far the source has come (for progress bars).
+    fn progress(&self) -> Progress;
+}
+
+/// A source that cannot go on.
+#[derive(Debug, Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+/// Builds the source a pipeline names.
+pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
+    Ok(match config {
+        SourceConfig::Simulator(sim) => Box::new(simulator::Simulator::new(sim)),
+        SourceConfig::Jsonl { path } => Box::new(jsonl::JsonLines::open(path)?),
+        SourceConfig::Physionet2019(d) => Box::new(physionet::Replay::physionet2019(d)?),
+        SourceConfig::Physionet2012(d) => Box::new(physionet::Replay::physionet2012(d)?),
+    })
+}
