@@ -251,6 +251,8 @@ pub struct BandPolicy {
     /// The band alerted and not yet lowered (low–medium or above).
     raised: Option<Band>,
     lower_run: u32,
+    /// When the last lower score was counted.
+    last_counted_us: Option<i64>,
     next_reminder_us: Option<i64>,
     /// Charted values of the previous score, to count only new observation sets.
     previous: Option<Vec<Option<String>>>,
@@ -297,8 +299,14 @@ impl BandPolicy {
                 Some(BandDecision::Raised { from, to: band })
             }
             Some(band) if band < current => {
-                if new_set {
+                let spacing = config.deescalate_spacing.0.as_micros() as i64;
+                if new_set
+                    && self
+                        .last_counted_us
+                        .is_none_or(|last| now_us - last >= spacing)
+                {
                     self.lower_run += 1;
+                    self.last_counted_us = Some(now_us);
                 }
                 if self.lower_run < config.deescalate_after {
                     return None;
@@ -310,12 +318,14 @@ impl BandPolicy {
                     self.raised = None;
                     self.next_reminder_us = None;
                     self.lower_run = 0;
+                    self.last_counted_us = None;
                 }
                 Some(BandDecision::Lowered { from, to: band })
             }
             _ => {
                 // Same band, or unknown (incomplete with no band): the run of lower scores breaks.
                 self.lower_run = 0;
+                self.last_counted_us = None;
                 None
             }
         }
@@ -324,6 +334,7 @@ impl BandPolicy {
     fn raise(&mut self, config: &AlertsConfig, now_us: i64, band: Band) {
         self.raised = Some(band);
         self.lower_run = 0;
+        self.last_counted_us = None;
         self.next_reminder_us = Some(now_us + reminder_period_us(config, band));
     }
 
@@ -406,7 +417,7 @@ pub fn reminder_alert(
         AlertKind::News2,
         AlertEvent::Reminder,
         Severity::of(band),
-        format!("NEWS2 band still {band} ({})", total_text(score)),
+        format!("NEWS2 band {band} still raised (now {})", total_text(score)),
         score.response(),
         Some(evidence),
     )
@@ -506,6 +517,7 @@ mod tests {
     fn lowers_only_after_k_consecutive_new_lower_scores() {
         let config = AlertsConfig {
             deescalate_after: 3,
+            deescalate_spacing: crate::config::Dur(std::time::Duration::from_micros(1)),
             ..AlertsConfig::default()
         };
         let mut p = BandPolicy::default();
@@ -529,6 +541,26 @@ mod tests {
         );
         assert_eq!(p.raised(), None);
         assert_eq!(p.next_reminder(), None);
+    }
+
+    #[test]
+    fn lower_scores_count_at_most_once_per_spacing() {
+        let config = AlertsConfig::default(); // K = 3, spacing 5 min
+        let min = 60_000_000;
+        let mut p = BandPolicy::default();
+        p.on_score(&config, 0, &score_with(26.0, 135.0));
+        // New lower sets every minute: counted at 1, 6 and 11 minutes.
+        for m in 1..11 {
+            assert_eq!(
+                p.on_score(&config, m * min, &score_with(16.0, 60.0 + m as f64)),
+                None,
+                "minute {m}"
+            );
+        }
+        assert!(
+            p.on_score(&config, 11 * min, &score_with(16.0, 80.0))
+                .is_some()
+        );
     }
 
     #[test]

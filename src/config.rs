@@ -37,6 +37,7 @@ pub struct PipelineConfig {
     pub time: TimeConfig,
     pub windows: WindowsConfig,
     pub staleness: StalenessConfig,
+    pub news2: News2Config,
     pub alerts: AlertsConfig,
     pub registry: Option<RegistryConfig>,
     pub sinks: Vec<SinkConfig>,
@@ -178,12 +179,35 @@ impl Default for StalenessConfig {
     }
 }
 
+/// How NEWS2 reads continuous signals.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct News2Config {
+    /// Each numeric parameter is scored at the median of its values over this last stretch of
+    /// event time: the settled reading a nurse would chart, not a 1 Hz sample caught in a
+    /// probe-off drop or a motion spike. A lone value is scored as it is; `0s` scores the
+    /// latest sample.
+    pub settle: Dur,
+}
+
+impl Default for News2Config {
+    fn default() -> News2Config {
+        News2Config {
+            settle: Dur::secs(120),
+        }
+    }
+}
+
 /// The alert policy.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertsConfig {
     /// Consecutive lower scores needed before a raised band is lowered (K).
     pub deescalate_after: u32,
+    /// Lower scores count towards K at most once per this stretch, so that a monitor sending
+    /// every few seconds cannot lower a band within a minute: K lower scores span at least
+    /// (K − 1) × spacing.
+    pub deescalate_spacing: Dur,
     /// Reminder period while a band stays raised, by band.
     pub reminders: RemindersConfig,
     /// Raise data-quality alerts (missing, stale or invalid parameters).
@@ -194,6 +218,7 @@ impl Default for AlertsConfig {
     fn default() -> AlertsConfig {
         AlertsConfig {
             deescalate_after: 3,
+            deescalate_spacing: Dur::secs(5 * 60),
             reminders: RemindersConfig::default(),
             data_quality: true,
         }
@@ -351,7 +376,7 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str = "source, time, windows, staleness, alerts, registry, sinks, workers";
+const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, registry, sinks, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -382,6 +407,7 @@ impl PipelineConfig {
         let mut time = TimeConfig::default();
         let mut windows = WindowsConfig::default();
         let mut staleness = StalenessConfig::default();
+        let mut news2 = News2Config::default();
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
         let mut sinks = vec![SinkConfig::Console];
@@ -401,6 +427,7 @@ impl PipelineConfig {
                 "time" => time = read!().unwrap_or_default(),
                 "windows" => windows = read!().unwrap_or_default(),
                 "staleness" => staleness = read!().unwrap_or_default(),
+                "news2" => news2 = read!().unwrap_or_default(),
                 "alerts" => alerts = read!().unwrap_or_default(),
                 "registry" => registry = read!(),
                 "sinks" => sinks = read!().unwrap_or_default(),
@@ -523,6 +550,7 @@ impl PipelineConfig {
             time,
             windows,
             staleness,
+            news2,
             alerts,
             registry,
             sinks,

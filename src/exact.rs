@@ -118,6 +118,16 @@ impl Exact {
         Exact::new(num, self.den)
     }
 
+    /// `self + other`, or `None` on overflow.
+    pub fn checked_add(self, other: Exact) -> Option<Exact> {
+        let g = gcd(self.den.unsigned_abs(), other.den.unsigned_abs()).max(1) as i128;
+        let num = self
+            .num
+            .checked_mul(other.den / g)?
+            .checked_add(other.num.checked_mul(self.den / g)?)?;
+        Exact::new(num, self.den.checked_mul(other.den / g)?)
+    }
+
     /// `self × num / den`, or `None` on overflow or a zero `den`.
     pub fn mul_ratio(self, num: i64, den: i64) -> Option<Exact> {
         let factor = Exact::ratio(num, den)?;
@@ -242,6 +252,17 @@ mod tests {
         let mmhg = |k: f64| ex(k).mul_ratio(760_000, 101_325).unwrap();
         assert_eq!(mmhg(101.325), Exact::integer(760));
         assert_eq!(mmhg(12.0).round_half_up(0), Some(90)); // 90.007…
+    }
+
+    #[test]
+    fn adds_exactly() {
+        assert_eq!(ex(0.1).checked_add(ex(0.2)), Some(ex(0.3)));
+        assert_eq!(
+            Exact::ratio(1, 3)
+                .unwrap()
+                .checked_add(Exact::ratio(1, 6).unwrap()),
+            Exact::ratio(1, 2)
+        );
     }
 
     #[test]

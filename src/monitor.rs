@@ -12,6 +12,7 @@
 //! `t` fires before any input at a time after `t` (and after inputs at exactly `t` only when
 //! those came first).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::alerting::{self, Alert, AlertEvent, BandPolicy, Evidence};
@@ -27,6 +28,8 @@ pub struct MonitorSettings {
     pub windows: WindowSpec,
     /// Staleness limit per NEWS2 parameter, µs, in chart order.
     pub staleness_us: [i64; 7],
+    /// Numeric parameters are scored at their median over this stretch (µs); 0 = latest.
+    pub settle_us: i64,
     pub alerts: AlertsConfig,
 }
 
@@ -43,6 +46,7 @@ impl MonitorSettings {
                 config.windows.resolution.millis(),
             ),
             staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
+            settle_us: config.news2.settle.0.as_micros() as i64,
             alerts: config.alerts.clone(),
         }
     }
@@ -110,6 +114,8 @@ pub struct PatientMonitor {
     first_seen_us: i64,
     scale: Scale,
     latest: [Latest; 7],
+    /// Recent numeric values per parameter, within the settle stretch, for the median.
+    recent: [VecDeque<(i64, Exact)>; 7],
     data_quality: [DataQuality; 7],
     windows: [VitalWindow; 8],
     band: BandPolicy,
@@ -123,6 +129,7 @@ impl PatientMonitor {
             first_seen_us: first_seen.micros(),
             scale,
             latest: std::array::from_fn(|_| Latest::None),
+            recent: Default::default(),
             data_quality: [DataQuality::default(); 7],
             windows: Default::default(),
             band: BandPolicy::default(),
@@ -209,6 +216,15 @@ impl PatientMonitor {
                     value,
                 };
                 self.data_quality[parameter as usize].alerted = false;
+                if let ParamValue::Number(q) = value {
+                    let recent = &mut self.recent[parameter as usize];
+                    while recent.front().is_some_and(|&(t, _)| {
+                        t <= now - settings.settle_us || recent.len() >= MAX_RECENT
+                    }) {
+                        recent.pop_front();
+                    }
+                    recent.push_back((now, q));
+                }
                 scored = true;
             }
             if scored {
@@ -363,6 +379,13 @@ impl PatientMonitor {
                         }
                     } else {
                         match latest {
+                            Latest::Value {
+                                value: ParamValue::Number(last),
+                                ..
+                            } => Input::Present(ParamValue::Number(
+                                settled(&self.recent[i], now_us, settings.settle_us)
+                                    .unwrap_or(*last),
+                            )),
                             Latest::Value { value, .. } => Input::Present(*value),
                             Latest::Invalid { reason, .. } => Input::Invalid(reason.clone()),
                             Latest::None => Input::Missing,
@@ -402,6 +425,31 @@ impl PatientMonitor {
                 evidence,
             ));
         }
+    }
+}
+
+/// The most recent values kept per parameter for the settled median.
+const MAX_RECENT: usize = 256;
+
+/// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an even
+/// count, exactly); `None` when there are none.
+fn settled(recent: &VecDeque<(i64, Exact)>, now_us: i64, settle_us: i64) -> Option<Exact> {
+    let mut values: Vec<Exact> = recent
+        .iter()
+        .filter(|&&(t, _)| t > now_us - settle_us && t <= now_us)
+        .map(|&(_, v)| v)
+        .collect();
+    if values.is_empty() {
+        return None;
+    }
+    values.sort();
+    let n = values.len();
+    if n % 2 == 1 {
+        Some(values[n / 2])
+    } else {
+        values[n / 2 - 1]
+            .checked_add(values[n / 2])
+            .and_then(|s| s.mul_ratio(1, 2))
     }
 }
 

@@ -120,7 +120,7 @@ fn reminders_follow_the_band_until_k_lower_sets() {
     for (k, hr) in [70.0, 71.0, 72.0].into_iter().enumerate() {
         let mut values = NORMAL;
         values[4] = hr;
-        normal.extend(set(50 * MIN + k as i64 * MIN, values));
+        normal.extend(set(50 * MIN + k as i64 * 5 * MIN, values));
     }
     let later = run(&mut m, &s, &normal);
     let lowered: Vec<&Alert> = later
@@ -128,7 +128,7 @@ fn reminders_follow_the_band_until_k_lower_sets() {
         .filter(|a| a.event == AlertEvent::Lowered)
         .collect();
     assert_eq!(lowered.len(), 1, "{later:#?}");
-    assert_eq!(lowered[0].time_us, 52 * MIN);
+    assert_eq!(lowered[0].time_us, 60 * MIN); // K = 3 lower sets, 5 min apart
 }
 
 #[test]
@@ -272,4 +272,25 @@ proptest! {
         b.advance(&s, end, &mut out_b);
         prop_assert_eq!(out_a, out_b);
     }
+}
+
+#[test]
+fn a_brief_artefact_is_not_charted_but_a_sustained_change_is() {
+    let s = settings(); // settle 2 min
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &set(0, NORMAL));
+    // SpO2 every 5 s: 30 s of probe-off at 70 % inside steady 98 %.
+    for k in 1..=60 {
+        let spo2 = if (20..26).contains(&k) { 70.0 } else { 98.0 };
+        m.observe(&s, &obs(k * 5 * S, Vital::Spo2, spo2), &mut alerts);
+    }
+    assert!(alerts.is_empty(), "{alerts:#?}");
+    // A real fall, sustained for over half the settle stretch, is charted.
+    for k in 61..=90 {
+        m.observe(&s, &obs(k * 5 * S, Vital::Spo2, 88.0), &mut alerts);
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].event, AlertEvent::Raised);
+    // 13 of 24 samples in the stretch are 88 by the 73rd: the median falls then.
+    assert_eq!(alerts[0].time_us, 73 * 5 * S);
 }

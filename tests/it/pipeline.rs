@@ -1,0 +1,359 @@
+//! `vigil run` and `vigil simulate` end to end: determinism across workers and arrival orders,
+//! detection of simulated deteriorations, and data quality.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use proptest::prelude::*;
+use serde_json::Value;
+
+use vigil::config::PipelineConfig;
+use vigil::pipeline::{self, RunOptions};
+
+use crate::{scratch, vigil};
+
+fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
+}
+
+/// Simulates a cohort to `dir/cohort.jsonl` (and its truth) and returns the path.
+fn simulate(dir: &Path, patients: u32, hours: u32, seed: u64) -> PathBuf {
+    let out = dir.join("cohort.jsonl");
+    let truth = dir.join("truth.jsonl");
+    let o = vigil(&[
+        "simulate",
+        "--patients",
+        &patients.to_string(),
+        "--hours",
+        &hours.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--out",
+        out.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+fn run_file(input: &Path, alerts: &Path, workers: u16) -> String {
+    let o = vigil(&[
+        "run",
+        demo().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--workers",
+        &workers.to_string(),
+        "--quiet",
+        "--progress",
+        "never",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stderr).unwrap()
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn alerts_are_byte_identical_with_1_and_4_workers() {
+    let dir = scratch("workers");
+    let cohort = simulate(&dir, 16, 12, 11);
+    let one = dir.join("alerts-1.jsonl");
+    let four = dir.join("alerts-4.jsonl");
+    let summary = run_file(&cohort, &one, 1);
+    run_file(&cohort, &four, 4);
+    let a = std::fs::read(&one).unwrap();
+    let b = std::fs::read(&four).unwrap();
+    assert!(!a.is_empty(), "no alerts at all: {summary}");
+    assert!(a == b, "alerts differ between 1 and 4 workers");
+    // Ordered by event time, then patient, then kind.
+    let alerts = read_lines(&one);
+    let keys: Vec<(i64, String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["time_us"].as_i64().unwrap(),
+                a["patient"].as_str().unwrap().into(),
+                a["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+}
+
+#[test]
+fn deteriorations_are_alerted_promptly_and_stable_patients_rarely() {
+    let dir = scratch("detection");
+    let cohort = simulate(&dir, 40, 24, 5);
+    let alerts_path = dir.join("alerts.jsonl");
+    run_file(&cohort, &alerts_path, 2);
+    let alerts = read_lines(&alerts_path);
+    let truth = read_lines(&dir.join("truth.jsonl"));
+    assert!(
+        truth.len() >= 6,
+        "too few episodes to test: {}",
+        truth.len()
+    );
+
+    let mut by_patient: HashMap<&str, Vec<&Value>> = HashMap::new();
+    for a in &alerts {
+        by_patient
+            .entry(a["patient"].as_str().unwrap())
+            .or_default()
+            .push(a);
+    }
+    let us = |v: &Value| {
+        vigil::observation::EventTime::parse_rfc3339(v.as_str().unwrap())
+            .unwrap()
+            .micros()
+    };
+    let mut delays = Vec::new();
+    for episode in &truth {
+        let patient = episode["patient"].as_str().unwrap();
+        let onset = us(&episode["onset"]);
+        let first = by_patient.get(patient).and_then(|alerts| {
+            alerts.iter().find(|a| {
+                a["event"] == "raised"
+                    && (a["severity"] == "medium" || a["severity"] == "high")
+                    && a["time_us"].as_i64().unwrap() >= onset
+            })
+        });
+        let first =
+            first.unwrap_or_else(|| panic!("{patient}: no medium-or-high alert after its onset"));
+        let delay_h = (first["time_us"].as_i64().unwrap() - onset) as f64 / 3.6e9;
+        delays.push(delay_h);
+        // Ramps last 2 to 4 h; the alert must come within them.
+        assert!(
+            delay_h <= 4.0,
+            "{patient}: alerted {delay_h:.2} h after onset"
+        );
+    }
+    let stable: Vec<String> = (0..40)
+        .map(|i| format!("sim-{i:05}"))
+        .filter(|p| !truth.iter().any(|e| e["patient"] == p.as_str()))
+        .collect();
+    let stable_raised: usize = stable
+        .iter()
+        .map(|p| {
+            by_patient
+                .get(p.as_str())
+                .map_or(0, |a| a.iter().filter(|a| a["event"] == "raised").count())
+        })
+        .sum();
+    let per_patient_day = stable_raised as f64 / stable.len() as f64;
+    eprintln!(
+        "detection: {} episodes, delays (h) {:?}; stable patients: {per_patient_day:.2} raised alerts per patient-day",
+        truth.len(),
+        delays
+            .iter()
+            .map(|d| (d * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        per_patient_day < 0.5,
+        "{per_patient_day:.2} raised alerts per stable patient-day"
+    );
+}
+
+#[test]
+fn stale_and_missing_parameters_give_incomplete_scores_and_data_quality_alerts() {
+    let dir = scratch("staleness");
+    let input = dir.join("obs.jsonl");
+    let mut lines = Vec::new();
+    let line = |t: &str, vital: &str, value: &str, unit: Option<&str>| {
+        let unit = unit
+            .map(|u| format!(r#","unit":"{u}""#))
+            .unwrap_or_default();
+        format!(
+            r#"{{"patient":"p1","time":"2026-01-05T{t}Z","vital":"{vital}","value":{value}{unit}}}"#
+        )
+    };
+    // A complete normal set at 00:00, then heart rate alone every 10 minutes for 3 hours.
+    for (vital, value, unit) in [
+        ("respiratory_rate", "16", Some("/min")),
+        ("spo2", "98", Some("%")),
+        ("supplemental_oxygen", "0", Some("L/min")),
+        ("systolic_bp", "120", Some("mm[Hg]")),
+        ("heart_rate", "70", Some("/min")),
+        ("consciousness", "\"A\"", None),
+        ("temperature", "37.0", Some("Cel")),
+    ] {
+        lines.push(line("00:00:00", vital, value, unit));
+    }
+    for k in 1..=18 {
+        lines.push(line(
+            &format!("{:02}:{:02}:00", k / 6, (k % 6) * 10),
+            "heart_rate",
+            "72",
+            Some("/min"),
+        ));
+    }
+    // An impossible value is reported, not scored.
+    lines.push(line("03:05:00", "heart_rate", "900", Some("/min")));
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let alerts_path = dir.join("alerts.jsonl");
+    let dead = dir.join("dead.jsonl");
+    let o = vigil(&[
+        "run",
+        demo().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--alerts",
+        alerts_path.to_str().unwrap(),
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let alerts = read_lines(&alerts_path);
+    let dq: Vec<(String, String)> = alerts
+        .iter()
+        .filter(|a| a["kind"] == "data_quality")
+        .map(|a| {
+            (
+                a["event"].as_str().unwrap().into(),
+                a["summary"]
+                    .as_str()
+                    .unwrap()
+                    .split(':')
+                    .next()
+                    .unwrap()
+                    .into(),
+            )
+        })
+        .collect();
+    assert!(dq.contains(&("stale".into(), "rr".into())), "{dq:?}");
+    assert!(dq.contains(&("stale".into(), "spo2".into())), "{dq:?}");
+    assert!(dq.contains(&("stale".into(), "sbp".into())), "{dq:?}");
+    assert!(dq.contains(&("invalid".into(), "hr".into())), "{dq:?}");
+    assert!(
+        !dq.iter()
+            .any(|(event, p)| event != "invalid" && (p == "hr" || p == "temp")),
+        "fresh parameters reported stale or missing: {dq:?}"
+    );
+    // No alert ever calls an incomplete score low.
+    for a in &alerts {
+        if let Some(e) = a.get("evidence").filter(|e| !e.is_null()) {
+            assert!(!(e["status"] != "complete" && e["band"] == "low"), "{a}");
+        }
+    }
+    // The impossible value is in the dead-letter file with its line and reason.
+    let dead = read_lines(&dead);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["position"], "line 26");
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not a possible heart rate")
+    );
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_line() {
+    let dir = scratch("validate");
+    let path = dir.join("bad.toml");
+    std::fs::write(
+        &path,
+        "workers = 0\n\n[source]\nkind = \"simulator\"\npatientz = 3\n\n[time]\ntick = \"soon\"\n",
+    )
+    .unwrap();
+    let o = vigil(&["validate", path.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let stderr = String::from_utf8(o.stderr).unwrap();
+    assert!(
+        stderr.contains("bad.toml:1: `workers` must be between 1 and 256"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("bad.toml:5:"), "{stderr}");
+    assert!(stderr.contains("bad.toml:8:"), "{stderr}");
+    assert!(stderr.contains("3 problems"), "{stderr}");
+    let o = vigil(&["validate", demo().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A cohort's observations as wire lines, in event-time order.
+fn cohort_lines() -> &'static Vec<(i64, String)> {
+    static LINES: std::sync::OnceLock<Vec<(i64, String)>> = std::sync::OnceLock::new();
+    LINES.get_or_init(|| {
+        use vigil::sources::{Source, SourceItem};
+        let config = vigil::config::SimulatorConfig {
+            patients: 6,
+            hours: 8,
+            seed: 3,
+            ..Default::default()
+        };
+        let mut sim = vigil::sources::simulator::Simulator::new(&config);
+        let mut items = Vec::new();
+        while sim.fill(8192, &mut items).unwrap() {}
+        let mut lines: Vec<(i64, String)> = items
+            .into_iter()
+            .filter_map(|i| match i {
+                SourceItem::Observation(o) => Some((o.time().micros(), o.to_json())),
+                SourceItem::Rejected(_) => None,
+            })
+            .collect();
+        lines.sort();
+        lines.dedup();
+        lines
+    })
+}
+
+fn alerts_for(lines: &[&str], dir: &Path, name: &str) -> Vec<u8> {
+    let input = dir.join(format!("{name}.jsonl"));
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let alerts = dir.join(format!("{name}-alerts.jsonl"));
+    let config = PipelineConfig::load(&demo()).unwrap();
+    let options = RunOptions {
+        input: Some(input),
+        alerts: Some(alerts.clone()),
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let summary = pipeline::run(&config, &options).unwrap();
+    assert_eq!(summary.late, 0);
+    std::fs::read(alerts).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4))]
+
+    /// Shuffling arrival order within the allowed lateness does not change the alerts.
+    #[test]
+    fn arrival_order_within_the_lateness_does_not_change_alerts(seed in any::<u64>()) {
+        let dir = scratch(&format!("shuffle-{seed}"));
+        let lines = cohort_lines();
+        let ordered: Vec<&str> = lines.iter().map(|(_, l)| l.as_str()).collect();
+        // Arrival = event time + a jitter of up to 30 s (the demo allows 1 min).
+        let mut state = seed | 1;
+        let mut jittered: Vec<(i64, usize, &str)> = lines
+            .iter()
+            .enumerate()
+            .map(|(i, (t, l))| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (t + (state % 30_000_000) as i64, i, l.as_str())
+            })
+            .collect();
+        jittered.sort();
+        let shuffled: Vec<&str> = jittered.iter().map(|(_, _, l)| *l).collect();
+        prop_assert_ne!(&ordered, &shuffled);
+        let expected = alerts_for(&ordered, &dir, "ordered");
+        prop_assert!(!expected.is_empty());
+        prop_assert!(expected == alerts_for(&shuffled, &dir, "shuffled"), "alerts changed with arrival order");
+    }
+}
