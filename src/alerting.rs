@@ -11,8 +11,11 @@
 //! * **Remind** while raised, at the band's monitoring frequency (config `[alerts.reminders]`).
 //! * **Lower** only after `deescalate_after` (K) consecutive scores below the raised band. Only a
 //!   score whose charted values differ from the previous one counts (a monitor sending the same
-//!   numbers every second is one observation set, not K), and an incomplete score with no band
-//!   breaks the run: not knowing is not better.
+//!   numbers every second is one observation set, not K), counted at most once per
+//!   `deescalate_spacing`. Only complete scores count; an incomplete one breaks the run: not
+//!   knowing is not better.
+//! * Reminders pause while nothing about the patient is current (monitoring stopped or the stay
+//!   ended: the data-quality alerts say so) and resume with the next value.
 //!
 //! Each [`Alert`] has an id derived from its content (patient, time, kind, event, subject), so a
 //! replay produces the same ids.
@@ -298,7 +301,9 @@ impl BandPolicy {
                 self.raise(config, now_us, band);
                 Some(BandDecision::Raised { from, to: band })
             }
-            Some(band) if band < current => {
+            // Only a complete score can show the patient is better: an incomplete one might
+            // still reach the raised band.
+            Some(band) if band < current && score.status == Status::Complete => {
                 let spacing = config.deescalate_spacing.0.as_micros() as i64;
                 if new_set
                     && self
@@ -336,6 +341,19 @@ impl BandPolicy {
         self.lower_run = 0;
         self.last_counted_us = None;
         self.next_reminder_us = Some(now_us + reminder_period_us(config, band));
+    }
+
+    /// Stops reminding until [`BandPolicy::resume_reminders`]: there is nothing current to remind
+    /// about.
+    pub fn pause_reminders(&mut self) {
+        self.next_reminder_us = None;
+    }
+
+    /// Reminds again, one period from `now_us`, if a band is raised and reminders were paused.
+    pub fn resume_reminders(&mut self, config: &AlertsConfig, now_us: i64) {
+        if let (Some(band), None) = (self.raised, self.next_reminder_us) {
+            self.next_reminder_us = Some(now_us + reminder_period_us(config, band));
+        }
     }
 
     /// Fires the reminder due at or before `until_us`, if any: returns its due time and band.

@@ -350,6 +350,12 @@ impl PatientMonitor {
             }
             if let Some((at, band)) = self.band.take_reminder(&settings.alerts, due) {
                 let (score, ages) = self.score_at(settings, at);
+                if score.assessments.iter().all(|a| a.charted.is_none()) {
+                    // Nothing current is left (monitoring stopped, or the stay ended): the
+                    // data-quality alerts said so; reminders resume with the next value.
+                    self.band.pause_reminders();
+                    continue;
+                }
                 let evidence = Evidence::of(&score, ages);
                 out.push(alerting::reminder_alert(
                     &self.patient,
@@ -415,6 +421,9 @@ impl PatientMonitor {
 
     fn rescore(&mut self, settings: &MonitorSettings, now_us: i64, out: &mut Vec<Alert>) {
         let (score, ages) = self.score_at(settings, now_us);
+        if score.assessments.iter().any(|a| a.charted.is_some()) {
+            self.band.resume_reminders(&settings.alerts, now_us);
+        }
         if let Some(decision) = self.band.on_score(&settings.alerts, now_us, &score) {
             let evidence = Evidence::of(&score, ages);
             out.push(alerting::band_alert(

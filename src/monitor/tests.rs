@@ -294,3 +294,29 @@ fn a_brief_artefact_is_not_charted_but_a_sustained_change_is() {
     // 13 of 24 samples in the stretch are 88 by the 73rd: the median falls then.
     assert_eq!(alerts[0].time_us, 73 * 5 * S);
 }
+
+#[test]
+fn reminders_pause_when_nothing_is_current_and_resume_with_new_data() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let mut alerts = run(&mut m, &s, &set(0, HIGH));
+    // Everything goes stale by 12 h (the longest limit); no reminders after that.
+    m.advance(&s, 48 * H, &mut alerts);
+    let last_reminder = alerts
+        .iter()
+        .filter(|a| a.event == AlertEvent::Reminder)
+        .map(|a| a.time_us)
+        .max()
+        .unwrap();
+    assert!(last_reminder <= 12 * H + 1, "reminded at {last_reminder}");
+    // A new value brings reminders back, one period later.
+    let mut later = Vec::new();
+    m.observe(&s, &obs(48 * H, Vital::HeartRate, 135.0), &mut later);
+    m.advance(&s, 48 * H + 20 * MIN, &mut later);
+    let reminders: Vec<i64> = later
+        .iter()
+        .filter(|a| a.event == AlertEvent::Reminder)
+        .map(|a| a.time_us)
+        .collect();
+    assert_eq!(reminders, vec![48 * H + 15 * MIN]);
+}

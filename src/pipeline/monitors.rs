@@ -62,8 +62,9 @@ pub fn monitors<'scope>(
                     if t >= limit {
                         break;
                     }
-                    // At the end, timers fire up to the source's last event time only.
-                    if next_data != Some(t)
+                    // At the end, once every event is processed (the end marker among them), timers
+                    // fire up to the source's last event time only.
+                    if next_data.is_none()
                         && done
                         && end_us.is_none_or(|end| t > end.div_euclid(tick_us))
                     {

@@ -159,7 +159,8 @@ pub fn source<'scope>(
                     false
                 }
             };
-            let watermark_tick = *c.time();
+            // The watermark moves with every record, so lateness does not depend on batching.
+            let mut watermark_tick = *c.time();
             let mut st = state.borrow_mut();
             for item in items.drain(..) {
                 let (time_us, event) = match item {
@@ -198,6 +199,7 @@ pub fn source<'scope>(
                     continue;
                 }
                 max_us = max_us.max(Some(time_us));
+                watermark_tick = watermark_tick.max(tick(time_us.saturating_sub(lateness_us)));
                 stamped.push((tick(time_us), event));
             }
             drop(st);
@@ -218,11 +220,8 @@ pub fn source<'scope>(
             drop(batch_cap);
 
             // Hold the capability at the watermark.
-            if let Some(max) = max_us {
-                let watermark = tick(max - lateness_us);
-                if watermark > *c.time() {
-                    c.downgrade(&watermark);
-                }
+            if watermark_tick > *c.time() {
+                c.downgrade(&watermark_tick);
             }
             if progress && last_report.elapsed().as_millis() >= 500 {
                 last_report = Instant::now();
