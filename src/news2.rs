@@ -46,7 +46,9 @@ use crate::observation::{Acvpu, OxygenDelivery};
 
 /// The SpO2 scale of a patient. Scale 2 only by a clinician's prescription (confirmed hypercapnic
 /// respiratory failure, target 88–92 %).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub enum Scale {
     #[default]
     #[serde(rename = "1")]

@@ -2,9 +2,17 @@
 //!
 //! ```text
 //! source ──► (exchange by patient) ──► monitors: windows → NEWS2 → alert policy ──► (to worker 0) ──► ordered alert sinks
-//!   │ late ──► counted, late file
-//!   └ rejected ──► counted, dead-letter file; impossible values of a known patient ──► monitors
+//!   │ late ──► counted, late file                 ▲
+//!   └ rejected ──► dead-letter file;              │ as-of join on patient
+//!     impossible values of a known patient ──►    │
+//! registry (differential collection of (patient, scale), consolidated) ─┘
 //! ```
+//!
+//! **The registry** is a differential-dataflow collection of `(patient, scale)` whose updates
+//! carry the event time a prescription takes effect (a change retracts the old scale and adds the
+//! new one at that time). The monitors join the observation stream with it *as of* each
+//! observation's time: a change of prescription applies from its event time on, never to
+//! observations before it, in a live run and in a replay alike.
 //!
 //! **Event time.** The timely timestamp is the event time in ticks (`[time] tick`). The source
 //! holds its capability at the watermark: the latest event time seen minus the allowed lateness.
@@ -32,6 +40,7 @@ use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use differential_dataflow::input::Input;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -76,6 +85,25 @@ impl Event {
             Event::Prescription { time, .. } => time.micros(),
             Event::End { time_us, .. } => *time_us,
         }
+    }
+}
+
+/// Feeds registry rows into the collection, in event-time order: each row adds its scale from its
+/// time on and retracts the patient's previous one.
+fn feed_registry(
+    input: &mut differential_dataflow::input::InputSession<i64, (Identifier, Scale), isize>,
+    rows: &[crate::registry::Prescription],
+) {
+    let mut rows: Vec<&crate::registry::Prescription> = rows.iter().collect();
+    rows.sort_by_key(|r| r.from.map_or(i64::MIN, EventTime::micros));
+    let mut current: std::collections::HashMap<&Identifier, Scale> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let time = row.from.map_or(i64::MIN, EventTime::micros);
+        if let Some(previous) = current.insert(&row.patient, row.scale) {
+            input.update_at((row.patient.clone(), previous), time, -1);
+        }
+        input.update_at((row.patient.clone(), row.scale), time, 1);
     }
 }
 
@@ -236,20 +264,16 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
         } else {
             (None, None, None)
         };
-        let registry = if index == 0 {
-            registry.as_ref().clone()
-        } else {
-            Vec::new()
-        };
         let settings = settings.clone();
         let st = Rc::clone(&state);
-        worker.dataflow::<i64, _, _>(move |scope| {
+        let mut registry_input = worker.dataflow::<i64, _, _>(move |scope| {
+            let (registry_input, prescriptions) =
+                scope.new_collection::<(Identifier, Scale), isize>();
             let events = source::source(
                 scope,
                 source::SourceParts {
                     source: my_source,
                     side: my_side,
-                    registry,
                     peers: peers as u64,
                     tick_us,
                     lateness_us,
@@ -257,9 +281,21 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
                     state: Rc::clone(&st),
                 },
             );
-            let alerts = monitors::monitors(events, settings, tick_us, Rc::clone(&st));
+            let alerts = monitors::monitors(
+                events,
+                prescriptions.consolidate().inner,
+                settings,
+                tick_us,
+                Rc::clone(&st),
+            );
             ordered_sink::ordered_sink(alerts, my_sinks, Rc::clone(&st));
+            registry_input
         });
+        if index == 0 {
+            feed_registry(&mut registry_input, &registry);
+        }
+        // The registry file is read once: the collection is complete.
+        registry_input.close();
         while worker.step_or_park(None) {}
         let mut state = state.borrow_mut();
         (

@@ -19,16 +19,22 @@ use super::{Event, WorkerState};
 use crate::alerting::Alert;
 use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::news2::Scale;
-use crate::observation::{Identifier, Observation, Value};
+use crate::observation::{EventTime, Identifier, Observation, Value};
+
+/// A registry update: `(patient, scale)` from a time on, added (+1) or retracted (−1).
+type Prescription = ((Identifier, Scale), i64, isize);
 
 pub fn monitors<'scope>(
     events: Stream<'scope, i64, Vec<Event>>,
+    prescriptions: Stream<'scope, i64, Vec<Prescription>>,
     settings: MonitorSettings,
     tick_us: i64,
     state: Rc<RefCell<WorkerState>>,
 ) -> Stream<'scope, i64, Vec<Alert>> {
-    events.unary_frontier(
+    events.binary_frontier(
+        prescriptions,
         Exchange::new(|e: &Event| e.route()),
+        Exchange::new(|p: &Prescription| super::patient_hash(&(p.0).0)),
         "Monitors",
         move |capability, _info| {
             let mut cap = Some(capability);
@@ -39,7 +45,24 @@ pub fn monitors<'scope>(
             let mut due_of: HashMap<Identifier, i64> = HashMap::new();
             let mut end_us: Option<i64> = None;
             let mut alerts: Vec<Alert> = Vec::new();
-            move |(input, frontier), output| {
+            move |(input, frontier), (registry, registry_frontier), output| {
+                // The as-of join: a prescription becomes an event at its own time, ordered with
+                // the observations (a retraction is implied by the scale that replaces it).
+                registry.for_each(|_time, data| {
+                    for ((patient, scale), time_us, diff) in data.drain(..) {
+                        if diff > 0 {
+                            let time = EventTime::from_micros(time_us);
+                            pending
+                                .entry(time_us.div_euclid(tick_us))
+                                .or_default()
+                                .push(Event::Prescription {
+                                    patient,
+                                    time,
+                                    scale,
+                                });
+                        }
+                    }
+                });
                 input.for_each(|time, data| {
                     pending
                         .entry(time.least().copied().unwrap_or(i64::MIN))
@@ -50,9 +73,18 @@ pub fn monitors<'scope>(
                     pending.clear();
                     return;
                 };
-                let done = frontier.frontier().is_empty();
-                // Ticks strictly before `limit` are complete.
-                let limit = frontier.frontier().first().copied().unwrap_or(i64::MAX);
+                let done =
+                    frontier.frontier().is_empty() && registry_frontier.frontier().is_empty();
+                // Ticks strictly before `limit` are complete on both inputs.
+                let limit = [
+                    frontier.frontier().first(),
+                    registry_frontier.frontier().first(),
+                ]
+                .into_iter()
+                .flatten()
+                .min()
+                .copied()
+                .unwrap_or(i64::MAX);
                 loop {
                     let next_data = pending.keys().next().copied();
                     let next_timer = timers.first().map(|(due, _)| due.div_euclid(tick_us));

@@ -13,7 +13,6 @@ use timely::dataflow::{Scope, Stream};
 
 use super::{Event, WorkerState};
 use crate::observation::Observation;
-use crate::registry::Prescription;
 use crate::sinks::{JsonLines, with_path};
 use crate::sources::{Rejected, Source, SourceItem};
 
@@ -96,7 +95,6 @@ impl SideOutputs {
 pub struct SourceParts {
     pub source: Option<Box<dyn Source>>,
     pub side: Option<SideOutputs>,
-    pub registry: Vec<Prescription>,
     pub peers: u64,
     pub tick_us: i64,
     pub lateness_us: i64,
@@ -112,7 +110,6 @@ pub fn source<'scope>(
     let SourceParts {
         mut source,
         mut side,
-        registry,
         peers,
         tick_us,
         lateness_us,
@@ -123,7 +120,6 @@ pub fn source<'scope>(
     timely_source(scope, "Source", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
-        let mut registry = Some(registry);
         let mut items = Vec::with_capacity(BATCH);
         let mut stamped: Vec<(i64, Event)> = Vec::with_capacity(BATCH);
         let mut max_us: Option<i64> = None;
@@ -135,22 +131,6 @@ pub fn source<'scope>(
                 cap = None;
                 return;
             };
-            // The registry first: prescriptions at their times (from the beginning when untimed).
-            if let Some(rows) = registry.take() {
-                for p in rows {
-                    let time = p
-                        .from
-                        .unwrap_or(crate::observation::EventTime::from_micros(i64::MIN / 2));
-                    stamped.push((
-                        tick(time.micros()),
-                        Event::Prescription {
-                            patient: p.patient,
-                            time,
-                            scale: p.scale,
-                        },
-                    ));
-                }
-            }
             items.clear();
             let more = match src.fill(BATCH, &mut items) {
                 Ok(more) => more,

@@ -432,3 +432,93 @@ fn every_simulated_line_is_processed_late_or_a_duplicate() {
         "{s}"
     );
 }
+
+#[test]
+fn a_scale_2_prescription_applies_from_its_event_time() {
+    let dir = scratch("registry");
+    // SpO2 90 % on air every 10 minutes for two hours, the rest normal: 3 on scale 1, 0 on scale 2.
+    let mut lines = Vec::new();
+    for k in 0..12 {
+        let t = format!("2026-01-05T{:02}:{:02}:00Z", k / 6, (k % 6) * 10);
+        for (vital, value, unit) in [
+            ("respiratory_rate", "16", Some("/min")),
+            ("spo2", "90", Some("%")),
+            ("supplemental_oxygen", "0", Some("L/min")),
+            ("systolic_bp", "120", Some("mm[Hg]")),
+            (
+                "heart_rate",
+                if k % 2 == 0 { "70" } else { "71" },
+                Some("/min"),
+            ),
+            ("consciousness", "\"A\"", None),
+            ("temperature", "37.0", Some("Cel")),
+        ] {
+            let unit = unit
+                .map(|u| format!(r#","unit":"{u}""#))
+                .unwrap_or_default();
+            lines.push(format!(
+                r#"{{"patient":"p1","time":"{t}","vital":"{vital}","value":{value}{unit}}}"#
+            ));
+        }
+    }
+    let input = dir.join("obs.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let news2_alerts = |registry: &str| -> Vec<(String, String)> {
+        let registry_path = dir.join("registry.csv");
+        std::fs::write(&registry_path, registry).unwrap();
+        let pipeline = dir.join("p.toml");
+        std::fs::write(
+            &pipeline,
+            format!(
+                "[source]\nkind = \"jsonl\"\npath = \"obs.jsonl\"\n[registry]\npath = {:?}\n",
+                registry_path.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let alerts = dir.join("alerts.jsonl");
+        let o = vigil(&[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--quiet",
+            "--progress",
+            "never",
+            "--workers",
+            "2",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        read_lines(&alerts)
+            .iter()
+            .filter(|a| a["kind"] == "news2")
+            .map(|a| {
+                (
+                    a["time"].as_str().unwrap().to_owned(),
+                    a["event"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    // Scale 1 (no prescription): raised at once.
+    let none = news2_alerts("patient,ward,scale,from\np2,7A,2,\n");
+    assert_eq!(
+        none.first(),
+        Some(&("2026-01-05T00:00:00Z".to_owned(), "raised".to_owned())),
+        "{none:?}"
+    );
+    // Scale 2 from the beginning: nothing to alert.
+    assert_eq!(news2_alerts("patient,ward,scale,from\np1,7A,2,\n"), vec![]);
+    // Scale 2 from 01:00: raised before, lowered after three lower sets 5 minutes apart or more.
+    let changed = news2_alerts("patient,ward,scale,from\np1,7A,1,\np1,7A,2,2026-01-05T01:00:00Z\n");
+    assert_eq!(
+        changed
+            .iter()
+            .filter(|(_, e)| e != "reminder")
+            .cloned()
+            .collect::<Vec<_>>(),
+        vec![
+            ("2026-01-05T00:00:00Z".to_owned(), "raised".to_owned()),
+            ("2026-01-05T01:20:00Z".to_owned(), "lowered".to_owned())
+        ]
+    );
+}
