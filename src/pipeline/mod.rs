@@ -196,7 +196,7 @@ pub enum PipelineError {
     Source(#[from] crate::sources::SourceError),
     #[error("cannot read the registry {path}: {reason}")]
     Registry { path: PathBuf, reason: String },
-    #[error("cannot write output: {0}")]
+    #[error("cannot write output")]
     Output(#[from] std::io::Error),
     #[error("dataflow failed: {0}")]
     Dataflow(String),

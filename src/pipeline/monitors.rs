@@ -96,9 +96,12 @@ pub fn monitors<'scope>(
                     }
                     // At the end, once every event is processed (the end marker among them), timers
                     // fire up to the source's last event time only.
+                    // (Compare the due time itself, not its tick: a timer due later in the end's
+                    // own tick must stop the loop too.)
+                    let next_due = timers.first().map(|(due, _)| *due);
                     if next_data.is_none()
                         && done
-                        && end_us.is_none_or(|end| t > end.div_euclid(tick_us))
+                        && end_us.is_none_or(|end| next_due.is_some_and(|due| due > end))
                     {
                         break;
                     }

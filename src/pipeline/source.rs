@@ -123,6 +123,7 @@ pub fn source<'scope>(
         let mut items = Vec::with_capacity(BATCH);
         let mut stamped: Vec<(i64, Event)> = Vec::with_capacity(BATCH);
         let mut max_us: Option<i64> = None;
+        let mut read: u64 = 0;
         let started = Instant::now();
         let mut last_report = Instant::now();
         move |output| {
@@ -142,6 +143,7 @@ pub fn source<'scope>(
             // The watermark moves with every record, so lateness does not depend on batching.
             let mut watermark_tick = *c.time();
             let mut st = state.borrow_mut();
+            read += items.len() as u64;
             for item in items.drain(..) {
                 let (time_us, event) = match item {
                     SourceItem::Observation(obs) => (obs.time().micros(), Event::Observation(obs)),
@@ -205,7 +207,7 @@ pub fn source<'scope>(
             }
             if progress && last_report.elapsed().as_millis() >= 500 {
                 last_report = Instant::now();
-                report_progress(src.progress(), max_us, started);
+                report_progress(src.progress(), read, max_us, started);
             }
             if more && state.borrow().error.is_none() {
                 activator.activate();
@@ -230,7 +232,12 @@ pub fn source<'scope>(
     })
 }
 
-fn report_progress(progress: crate::sources::Progress, max_us: Option<i64>, started: Instant) {
+fn report_progress(
+    progress: crate::sources::Progress,
+    read: u64,
+    max_us: Option<i64>,
+    started: Instant,
+) {
     let done = match progress.total {
         Some(total) if total > 0 => format!("{:5.1}%", 100.0 * progress.done as f64 / total as f64),
         _ => String::from("     "),
@@ -238,8 +245,9 @@ fn report_progress(progress: crate::sources::Progress, max_us: Option<i64>, star
     let position = max_us.map_or(String::new(), |t| {
         crate::observation::EventTime::from_micros(t).to_rfc3339()
     });
+    let elapsed = started.elapsed().as_secs_f64();
     eprint!(
-        "\r\x1b[2K{done}  event time {position}  {:.0} s elapsed",
-        started.elapsed().as_secs_f64()
+        "\r\x1b[2K{done}  {read} records  {:.0}/s  event time {position}  {elapsed:.0} s",
+        read as f64 / elapsed.max(1e-3)
     );
 }

@@ -522,3 +522,44 @@ fn a_scale_2_prescription_applies_from_its_event_time() {
         ]
     );
 }
+
+#[test]
+fn a_timer_due_after_the_last_event_in_the_same_tick_ends_the_run() {
+    // Hour-long ticks; heart rate goes stale 10 minutes after the last (and only) value, inside
+    // the same tick as the end of the input. Such a timer must not fire, nor hang the run.
+    let dir = scratch("end_tick");
+    std::fs::write(
+        dir.join("obs.jsonl"),
+        r#"{"patient":"p1","time":"2026-01-05T00:05:00Z","vital":"heart_rate","value":80,"unit":"/min"}"#,
+    )
+    .unwrap();
+    let pipeline = dir.join("p.toml");
+    std::fs::write(
+        &pipeline,
+        "[source]\nkind = \"jsonl\"\npath = \"obs.jsonl\"\n[time]\ntick = \"1h\"\n[staleness]\nhr = \"10m\"\n[[sinks]]\nkind = \"jsonl\"\npath = \"alerts.jsonl\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", pipeline.to_str().unwrap(), "--progress", "never"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("vigil run did not finish within 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let alerts = std::fs::read_to_string(dir.join("alerts.jsonl")).unwrap();
+    assert!(
+        !alerts.contains("\"stale\""),
+        "a timer after the end fired: {alerts}"
+    );
+}
