@@ -359,7 +359,12 @@ impl BandPolicy {
     /// Fires the reminder due at or before `until_us`, if any: returns its due time and band.
     pub fn take_reminder(&mut self, config: &AlertsConfig, until_us: i64) -> Option<(i64, Band)> {
         let due = self.next_reminder_us.filter(|&d| d <= until_us)?;
-        let band = self.raised?;
+        let Some(band) = self.raised else {
+            // Nothing raised: nothing to remind of (and a due time left behind must not stall
+            // the caller's timer loop).
+            self.next_reminder_us = None;
+            return None;
+        };
         self.next_reminder_us = Some(due + reminder_period_us(config, band));
         Some((due, band))
     }
