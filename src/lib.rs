@@ -6,6 +6,7 @@
 //! know nothing of Kafka, files or timely.
 
 pub mod alerting;
+pub mod archive;
 pub mod config;
 pub mod exact;
 pub mod monitor;

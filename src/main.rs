@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => cli::run::run(&args),
+        Command::Replay(args) => cli::replay::run(&args),
+        Command::Inspect(args) => cli::inspect::run(&args),
         Command::Simulate(args) => cli::simulate::run(&args),
         Command::Validate(args) => cli::validate::run(&args),
         Command::Score(args) => cli::score::run(&args),

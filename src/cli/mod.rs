@@ -1,5 +1,7 @@
 //! Argument definitions for every subcommand, and their exit codes.
 
+pub mod inspect;
+pub mod replay;
 pub mod run;
 pub mod score;
 pub mod simulate;
@@ -26,6 +28,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Run(run::RunArgs),
+    Replay(replay::ReplayArgs),
+    Inspect(inspect::InspectArgs),
     Simulate(simulate::SimulateArgs),
     Validate(validate::ValidateArgs),
     Score(score::ScoreArgs),

@@ -50,6 +50,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub late: Option<PathBuf>,
 
+    /// Archive every observation to Parquet under DIR (date=YYYY-MM-DD/part-*.parquet).
+    #[arg(long, value_name = "DIR")]
+    pub archive: Option<PathBuf>,
+
     /// Do not print alerts on the console (the other sinks still get them).
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -65,12 +69,21 @@ pub struct RunArgs {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(&args.pipeline)?;
+    if let Some(dir) = &args.archive {
+        // Keep the pipeline beside the archive, so that a replay scores with the same settings.
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let copy = dir.join(vigil::archive::PIPELINE_FILE);
+        let text = std::fs::read_to_string(&args.pipeline)?;
+        let text = vigil::archive::pipeline_for_replay(&text);
+        std::fs::write(&copy, text).with_context(|| format!("cannot write {}", copy.display()))?;
+    }
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         input: args.input.clone(),
         alerts: args.alerts.clone(),
         dead_letter: args.dead_letter.clone(),
         late: args.late.clone(),
+        archive: args.archive.clone(),
         progress: match args.progress.as_str() {
             "always" => true,
             "never" => false,
@@ -129,6 +142,14 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
             format!(" ({})", kinds.join(", "))
         },
     );
+    if let Some(dir) = &options.archive {
+        text.push_str(&format!(
+            "  archive     {} rows in {} files under {}\n",
+            s.archived,
+            s.archive_files,
+            dir.display()
+        ));
+    }
     if s.rejected > 0 && options.dead_letter.is_none() {
         text.push_str(
             "  (use --dead-letter FILE to keep the rejected records and their reasons)\n",

@@ -76,7 +76,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         items.clear();
         let more = sim.fill(8192, &mut items)?;
         for item in &items {
-            if let SourceItem::Observation(o) = item {
+            if let SourceItem::Observation(o, _) = item {
                 out.write_all(o.to_json().as_bytes())?;
                 out.write_all(b"\n")?;
                 written += 1;

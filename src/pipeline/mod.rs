@@ -49,6 +49,9 @@ use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier, Observation, Subject};
 
+/// Rows per archive file (at most; files are also closed every few seconds and at the end).
+const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
+
 /// What flows from the source to the monitors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Event {
@@ -130,6 +133,8 @@ pub struct RunOptions {
     pub dead_letter: Option<PathBuf>,
     /// Write late observations here.
     pub late: Option<PathBuf>,
+    /// Archive every observation to Parquet under this directory.
+    pub archive: Option<PathBuf>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -146,6 +151,9 @@ pub struct RunSummary {
     pub late: u64,
     pub duplicates: u64,
     pub alerts: u64,
+    /// Rows and files written to the archive.
+    pub archived: u64,
+    pub archive_files: u64,
     /// Alerts by `kind/event`.
     pub alerts_by_kind: BTreeMap<String, u64>,
     pub patients: u64,
@@ -167,6 +175,8 @@ impl RunSummary {
         self.late += other.late;
         self.duplicates += other.duplicates;
         self.alerts += other.alerts;
+        self.archived += other.archived;
+        self.archive_files += other.archive_files;
         for (k, v) in &other.alerts_by_kind {
             *self.alerts_by_kind.entry(k.clone()).or_default() += v;
         }
@@ -198,6 +208,8 @@ pub enum PipelineError {
     Registry { path: PathBuf, reason: String },
     #[error("cannot write output")]
     Output(#[from] std::io::Error),
+    #[error("cannot write the archive")]
+    Archive(#[source] crate::archive::ArchiveError),
     #[error("dataflow failed: {0}")]
     Dataflow(String),
 }
@@ -217,6 +229,20 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             path: input.clone(),
         };
     }
+    // Fail before starting workers if the source cannot be opened.
+    let source = crate::sources::build(&config.source)?;
+    let name = crate::sources::describe(&config.source);
+    run_source(&config, options, source, &name)
+}
+
+/// Runs a pipeline on a given source (a replay, a test) instead of the one it names; `name` is
+/// how the archive records the source.
+pub fn run_source(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    source: Box<dyn crate::sources::Source>,
+    name: &str,
+) -> Result<RunSummary, PipelineError> {
     let workers = options.workers.unwrap_or(config.workers).max(1);
     let registry = match &config.registry {
         Some(r) => {
@@ -231,8 +257,6 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
         }
         None => Vec::new(),
     };
-    // Fail before starting workers if the source or sinks cannot be opened.
-    let source = crate::sources::build(&config.source)?;
     let source = Arc::new(Mutex::new(Some(source)));
     let mut sink_configs = config.sinks.clone();
     if options.quiet {
@@ -240,10 +264,21 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     }
     let sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
     let sinks = Arc::new(Mutex::new(Some(sinks)));
-    let side = source::SideOutputs::open(options.dead_letter.as_deref(), options.late.as_deref())?;
+    let archive = match &options.archive {
+        Some(dir) => Some(
+            crate::archive::ArchiveWriter::create(dir, name, 0, ARCHIVE_ROWS_PER_FILE)
+                .map_err(PipelineError::Archive)?,
+        ),
+        None => None,
+    };
+    let side = source::SideOutputs::open(
+        archive,
+        options.dead_letter.as_deref(),
+        options.late.as_deref(),
+    )?;
     let side = Arc::new(Mutex::new(Some(side)));
 
-    let settings = MonitorSettings::from_config(&config);
+    let settings = MonitorSettings::from_config(config);
     let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;

@@ -11,16 +11,81 @@ use serde::Serialize;
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::{Scope, Stream};
 
+use std::collections::{BTreeMap, HashSet};
+
 use super::{Event, WorkerState};
-use crate::observation::Observation;
+use crate::archive::{ArchiveWriter, Row};
+use crate::observation::{Identifier, Observation, Vital};
 use crate::sinks::{JsonLines, with_path};
 use crate::sources::{Rejected, Source, SourceItem};
 
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
 
-/// Files for records that are not processed: rejected (dead letters) and late.
+/// The archive is made durable at least this often while records flow.
+const ARCHIVE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn wall_clock_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+/// The identity of an observation: (patient, device, vital, event time). The first arrival wins;
+/// later ones are duplicates, counted and neither processed nor archived.
+type Key = (Identifier, Option<Identifier>, Vital, i64);
+
+/// Remembers the keys seen within a horizon behind the watermark.
+struct Dedup {
+    seen: HashSet<Key>,
+    by_time: BTreeMap<i64, Vec<Key>>,
+    horizon_us: i64,
+}
+
+impl Dedup {
+    fn new(lateness_us: i64) -> Dedup {
+        Dedup {
+            seen: HashSet::new(),
+            by_time: BTreeMap::new(),
+            // Keep keys for twice the lateness (at least a minute), so that a late re-delivery is
+            // still recognised.
+            horizon_us: (2 * lateness_us).max(60_000_000),
+        }
+    }
+
+    /// Whether this is the first observation with its key.
+    fn first(&mut self, obs: &Observation) -> bool {
+        let key = (
+            obs.patient().clone(),
+            obs.device().cloned(),
+            obs.vital(),
+            obs.time().micros(),
+        );
+        if self.seen.contains(&key) {
+            return false;
+        }
+        self.by_time.entry(key.3).or_default().push(key.clone());
+        self.seen.insert(key);
+        true
+    }
+
+    fn evict(&mut self, watermark_us: i64) {
+        let oldest = watermark_us.saturating_sub(self.horizon_us);
+        while let Some(entry) = self.by_time.first_entry() {
+            if *entry.key() >= oldest {
+                break;
+            }
+            for key in entry.remove() {
+                self.seen.remove(&key);
+            }
+        }
+    }
+}
+
+/// Where raw records go besides the dataflow: the archive (every observation), the dead letters
+/// (rejected records) and the late file.
 pub struct SideOutputs {
+    archive: Option<ArchiveWriter>,
     dead_letter: Option<JsonLines>,
     late: Option<JsonLines>,
 }
@@ -43,12 +108,17 @@ struct LateRecord<'a> {
 }
 
 impl SideOutputs {
-    pub fn open(dead_letter: Option<&Path>, late: Option<&Path>) -> io::Result<SideOutputs> {
+    pub fn open(
+        archive: Option<ArchiveWriter>,
+        dead_letter: Option<&Path>,
+        late: Option<&Path>,
+    ) -> io::Result<SideOutputs> {
         let open = |p: Option<&Path>| {
             p.map(|p| JsonLines::create(p).map_err(|e| with_path(e, p)))
                 .transpose()
         };
         Ok(SideOutputs {
+            archive,
             dead_letter: open(dead_letter)?,
             late: open(late)?,
         })
@@ -78,6 +148,40 @@ impl SideOutputs {
             })?;
         }
         Ok(())
+    }
+
+    /// Archives an observation or an impossible value.
+    fn archive(
+        &mut self,
+        event: &Event,
+        ingest_us: i64,
+        offset: Option<i64>,
+        processed: bool,
+    ) -> Result<(), super::PipelineError> {
+        let Some(archive) = &mut self.archive else {
+            return Ok(());
+        };
+        let row = match event {
+            Event::Observation(obs) => Row::observation(obs, ingest_us, offset, processed),
+            Event::Invalid { subject, reason } => {
+                Row::invalid(subject, reason, ingest_us, offset, processed)
+            }
+            Event::Prescription { .. } | Event::End { .. } => return Ok(()),
+        };
+        archive.push(row).map_err(super::PipelineError::Archive)
+    }
+
+    /// Makes everything archived so far durable.
+    fn flush_archive(&mut self) -> Result<(), super::PipelineError> {
+        match &mut self.archive {
+            Some(archive) => archive.flush().map_err(super::PipelineError::Archive),
+            None => Ok(()),
+        }
+    }
+
+    /// (files, rows) archived.
+    pub fn archived(&self) -> (u64, u64) {
+        self.archive.as_ref().map_or((0, 0), ArchiveWriter::written)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -124,6 +228,8 @@ pub fn source<'scope>(
         let mut stamped: Vec<(i64, Event)> = Vec::with_capacity(BATCH);
         let mut max_us: Option<i64> = None;
         let mut read: u64 = 0;
+        let mut dedup = Dedup::new(lateness_us);
+        let mut last_flush = Instant::now();
         let started = Instant::now();
         let mut last_report = Instant::now();
         move |output| {
@@ -142,11 +248,18 @@ pub fn source<'scope>(
             };
             // The watermark moves with every record, so lateness does not depend on batching.
             let mut watermark_tick = *c.time();
+            let ingest_us = wall_clock_us();
             let mut st = state.borrow_mut();
             read += items.len() as u64;
             for item in items.drain(..) {
-                let (time_us, event) = match item {
-                    SourceItem::Observation(obs) => (obs.time().micros(), Event::Observation(obs)),
+                let (time_us, event, offset) = match item {
+                    SourceItem::Observation(obs, offset) => {
+                        if !dedup.first(&obs) {
+                            st.summary.duplicates += 1;
+                            continue;
+                        }
+                        (obs.time().micros(), Event::Observation(obs), offset)
+                    }
                     SourceItem::Rejected(r) => {
                         st.summary.rejected += 1;
                         if let Some(side) = side.as_mut()
@@ -157,19 +270,23 @@ pub fn source<'scope>(
                         match r.subject {
                             Some(subject) => {
                                 st.summary.invalid_values += 1;
-                                (
-                                    subject.time.micros(),
-                                    Event::Invalid {
-                                        subject,
-                                        reason: r.reason,
-                                    },
-                                )
+                                let event = Event::Invalid {
+                                    subject,
+                                    reason: r.reason,
+                                };
+                                (event.time_us(), event, r.offset)
                             }
                             None => continue,
                         }
                     }
                 };
-                if tick(time_us) < watermark_tick {
+                let late = tick(time_us) < watermark_tick;
+                if let Some(side) = side.as_mut()
+                    && let Err(e) = side.archive(&event, ingest_us, offset, !late)
+                {
+                    st.error.get_or_insert(e);
+                }
+                if late {
                     if let Event::Observation(obs) = &event {
                         st.summary.late += 1;
                         if let Some(side) = side.as_mut()
@@ -183,6 +300,15 @@ pub fn source<'scope>(
                 max_us = max_us.max(Some(time_us));
                 watermark_tick = watermark_tick.max(tick(time_us.saturating_sub(lateness_us)));
                 stamped.push((tick(time_us), event));
+            }
+            dedup.evict(watermark_tick.saturating_mul(tick_us));
+            if let Some(side) = side.as_mut()
+                && last_flush.elapsed() >= ARCHIVE_FLUSH_INTERVAL
+            {
+                last_flush = Instant::now();
+                if let Err(e) = side.flush_archive() {
+                    st.error.get_or_insert(e);
+                }
             }
             drop(st);
 
@@ -221,10 +347,17 @@ pub fn source<'scope>(
                         time_us: end_us,
                     });
                 }
-                if let Some(side) = side.as_mut()
-                    && let Err(e) = side.flush()
-                {
-                    state.borrow_mut().error.get_or_insert(e.into());
+                if let Some(side) = side.as_mut() {
+                    let mut st = state.borrow_mut();
+                    if let Err(e) = side.flush_archive() {
+                        st.error.get_or_insert(e);
+                    }
+                    if let Err(e) = side.flush() {
+                        st.error.get_or_insert(e.into());
+                    }
+                    let (files, rows) = side.archived();
+                    st.summary.archive_files = files;
+                    st.summary.archived = rows;
                 }
                 cap = None;
             }

@@ -79,6 +79,7 @@ impl Source for JsonLines {
                 self.bytes_read += rest as u64;
                 out.push(SourceItem::Rejected(Rejected {
                     position: format!("line {}", self.line),
+                    offset: Some(self.line as i64),
                     reason: format!(
                         "message is {} bytes, over the limit of {MAX_MESSAGE_BYTES} bytes",
                         n + rest
@@ -94,9 +95,10 @@ impl Source for JsonLines {
                 continue;
             }
             match Observation::decode(text) {
-                Ok(obs) => out.push(SourceItem::Observation(obs)),
+                Ok(obs) => out.push(SourceItem::Observation(obs, Some(self.line as i64))),
                 Err(rejection) => out.push(SourceItem::Rejected(Rejected::from_rejection(
                     format!("line {}", self.line),
+                    Some(self.line as i64),
                     rejection,
                     Some(String::from_utf8_lossy(text).into_owned()),
                 ))),
@@ -132,7 +134,7 @@ mod tests {
         let mut out = Vec::new();
         while source.fill(2, &mut out).unwrap() {}
         assert_eq!(out.len(), 3);
-        assert!(matches!(out[0], SourceItem::Observation(_)));
+        assert!(matches!(out[0], SourceItem::Observation(_, Some(1))));
         let SourceItem::Rejected(r) = &out[1] else {
             panic!()
         };

@@ -5,6 +5,7 @@
 //! [`Rejected`] item with its position and reason, for the dead-letter output and, when the
 //! patient and vital are known, a data-quality alert.
 
+pub mod archive;
 pub mod jsonl;
 pub mod physionet;
 pub mod simulator;
@@ -19,7 +20,9 @@ use crate::observation::{Observation, Rejection, Subject};
 /// One record from a source.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceItem {
-    Observation(Observation),
+    /// An observation, with its offset in the source when it has one (a line number, a Kafka
+    /// offset).
+    Observation(Observation, Option<i64>),
     Rejected(Rejected),
 }
 
@@ -28,6 +31,8 @@ pub enum SourceItem {
 pub struct Rejected {
     /// Where it was: `line 17`, `p000012.psv line 5`.
     pub position: String,
+    /// Its offset in the source (line number, Kafka offset), when it has one.
+    pub offset: Option<i64>,
     /// Why, naming the field.
     pub reason: String,
     /// The wire field at fault, when one is.
@@ -40,9 +45,15 @@ pub struct Rejected {
 
 impl Rejected {
     /// A rejected wire message.
-    pub fn from_rejection(position: String, rejection: Rejection, raw: Option<String>) -> Rejected {
+    pub fn from_rejection(
+        position: String,
+        offset: Option<i64>,
+        rejection: Rejection,
+        raw: Option<String>,
+    ) -> Rejected {
         Rejected {
             position,
+            offset,
             reason: rejection.error.to_string(),
             field: rejection.error.field(),
             subject: rejection.subject,
@@ -77,6 +88,22 @@ pub enum SourceError {
     },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+}
+
+/// How a source is named in the archive's `source` column.
+pub fn describe(config: &SourceConfig) -> String {
+    match config {
+        SourceConfig::Simulator(_) => "simulator".to_owned(),
+        SourceConfig::Jsonl { path } => format!(
+            "jsonl:{}",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned()
+            )
+        ),
+        SourceConfig::Physionet2019(_) => "physionet2019".to_owned(),
+        SourceConfig::Physionet2012(_) => "physionet2012".to_owned(),
+    }
 }
 
 /// Builds the source a pipeline names.

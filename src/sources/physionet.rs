@@ -226,9 +226,10 @@ impl Source for Replay {
             let time = EventTime::from_micros(r.time_us);
             let device = Identifier::new(self.devices[r.device as usize]).ok();
             match Observation::new(patient.clone(), device, time, r.vital, value, unit) {
-                Ok(obs) => out.push(SourceItem::Observation(obs)),
+                Ok(obs) => out.push(SourceItem::Observation(obs, None)),
                 Err(e) => out.push(SourceItem::Rejected(Rejected {
                     position: format!("{file} line {}", r.line),
+                    offset: None,
                     field: Some("value"),
                     reason: e.to_string(),
                     subject: Some(Subject {
@@ -334,14 +335,14 @@ mod tests {
         let times: Vec<i64> = items
             .iter()
             .map(|i| match i {
-                SourceItem::Observation(o) => o.time().micros(),
+                SourceItem::Observation(o, _) => o.time().micros(),
                 SourceItem::Rejected(r) => r.subject.as_ref().unwrap().time.micros(),
             })
             .collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         // p100006's first row: ICULOS 6, HR 84.
         let first = items.iter().find_map(|i| match i {
-            SourceItem::Observation(o)
+            SourceItem::Observation(o, _)
                 if o.patient().as_str() == "p100006" && o.vital() == Vital::HeartRate =>
             {
                 Some(o)
@@ -362,14 +363,12 @@ mod tests {
         };
         let mut replay = Replay::physionet2012(&config).unwrap();
         let items = drain(&mut replay);
-        assert!(
-            items.iter().any(
-                |i| matches!(i, SourceItem::Observation(o) if o.vital() == Vital::Consciousness)
-            )
-        );
+        assert!(items.iter().any(
+            |i| matches!(i, SourceItem::Observation(o, _) if o.vital() == Vital::Consciousness)
+        ));
         // 132539: GCS 15 at 00:07 is alert.
         let gcs = items.iter().find_map(|i| match i {
-            SourceItem::Observation(o)
+            SourceItem::Observation(o, _)
                 if o.patient().as_str() == "132539" && o.vital() == Vital::Consciousness =>
             {
                 Some(o)

@@ -472,7 +472,7 @@ impl Source for Simulator {
                 let Some(Reverse(p)) = self.queue.pop() else {
                     break;
                 };
-                out.push(SourceItem::Observation(p.obs));
+                out.push(SourceItem::Observation(p.obs, None));
                 produced += 1;
                 self.emitted += 1;
             }
@@ -513,7 +513,7 @@ mod tests {
         while sim.fill(4096, &mut out).unwrap() {}
         out.into_iter()
             .map(|i| match i {
-                SourceItem::Observation(o) => o,
+                SourceItem::Observation(o, _) => o,
                 SourceItem::Rejected(r) => panic!("{r:?}"),
             })
             .collect()

@@ -302,7 +302,7 @@ fn cohort_lines() -> &'static Vec<(i64, String)> {
         let mut lines: Vec<(i64, String)> = items
             .into_iter()
             .filter_map(|i| match i {
-                SourceItem::Observation(o) => Some((o.time().micros(), o.to_json())),
+                SourceItem::Observation(o, _) => Some((o.time().micros(), o.to_json())),
                 SourceItem::Rejected(_) => None,
             })
             .collect();

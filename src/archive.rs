@@ -1,0 +1,534 @@
+//! The Parquet archive: every raw observation that reached Vigil, readable as-is by DuckDB,
+//! Polars and pandas, and replayable to the same alerts.
+//!
+//! # Layout and schema (version 1)
+//!
+//! `DIR/date=YYYY-MM-DD/part-<run>-<writer>-<seq>.parquet`, partitioned by the UTC date of the
+//! event time, zstd-compressed, strings dictionary-encoded. One row per observation:
+//!
+//! | column | type | meaning |
+//! | --- | --- | --- |
+//! | `patient` | string | patient id |
+//! | `device` | string, null | device id |
+//! | `time` | timestamp[µs, UTC] | event time |
+//! | `vital` | string | wire name (`heart_rate`, …) |
+//! | `value` | float64, null | the number as sent (null for consciousness) |
+//! | `level` | string, null | the ACVPU letter, for consciousness |
+//! | `unit` | string, null | UCUM unit as sent |
+//! | `ingest_time` | timestamp[µs, UTC] | when Vigil received it (wall clock) |
+//! | `source` | string | `jsonl:<file>`, `simulator`, `physionet2019`, `kafka:<topic>` |
+//! | `partition` | int32, null | Kafka partition |
+//! | `offset` | int64, null | Kafka offset, or line number in a file |
+//! | `processed` | bool | false when it arrived later than the allowed lateness |
+//! | `invalid_reason` | string, null | set when the value was impossible (reported, not scored) |
+//!
+//! # Durability
+//!
+//! Rows are buffered and written as whole files: a file is written under a temporary name,
+//! fsynced, renamed into place and its directory fsynced, so a reader (or a crash) never sees a
+//! partial file. [`ArchiveWriter::flush`] returns only once everything given so far is durable.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, DictionaryArray, Float64Array, Float64Builder,
+    Int32Array, Int32Builder, Int64Array, Int64Builder, RecordBatch, StringArray,
+    StringDictionaryBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use thiserror::Error;
+
+use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
+
+/// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.
+pub const PIPELINE_FILE: &str = "pipeline.toml";
+
+/// The pipeline text kept for replay: the same settings, with the source and sinks left out (a
+/// replay reads the archive and writes where it is told).
+pub fn pipeline_for_replay(text: &str) -> String {
+    let mut out = String::from(
+        "# The pipeline this archive was recorded with (source and sinks removed).\nsinks = []\n",
+    );
+    let mut skipping = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            skipping =
+                trimmed == "[source]" || trimmed == "[[sinks]]" || trimmed.starts_with("[source.");
+        }
+        if !skipping {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out.push_str("\n[source]\nkind = \"jsonl\"\npath = \"-\"\n");
+    out
+}
+
+/// An archive that cannot be written or read.
+#[derive(Debug, Error)]
+pub enum ArchiveError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {reason}")]
+    Format { path: PathBuf, reason: String },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+    move |source| ArchiveError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
+    ArchiveError::Format {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The archive's Arrow schema (version 1).
+pub fn schema() -> SchemaRef {
+    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new("patient", dict(), false),
+        Field::new("device", dict(), true),
+        Field::new("time", ts(), false),
+        Field::new("vital", dict(), false),
+        Field::new("value", DataType::Float64, true),
+        Field::new("level", dict(), true),
+        Field::new("unit", dict(), true),
+        Field::new("ingest_time", ts(), false),
+        Field::new("source", dict(), false),
+        Field::new("partition", DataType::Int32, true),
+        Field::new("offset", DataType::Int64, true),
+        Field::new("processed", DataType::Boolean, false),
+        Field::new("invalid_reason", DataType::Utf8, true),
+    ]))
+}
+
+/// One archived record: a valid observation, or an impossible value of a known patient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Row {
+    pub patient: Identifier,
+    pub device: Option<Identifier>,
+    pub time: EventTime,
+    pub vital: Vital,
+    pub value: Value,
+    pub unit: Option<Unit>,
+    pub ingest_us: i64,
+    pub partition: Option<i32>,
+    pub offset: Option<i64>,
+    pub processed: bool,
+    pub invalid_reason: Option<String>,
+}
+
+impl Row {
+    /// A row for a valid observation.
+    pub fn observation(
+        obs: &Observation,
+        ingest_us: i64,
+        offset: Option<i64>,
+        processed: bool,
+    ) -> Row {
+        Row {
+            patient: obs.patient().clone(),
+            device: obs.device().cloned(),
+            time: obs.time(),
+            vital: obs.vital(),
+            value: obs.value(),
+            unit: obs.unit(),
+            ingest_us,
+            partition: None,
+            offset,
+            processed,
+            invalid_reason: None,
+        }
+    }
+
+    /// A row for an impossible value of a known patient (its number is not known here).
+    pub fn invalid(
+        subject: &Subject,
+        reason: &str,
+        ingest_us: i64,
+        offset: Option<i64>,
+        processed: bool,
+    ) -> Row {
+        Row {
+            patient: subject.patient.clone(),
+            device: None,
+            time: subject.time,
+            vital: subject.vital,
+            value: Value::Number(f64::NAN),
+            unit: None,
+            ingest_us,
+            partition: None,
+            offset,
+            processed,
+            invalid_reason: Some(reason.to_owned()),
+        }
+    }
+}
+
+/// Writes rows into the archive as whole, durable files.
+pub struct ArchiveWriter {
+    dir: PathBuf,
+    source: String,
+    name_prefix: String,
+    seq: u64,
+    rows_per_file: usize,
+    buffered: BTreeMap<String, Vec<Row>>,
+    buffered_rows: usize,
+    files_written: u64,
+    rows_written: u64,
+}
+
+impl ArchiveWriter {
+    /// An archive under `dir` (created if needed); `source` names where rows come from and
+    /// `writer` which worker writes, so that concurrent writers never share a file name.
+    pub fn create(
+        dir: &Path,
+        source: &str,
+        writer: usize,
+        rows_per_file: usize,
+    ) -> Result<ArchiveWriter, ArchiveError> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        Ok(ArchiveWriter {
+            dir: dir.to_owned(),
+            source: source.to_owned(),
+            name_prefix: format!("part-{run}-{writer}"),
+            seq: 0,
+            rows_per_file: rows_per_file.max(1),
+            buffered: BTreeMap::new(),
+            buffered_rows: 0,
+            files_written: 0,
+            rows_written: 0,
+        })
+    }
+
+    /// Buffers a row; writes files once enough rows are buffered.
+    pub fn push(&mut self, row: Row) -> Result<(), ArchiveError> {
+        let date = date_of(row.time);
+        self.buffered.entry(date).or_default().push(row);
+        self.buffered_rows += 1;
+        if self.buffered_rows >= self.rows_per_file {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Rows buffered and not yet durable.
+    pub fn buffered(&self) -> usize {
+        self.buffered_rows
+    }
+
+    /// (files, rows) written so far.
+    pub fn written(&self) -> (u64, u64) {
+        (self.files_written, self.rows_written)
+    }
+
+    /// Writes every buffered row to durable files (one per date).
+    pub fn flush(&mut self) -> Result<(), ArchiveError> {
+        let buffered = std::mem::take(&mut self.buffered);
+        for (date, rows) in buffered {
+            if rows.is_empty() {
+                continue;
+            }
+            let dir = self.dir.join(format!("date={date}"));
+            fs::create_dir_all(&dir).map_err(io(&dir))?;
+            self.seq += 1;
+            let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let path = dir.join(&name);
+            let batch = to_batch(&rows, &self.source).map_err(|e| format_err(&path, e))?;
+            let file = File::create(&tmp).map_err(io(&tmp))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+                .set_dictionary_enabled(true)
+                .build();
+            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))
+                .map_err(|e| format_err(&tmp, e))?;
+            writer.write(&batch).map_err(|e| format_err(&tmp, e))?;
+            let file = writer.into_inner().map_err(|e| format_err(&tmp, e))?;
+            file.sync_all().map_err(io(&tmp))?;
+            drop(file);
+            fs::rename(&tmp, &path).map_err(io(&path))?;
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(&dir))?;
+            self.files_written += 1;
+            self.rows_written += rows.len() as u64;
+        }
+        self.buffered_rows = 0;
+        Ok(())
+    }
+}
+
+fn date_of(time: EventTime) -> String {
+    let rfc = time.to_rfc3339();
+    rfc.get(..10).unwrap_or("unknown").to_owned()
+}
+
+fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut patient = StringDictionaryBuilder::<Int32Type>::new();
+    let mut device = StringDictionaryBuilder::<Int32Type>::new();
+    let mut time = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+    let mut vital = StringDictionaryBuilder::<Int32Type>::new();
+    let mut value = Float64Builder::with_capacity(rows.len());
+    let mut level = StringDictionaryBuilder::<Int32Type>::new();
+    let mut unit = StringDictionaryBuilder::<Int32Type>::new();
+    let mut ingest = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+    let mut src = StringDictionaryBuilder::<Int32Type>::new();
+    let mut partition = Int32Builder::with_capacity(rows.len());
+    let mut offset = Int64Builder::with_capacity(rows.len());
+    let mut processed = BooleanBuilder::with_capacity(rows.len());
+    let mut invalid = arrow::array::StringBuilder::new();
+    for r in rows {
+        patient.append_value(r.patient.as_str());
+        device.append_option(r.device.as_ref().map(Identifier::as_str));
+        time.append_value(r.time.micros());
+        vital.append_value(r.vital.wire_name());
+        match r.value {
+            Value::Number(n) if n.is_finite() => {
+                value.append_value(n);
+                level.append_null();
+            }
+            Value::Number(_) => {
+                value.append_null();
+                level.append_null();
+            }
+            Value::Acvpu(a) => {
+                value.append_null();
+                level.append_value(a.letter());
+            }
+        }
+        unit.append_option(r.unit.map(Unit::ucum));
+        ingest.append_value(r.ingest_us);
+        src.append_value(source);
+        partition.append_option(r.partition);
+        offset.append_option(r.offset);
+        processed.append_value(r.processed);
+        invalid.append_option(r.invalid_reason.as_deref());
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(patient.finish()),
+        Arc::new(device.finish()),
+        Arc::new(time.finish()),
+        Arc::new(vital.finish()),
+        Arc::new(value.finish()),
+        Arc::new(level.finish()),
+        Arc::new(unit.finish()),
+        Arc::new(ingest.finish()),
+        Arc::new(src.finish()),
+        Arc::new(partition.finish()),
+        Arc::new(offset.finish()),
+        Arc::new(processed.finish()),
+        Arc::new(invalid.finish()),
+    ];
+    RecordBatch::try_new(schema(), columns)
+}
+
+/// The archive's files, sorted by path.
+pub fn files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
+    let mut out = Vec::new();
+    let entries = fs::read_dir(dir).map_err(io(dir))?;
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() && name.starts_with("date=") {
+            for file in fs::read_dir(&path)
+                .map_err(io(&path))?
+                .filter_map(Result::ok)
+            {
+                let p = file.path();
+                let n = file.file_name().to_string_lossy().into_owned();
+                if n.starts_with("part-") && n.ends_with(".parquet") {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every row of one archive file.
+pub fn read_file(path: &Path) -> Result<Vec<Row>, ArchiveError> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(65536).build())
+        .map_err(|e| format_err(path, e))?;
+    let mut rows = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format_err(path, e))?;
+        read_batch(&batch, &mut rows).map_err(|e| format_err(path, e))?;
+    }
+    Ok(rows)
+}
+
+fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
+    batch
+        .column_by_name(name)
+        .and_then(|c| c.as_any().downcast_ref::<T>())
+        .ok_or_else(|| format!("column `{name}` is missing or of the wrong type"))
+}
+
+/// The string of a dictionary column at `i`, if not null.
+fn dict_str(array: &DictionaryArray<Int32Type>, i: usize) -> Option<&str> {
+    if array.is_null(i) {
+        return None;
+    }
+    let values = array.values().as_any().downcast_ref::<StringArray>()?;
+    let key = array.keys().value(i);
+    Some(values.value(key as usize))
+}
+
+fn read_batch(batch: &RecordBatch, rows: &mut Vec<Row>) -> Result<(), String> {
+    let patient: &DictionaryArray<Int32Type> = column(batch, "patient")?;
+    let device: &DictionaryArray<Int32Type> = column(batch, "device")?;
+    let time: &TimestampMicrosecondArray = column(batch, "time")?;
+    let vital: &DictionaryArray<Int32Type> = column(batch, "vital")?;
+    let value: &Float64Array = column(batch, "value")?;
+    let level: &DictionaryArray<Int32Type> = column(batch, "level")?;
+    let unit: &DictionaryArray<Int32Type> = column(batch, "unit")?;
+    let ingest: &TimestampMicrosecondArray = column(batch, "ingest_time")?;
+    let partition: &Int32Array = column(batch, "partition")?;
+    let offset: &Int64Array = column(batch, "offset")?;
+    let processed: &BooleanArray = column(batch, "processed")?;
+    let invalid: &StringArray = column(batch, "invalid_reason")?;
+    for i in 0..batch.num_rows() {
+        let id = |s: Option<&str>| {
+            s.map(Identifier::new)
+                .transpose()
+                .map_err(|e| format!("row {i}: {e}"))
+        };
+        let patient = id(dict_str(patient, i))?.ok_or_else(|| format!("row {i}: no patient"))?;
+        let vital_name = dict_str(vital, i).unwrap_or("");
+        let vital: Vital = vital_name
+            .parse()
+            .map_err(|e: crate::observation::DecodeError| e.to_string())?;
+        let value = match dict_str(level, i) {
+            Some(letter) => Value::Acvpu(
+                Acvpu::from_letter(letter).ok_or_else(|| format!("row {i}: level {letter:?}"))?,
+            ),
+            None if value.is_null(i) => Value::Number(f64::NAN),
+            None => Value::Number(value.value(i)),
+        };
+        let unit = match dict_str(unit, i) {
+            Some(u) => Some(Unit::from_ucum(u).ok_or_else(|| format!("row {i}: unit {u:?}"))?),
+            None => None,
+        };
+        rows.push(Row {
+            patient,
+            device: id(dict_str(device, i))?,
+            time: EventTime::from_micros(time.value(i)),
+            vital,
+            value,
+            unit,
+            ingest_us: ingest.value(i),
+            partition: (!partition.is_null(i)).then(|| partition.value(i)),
+            offset: (!offset.is_null(i)).then(|| offset.value(i)),
+            processed: processed.value(i),
+            invalid_reason: (!invalid.is_null(i)).then(|| invalid.value(i).to_owned()),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(patient: &str, t: i64, vital: Vital, value: Value, unit: Option<Unit>) -> Observation {
+        Observation::new(
+            Identifier::new(patient).unwrap(),
+            Identifier::new("mon-1").ok(),
+            EventTime::from_micros(t),
+            vital,
+            value,
+            unit,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn rows_round_trip_through_parquet_files_partitioned_by_date() {
+        let dir = std::env::temp_dir().join(format!("vigil-archive-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000).unwrap();
+        let day = 86_400_000_000;
+        let rows = vec![
+            Row::observation(
+                &obs(
+                    "p1",
+                    1_767_571_200_000_000,
+                    Vital::HeartRate,
+                    Value::Number(72.0),
+                    Some(Unit::PerMinute),
+                ),
+                5,
+                Some(1),
+                true,
+            ),
+            Row::observation(
+                &obs(
+                    "p2",
+                    1_767_571_200_000_000 + day,
+                    Vital::Consciousness,
+                    Value::Acvpu(Acvpu::V),
+                    None,
+                ),
+                6,
+                Some(2),
+                true,
+            ),
+            Row::observation(
+                &obs(
+                    "p1",
+                    1_767_571_200_000_001,
+                    Vital::Temperature,
+                    Value::Number(100.4),
+                    Some(Unit::Fahrenheit),
+                ),
+                7,
+                None,
+                false,
+            ),
+        ];
+        for r in &rows {
+            writer.push(r.clone()).unwrap();
+        }
+        assert_eq!(writer.buffered(), 3);
+        writer.flush().unwrap();
+        assert_eq!(writer.written(), (2, 3));
+        let files = files(&dir).unwrap();
+        assert_eq!(files.len(), 2);
+        assert!(files[0].to_string_lossy().contains("date=2026-01-05/part-"));
+        assert!(files[1].to_string_lossy().contains("date=2026-01-06/part-"));
+        let mut back: Vec<Row> = files.iter().flat_map(|f| read_file(f).unwrap()).collect();
+        back.sort_by_key(|r| (r.time, r.vital));
+        let mut expected = rows.clone();
+        expected.sort_by_key(|r| (r.time, r.vital));
+        assert_eq!(back, expected);
+        // No temporary file is left behind.
+        for f in fs::read_dir(dir.join("date=2026-01-05")).unwrap() {
+            assert!(!f.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,96 @@
+//! `vigil replay`: an archive through the same dataflow, to the same alerts.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use vigil::config::PipelineConfig;
+use vigil::observation::EventTime;
+use vigil::pipeline::{self, RunOptions};
+use vigil::sources::archive::{ArchiveReplay, Selection};
+
+/// Replay an archive (written by `vigil run --archive DIR`) through the same dataflow.
+///
+/// With the archive's own pipeline settings (kept in DIR/pipeline.toml), `--alerts FILE` gets the
+/// alerts of the live run, byte for byte: compare them with `cmp`.
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// The archive directory.
+    #[arg(value_name = "DIR")]
+    pub archive: PathBuf,
+
+    /// Pipeline settings to score with (default: DIR/pipeline.toml, those of the live run).
+    #[arg(long, value_name = "PIPELINE.toml")]
+    pub pipeline: Option<PathBuf>,
+
+    /// Write every alert as one JSON line to FILE, ordered as `vigil run --alerts` orders them.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+
+    /// Only observations at or after this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub from: Option<String>,
+
+    /// Only observations before this RFC 3339 time.
+    #[arg(long, value_name = "TIME")]
+    pub to: Option<String>,
+
+    /// Only this patient (repeat for more).
+    #[arg(long = "patient", value_name = "ID")]
+    pub patients: Vec<String>,
+
+    /// Timely worker threads.
+    #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
+
+    /// Do not print alerts on the console.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = args
+        .pipeline
+        .clone()
+        .unwrap_or_else(|| args.archive.join(vigil::archive::PIPELINE_FILE));
+    if !pipeline.exists() {
+        bail!(
+            "{} not found: give the pipeline the archive was recorded with (--pipeline FILE)",
+            pipeline.display()
+        );
+    }
+    let mut config = PipelineConfig::load(&pipeline)?;
+    config.sinks = if args.quiet {
+        Vec::new()
+    } else {
+        vec![vigil::config::SinkConfig::Console]
+    };
+    let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<EventTime>> {
+        value
+            .as_deref()
+            .map(EventTime::parse_rfc3339)
+            .transpose()
+            .with_context(|| format!("--{flag}"))
+    };
+    let selection = Selection {
+        from: time("from", &args.from)?,
+        to: time("to", &args.to)?,
+        patients: args.patients.iter().cloned().collect::<HashSet<_>>(),
+    };
+    let source = ArchiveReplay::open(&args.archive, &selection)?;
+    let options = RunOptions {
+        workers: args.workers.map(usize::from),
+        alerts: args.alerts.clone(),
+        quiet: args.quiet,
+        progress: std::io::stderr().is_terminal(),
+        ..RunOptions::default()
+    };
+    let summary = pipeline::run_source(&config, &options, Box::new(source), "archive")
+        .with_context(|| format!("replay of {}", args.archive.display()))?;
+    eprint!("{}", super::run::human_summary(&summary, &options));
+    Ok(ExitCode::SUCCESS)
+}

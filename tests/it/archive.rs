@@ -1,0 +1,223 @@
+//! The Parquet archive: every observation archived once, replay equal to live, and readable by
+//! DuckDB.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::{scratch, vigil};
+
+fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = vigil(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A simulated cohort with a few bad lines mixed in; returns (file, good lines, bad lines).
+fn cohort_with_bad_lines(dir: &Path) -> (PathBuf, Vec<String>, usize) {
+    let clean = dir.join("clean.jsonl");
+    run_ok(&[
+        "simulate",
+        "--patients",
+        "6",
+        "--hours",
+        "6",
+        "--seed",
+        "4",
+        "--out",
+        clean.to_str().unwrap(),
+    ]);
+    let mut lines: Vec<String> = std::fs::read_to_string(&clean)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let bad = [
+        "not json",
+        r#"{"patient":"sim-00001","time":"2026-01-05T01:00:00Z","vital":"heart_rate","value":900,"unit":"/min"}"#,
+        r#"{"patient":"sim-00002","time":"yesterday","vital":"heart_rate","value":80,"unit":"/min"}"#,
+        r#"{"patient":"sim-00003","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#,
+    ];
+    for (i, b) in bad.iter().enumerate() {
+        lines.insert(1000 * (i + 1), (*b).to_owned());
+    }
+    let path = dir.join("cohort.jsonl");
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    (path, lines, bad.len())
+}
+
+fn inspect(dir: &Path) -> Value {
+    serde_json::from_str(&run_ok(&["inspect", dir.to_str().unwrap(), "--json"])).unwrap()
+}
+
+#[test]
+fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
+    let dir = scratch("archive_roundtrip");
+    let (input, lines, bad) = cohort_with_bad_lines(&dir);
+    let archive = dir.join("archive");
+    let live = dir.join("live.jsonl");
+    let dead = dir.join("dead.jsonl");
+    let o = vigil(&[
+        "run",
+        demo().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--archive",
+        archive.to_str().unwrap(),
+        "--alerts",
+        live.to_str().unwrap(),
+        "--dead-letter",
+        dead.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--quiet",
+        "--progress",
+        "never",
+        "--summary-json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: Value =
+        serde_json::from_str(String::from_utf8(o.stderr).unwrap().lines().last().unwrap()).unwrap();
+
+    // Each bad line is in the dead-letter file with its line number.
+    let dead: Vec<Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dead.len(), bad);
+    for d in &dead {
+        let line: usize = d["position"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("line ")
+            .parse()
+            .unwrap();
+        assert_eq!(d["raw"].as_str(), Some(lines[line - 1].as_str()));
+    }
+
+    // Every line is accounted for: archived once (late ones included), a duplicate, or dead.
+    let info = inspect(&archive);
+    let rows = info["rows"].as_u64().unwrap();
+    let duplicates = summary["duplicates"].as_u64().unwrap();
+    let unarchived_dead = bad as u64 - 1; // the impossible heart rate is archived (for its patient)
+    assert_eq!(
+        rows + duplicates + unarchived_dead,
+        lines.len() as u64,
+        "{info} {summary}"
+    );
+    assert_eq!(info["invalid"], 1);
+    assert_eq!(info["late"], summary["late"]);
+    assert_eq!(info["patients"], 6);
+    assert_eq!(summary["archived"].as_u64(), Some(rows));
+
+    // The replay gives the same alerts, byte for byte, with 1 worker or 2.
+    let live_bytes = std::fs::read(&live).unwrap();
+    assert!(!live_bytes.is_empty());
+    for workers in ["1", "2"] {
+        let replayed = dir.join(format!("replay-{workers}.jsonl"));
+        run_ok(&[
+            "replay",
+            archive.to_str().unwrap(),
+            "--alerts",
+            replayed.to_str().unwrap(),
+            "--quiet",
+            "--workers",
+            workers,
+        ]);
+        assert!(
+            std::fs::read(&replayed).unwrap() == live_bytes,
+            "replay with {workers} workers differs from live"
+        );
+    }
+
+    // A patient filter replays that patient's alerts only.
+    let one = dir.join("one.jsonl");
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        one.to_str().unwrap(),
+        "--quiet",
+        "--patient",
+        "sim-00001",
+    ]);
+    let text = std::fs::read_to_string(&one).unwrap();
+    assert!(
+        text.lines()
+            .all(|l| l.contains("\"patient\":\"sim-00001\""))
+    );
+}
+
+/// The Python with DuckDB that scripts/test installs (or VIGIL_PYTHON).
+fn python_with_duckdb() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import duckdb"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+#[test]
+fn duckdb_reads_the_archive_as_it_is() {
+    let Some(python) = python_with_duckdb() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have DuckDB (scripts/test installs it into .venv)"
+        );
+        eprintln!("skipped: no Python with duckdb (run scripts/test, which installs it)");
+        return;
+    };
+    let dir = scratch("archive_duckdb");
+    let input = dir.join("cohort.jsonl");
+    run_ok(&[
+        "simulate",
+        "--patients",
+        "3",
+        "--hours",
+        "2",
+        "--seed",
+        "8",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    let archive = dir.join("archive");
+    run_ok(&[
+        "run",
+        demo().to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--archive",
+        archive.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+    ]);
+    let rows = inspect(&archive)["rows"].as_u64().unwrap();
+    let query = format!(
+        "import duckdb; print(duckdb.sql(\"select count(*), count(distinct patient), min(time)::varchar, \
+         sum(case when vital = 'heart_rate' then 1 else 0 end) from read_parquet('{}/date=*/*.parquet', hive_partitioning=true)\").fetchall()[0])",
+        archive.display()
+    );
+    let o = Command::new(&python).args(["-c", &query]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.starts_with(&format!("({rows}, 3, '2026-01-05 00:00:00")),
+        "{out}"
+    );
+}
