@@ -46,6 +46,7 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
+use crate::sources::Position;
 
 /// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.
 pub const PIPELINE_FILE: &str = "pipeline.toml";
@@ -140,7 +141,7 @@ impl Row {
     pub fn observation(
         obs: &Observation,
         ingest_us: i64,
-        offset: Option<i64>,
+        at: Option<Position>,
         processed: bool,
     ) -> Row {
         Row {
@@ -151,8 +152,8 @@ impl Row {
             value: obs.value(),
             unit: obs.unit(),
             ingest_us,
-            partition: None,
-            offset,
+            partition: at.and_then(|p| p.partition),
+            offset: at.map(|p| p.offset),
             processed,
             invalid_reason: None,
         }
@@ -163,7 +164,7 @@ impl Row {
         subject: &Subject,
         reason: &str,
         ingest_us: i64,
-        offset: Option<i64>,
+        at: Option<Position>,
         processed: bool,
     ) -> Row {
         Row {
@@ -174,8 +175,8 @@ impl Row {
             value: Value::Number(f64::NAN),
             unit: None,
             ingest_us,
-            partition: None,
-            offset,
+            partition: at.and_then(|p| p.partition),
+            offset: at.map(|p| p.offset),
             processed,
             invalid_reason: Some(reason.to_owned()),
         }
@@ -482,7 +483,10 @@ mod tests {
                     Some(Unit::PerMinute),
                 ),
                 5,
-                Some(1),
+                Some(Position {
+                    partition: Some(3),
+                    offset: 1,
+                }),
                 true,
             ),
             Row::observation(
@@ -494,7 +498,7 @@ mod tests {
                     None,
                 ),
                 6,
-                Some(2),
+                Some(Position::line(2)),
                 true,
             ),
             Row::observation(

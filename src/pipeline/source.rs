@@ -17,7 +17,7 @@ use super::{Event, WorkerState};
 use crate::archive::{ArchiveWriter, Row};
 use crate::observation::{Identifier, Observation, Vital};
 use crate::sinks::{JsonLines, with_path};
-use crate::sources::{Rejected, Source, SourceItem};
+use crate::sources::{Position, Rejected, Source, SourceItem};
 
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
@@ -155,16 +155,16 @@ impl SideOutputs {
         &mut self,
         event: &Event,
         ingest_us: i64,
-        offset: Option<i64>,
+        at: Option<Position>,
         processed: bool,
     ) -> Result<(), super::PipelineError> {
         let Some(archive) = &mut self.archive else {
             return Ok(());
         };
         let row = match event {
-            Event::Observation(obs) => Row::observation(obs, ingest_us, offset, processed),
+            Event::Observation(obs) => Row::observation(obs, ingest_us, at, processed),
             Event::Invalid { subject, reason } => {
-                Row::invalid(subject, reason, ingest_us, offset, processed)
+                Row::invalid(subject, reason, ingest_us, at, processed)
             }
             Event::Prescription { .. } | Event::End { .. } => return Ok(()),
         };
@@ -274,7 +274,7 @@ pub fn source<'scope>(
                                     subject,
                                     reason: r.reason,
                                 };
-                                (event.time_us(), event, r.offset)
+                                (event.time_us(), event, r.at)
                             }
                             None => continue,
                         }

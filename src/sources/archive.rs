@@ -8,9 +8,16 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{Progress, Rejected, Source, SourceError, SourceItem};
+use super::{Position, Progress, Rejected, Source, SourceError, SourceItem};
 use crate::archive::{self, ArchiveError, Row};
 use crate::observation::{EventTime, Observation, Subject};
+
+fn position(row: &Row) -> Option<Position> {
+    row.offset.map(|offset| Position {
+        partition: row.partition,
+        offset,
+    })
+}
 
 /// What to replay.
 #[derive(Clone, Debug, Default)]
@@ -98,7 +105,7 @@ impl Source for ArchiveReplay {
             if let Some(reason) = &row.invalid_reason {
                 out.push(SourceItem::Rejected(Rejected {
                     position: format!("archive offset {:?}", row.offset),
-                    offset: row.offset,
+                    at: position(row),
                     reason: reason.clone(),
                     field: Some("value"),
                     subject: Some(Subject {
@@ -118,10 +125,10 @@ impl Source for ArchiveReplay {
                 row.value,
                 row.unit,
             ) {
-                Ok(obs) => out.push(SourceItem::Observation(obs, row.offset)),
+                Ok(obs) => out.push(SourceItem::Observation(obs, position(row))),
                 Err(e) => out.push(SourceItem::Rejected(Rejected {
                     position: format!("archive offset {:?}", row.offset),
-                    offset: row.offset,
+                    at: position(row),
                     reason: e.to_string(),
                     field: Some("value"),
                     subject: None,

@@ -6,7 +6,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::{Progress, Rejected, Source, SourceError, SourceItem};
+use super::{Position, Progress, Rejected, Source, SourceError, SourceItem};
 use crate::observation::{MAX_MESSAGE_BYTES, Observation};
 
 /// Reads observations from JSON lines.
@@ -79,7 +79,7 @@ impl Source for JsonLines {
                 self.bytes_read += rest as u64;
                 out.push(SourceItem::Rejected(Rejected {
                     position: format!("line {}", self.line),
-                    offset: Some(self.line as i64),
+                    at: Some(Position::line(self.line)),
                     reason: format!(
                         "message is {} bytes, over the limit of {MAX_MESSAGE_BYTES} bytes",
                         n + rest
@@ -95,10 +95,13 @@ impl Source for JsonLines {
                 continue;
             }
             match Observation::decode(text) {
-                Ok(obs) => out.push(SourceItem::Observation(obs, Some(self.line as i64))),
+                Ok(obs) => out.push(SourceItem::Observation(
+                    obs,
+                    Some(Position::line(self.line)),
+                )),
                 Err(rejection) => out.push(SourceItem::Rejected(Rejected::from_rejection(
                     format!("line {}", self.line),
-                    Some(self.line as i64),
+                    Some(Position::line(self.line)),
                     rejection,
                     Some(String::from_utf8_lossy(text).into_owned()),
                 ))),
@@ -134,7 +137,7 @@ mod tests {
         let mut out = Vec::new();
         while source.fill(2, &mut out).unwrap() {}
         assert_eq!(out.len(), 3);
-        assert!(matches!(out[0], SourceItem::Observation(_, Some(1))));
+        assert!(matches!(out[0], SourceItem::Observation(_, Some(p)) if p == Position::line(1)));
         let SourceItem::Rejected(r) = &out[1] else {
             panic!()
         };

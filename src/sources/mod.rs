@@ -17,12 +17,28 @@ use thiserror::Error;
 use crate::config::SourceConfig;
 use crate::observation::{Observation, Rejection, Subject};
 
+/// Where a record was in its source: a Kafka partition and offset, or a line of a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub partition: Option<i32>,
+    pub offset: i64,
+}
+
+impl Position {
+    /// Line `n` (1-based) of a file.
+    pub fn line(n: u64) -> Position {
+        Position {
+            partition: None,
+            offset: n as i64,
+        }
+    }
+}
+
 /// One record from a source.
 #[derive(Clone, Debug, PartialEq)]
 pub enum SourceItem {
-    /// An observation, with its offset in the source when it has one (a line number, a Kafka
-    /// offset).
-    Observation(Observation, Option<i64>),
+    /// An observation, with its position in the source when it has one.
+    Observation(Observation, Option<Position>),
     Rejected(Rejected),
 }
 
@@ -31,8 +47,8 @@ pub enum SourceItem {
 pub struct Rejected {
     /// Where it was: `line 17`, `p000012.psv line 5`.
     pub position: String,
-    /// Its offset in the source (line number, Kafka offset), when it has one.
-    pub offset: Option<i64>,
+    /// Its position in the source, when it has one.
+    pub at: Option<Position>,
     /// Why, naming the field.
     pub reason: String,
     /// The wire field at fault, when one is.
@@ -47,13 +63,13 @@ impl Rejected {
     /// A rejected wire message.
     pub fn from_rejection(
         position: String,
-        offset: Option<i64>,
+        at: Option<Position>,
         rejection: Rejection,
         raw: Option<String>,
     ) -> Rejected {
         Rejected {
             position,
-            offset,
+            at,
             reason: rejection.error.to_string(),
             field: rejection.error.field(),
             subject: rejection.subject,

@@ -229,7 +229,7 @@ impl Source for Replay {
                 Ok(obs) => out.push(SourceItem::Observation(obs, None)),
                 Err(e) => out.push(SourceItem::Rejected(Rejected {
                     position: format!("{file} line {}", r.line),
-                    offset: None,
+                    at: None,
                     field: Some("value"),
                     reason: e.to_string(),
                     subject: Some(Subject {
