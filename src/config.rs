@@ -18,6 +18,7 @@
 //! assert!(err.problems.iter().any(|p| p.line == Some(2)));
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -57,6 +58,28 @@ pub enum SourceConfig {
     Physionet2019(DatasetConfig),
     /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
     Physionet2012(DatasetConfig),
+    /// A Kafka topic of wire-format messages.
+    Kafka(KafkaSourceConfig),
+}
+
+/// A Kafka source: any Kafka-protocol broker (Apache Kafka, Redpanda, Tansu, a managed service).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    /// Consumer group: where offsets are committed.
+    #[serde(default = "defaults::group")]
+    pub group: String,
+    /// Where messages that are not observations go, with the reason in headers.
+    pub dead_letter_topic: Option<String>,
+    /// Where to start without a committed offset: `earliest` or `latest`.
+    #[serde(default = "defaults::earliest")]
+    pub start: String,
+    /// librdkafka settings passed as they are (`security.protocol`, `sasl.mechanisms`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
 }
 
 /// The simulated cohort.
@@ -261,6 +284,13 @@ pub enum SinkConfig {
     Console,
     /// One JSON object per line, in event-time order.
     Jsonl { path: PathBuf },
+    /// A Kafka topic, keyed by patient, with an idempotent producer.
+    Kafka {
+        brokers: String,
+        topic: String,
+        #[serde(default)]
+        properties: BTreeMap<String, String>,
+    },
 }
 
 /// A duration written as `500ms`, `30s`, `15m`, `4h`, `1d` or a combination (`1h30m`).
@@ -571,7 +601,7 @@ impl PipelineConfig {
         match &mut self.source {
             SourceConfig::Jsonl { path } => resolve(path),
             SourceConfig::Physionet2019(d) | SourceConfig::Physionet2012(d) => resolve(&mut d.path),
-            SourceConfig::Simulator(_) => {}
+            SourceConfig::Simulator(_) | SourceConfig::Kafka(_) => {}
         }
         if let Some(registry) = &mut self.registry {
             resolve(&mut registry.path);
@@ -612,7 +642,8 @@ fn source_section(
     line: usize,
     problems: &mut Vec<Problem>,
 ) -> Option<SourceConfig> {
-    const KINDS: &str = "\"simulator\", \"jsonl\", \"physionet2019\" or \"physionet2012\"";
+    const KINDS: &str =
+        "\"simulator\", \"jsonl\", \"physionet2019\", \"physionet2012\" or \"kafka\"";
     let Some(table) = value.get_ref().as_table() else {
         problems.push(Problem {
             line: Some(line),
@@ -651,6 +682,7 @@ fn source_section(
         Some("physionet2012") => {
             section(rest, lines, line, "source", problems).map(SourceConfig::Physionet2012)
         }
+        Some("kafka") => section(rest, lines, line, "source", problems).map(SourceConfig::Kafka),
         _ => {
             problems.push(Problem {
                 line: Some(kind_line),
@@ -699,6 +731,12 @@ mod defaults {
     }
     pub fn seed() -> u64 {
         7
+    }
+    pub fn group() -> String {
+        "vigil".to_owned()
+    }
+    pub fn earliest() -> String {
+        "earliest".to_owned()
     }
     pub fn start() -> String {
         "2026-01-05T00:00:00Z".to_owned()

@@ -84,6 +84,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         dead_letter: args.dead_letter.clone(),
         late: args.late.clone(),
         archive: args.archive.clone(),
+        stop: Some(stop_on_signals()?),
         progress: match args.progress.as_str() {
             "always" => true,
             "never" => false,
@@ -99,6 +100,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", human_summary(&summary, &options));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A flag raised by SIGINT or SIGTERM: the pipeline then stops reading, drains, flushes and
+/// commits, and exits 0.
+pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))
+            .context("cannot handle signals")?;
+    }
+    Ok(stop)
 }
 
 /// The summary for a person.

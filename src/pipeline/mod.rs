@@ -135,6 +135,8 @@ pub struct RunOptions {
     pub late: Option<PathBuf>,
     /// Archive every observation to Parquet under this directory.
     pub archive: Option<PathBuf>,
+    /// Set to stop gracefully: sources end, everything is flushed and committed.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -229,11 +231,41 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             path: input.clone(),
         };
     }
-    // Fail before starting workers if the source cannot be opened.
-    let source = crate::sources::build(&config.source)?;
     let name = crate::sources::describe(&config.source);
-    run_source(&config, options, source, &name)
+    let sources = match &config.source {
+        SourceConfig::Kafka(kafka) => {
+            let kafka = kafka.clone();
+            let stop = options.stop.clone().unwrap_or_default();
+            Sources::PerWorker(Arc::new(move |worker, workers| {
+                let source = crate::sources::kafka::KafkaSource::connect(
+                    &kafka,
+                    worker,
+                    workers,
+                    Arc::clone(&stop),
+                )?;
+                Ok(Box::new(source) as Box<dyn crate::sources::Source>)
+            }))
+        }
+        // Fail before starting workers if the source cannot be opened.
+        other => Sources::One(crate::sources::build(other)?),
+    };
+    run_sources(&config, options, sources, &name)
 }
+
+/// Where a run's records come from.
+pub enum Sources {
+    /// One source, read by worker 0.
+    One(Box<dyn crate::sources::Source>),
+    /// A source per worker, built on its thread (Kafka: each takes its share of partitions).
+    PerWorker(SourceFactory),
+}
+
+/// Builds worker `w` of `n`'s source.
+pub type SourceFactory = Arc<
+    dyn Fn(usize, usize) -> Result<Box<dyn crate::sources::Source>, crate::sources::SourceError>
+        + Send
+        + Sync,
+>;
 
 /// Runs a pipeline on a given source (a replay, a test) instead of the one it names; `name` is
 /// how the archive records the source.
@@ -241,6 +273,15 @@ pub fn run_source(
     config: &PipelineConfig,
     options: &RunOptions,
     source: Box<dyn crate::sources::Source>,
+    name: &str,
+) -> Result<RunSummary, PipelineError> {
+    run_sources(config, options, Sources::One(source), name)
+}
+
+fn run_sources(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    sources: Sources,
     name: &str,
 ) -> Result<RunSummary, PipelineError> {
     let workers = options.workers.unwrap_or(config.workers).max(1);
@@ -257,26 +298,22 @@ pub fn run_source(
         }
         None => Vec::new(),
     };
-    let source = Arc::new(Mutex::new(Some(source)));
+    let (one_source, factory) = match sources {
+        Sources::One(s) => (Some(s), None),
+        Sources::PerWorker(f) => (None, Some(f)),
+    };
+    let one_source = Arc::new(Mutex::new(one_source));
     let mut sink_configs = config.sinks.clone();
     if options.quiet {
         sink_configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console));
     }
     let sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
     let sinks = Arc::new(Mutex::new(Some(sinks)));
-    let archive = match &options.archive {
-        Some(dir) => Some(
-            crate::archive::ArchiveWriter::create(dir, name, 0, ARCHIVE_ROWS_PER_FILE)
-                .map_err(PipelineError::Archive)?,
-        ),
-        None => None,
-    };
-    let side = source::SideOutputs::open(
-        archive,
-        options.dead_letter.as_deref(),
-        options.late.as_deref(),
-    )?;
-    let side = Arc::new(Mutex::new(Some(side)));
+    let files = source::SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?;
+    let archive_dir = options.archive.clone();
+    let name = name.to_owned();
+    let stop = options.stop.clone().unwrap_or_default();
+    let delivery = Arc::new(ordered_sink::Delivery::default());
 
     let settings = MonitorSettings::from_config(config);
     let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
@@ -289,16 +326,44 @@ pub fn run_source(
         let index = worker.index();
         let peers = worker.peers();
         let state = Rc::new(RefCell::new(WorkerState::default()));
-        // Worker 0 owns the source and the sinks.
-        let (my_source, my_sinks, my_side) = if index == 0 {
-            (
-                source.lock().ok().and_then(|mut s| s.take()),
-                sinks.lock().ok().and_then(|mut s| s.take()),
-                side.lock().ok().and_then(|mut s| s.take()),
-            )
-        } else {
-            (None, None, None)
+        // Worker 0 owns a single source and the sinks; each worker archives what it reads.
+        let my_source = match &factory {
+            Some(build) => match build(index, peers) {
+                Ok(source) => Some(source),
+                Err(e) => {
+                    state.borrow_mut().error = Some(e.into());
+                    None
+                }
+            },
+            None if index == 0 => one_source.lock().ok().and_then(|mut s| s.take()),
+            None => None,
         };
+        let my_sinks = if index == 0 {
+            sinks.lock().ok().and_then(|mut s| s.take())
+        } else {
+            None
+        };
+        let archive = match (&archive_dir, &my_source) {
+            (Some(dir), Some(_)) => match crate::archive::ArchiveWriter::create(
+                dir,
+                &name,
+                index,
+                ARCHIVE_ROWS_PER_FILE,
+            ) {
+                Ok(writer) => Some(writer),
+                Err(e) => {
+                    state.borrow_mut().error = Some(PipelineError::Archive(e));
+                    None
+                }
+            },
+            _ => None,
+        };
+        let my_side = source::SideOutputs::new(archive, files.clone());
+        let my_source = Rc::new(RefCell::new(my_source));
+        let commit_source = Rc::clone(&my_source);
+        let stop = Arc::clone(&stop);
+        let source_delivery = Arc::clone(&delivery);
+        let sink_delivery = Arc::clone(&delivery);
         let settings = settings.clone();
         let st = Rc::clone(&state);
         let mut registry_input = worker.dataflow::<i64, _, _>(move |scope| {
@@ -308,7 +373,9 @@ pub fn run_source(
                 scope,
                 source::SourceParts {
                     source: my_source,
-                    side: my_side,
+                    side: Some(my_side),
+                    stop,
+                    delivery: source_delivery,
                     peers: peers as u64,
                     tick_us,
                     lateness_us,
@@ -323,7 +390,7 @@ pub fn run_source(
                 tick_us,
                 Rc::clone(&st),
             );
-            ordered_sink::ordered_sink(alerts, my_sinks, Rc::clone(&st));
+            ordered_sink::ordered_sink(alerts, my_sinks, sink_delivery, Rc::clone(&st));
             registry_input
         });
         if index == 0 {
@@ -332,6 +399,23 @@ pub fn run_source(
         // The registry file is read once: the collection is complete.
         registry_input.close();
         while worker.step_or_park(None) {}
+        // Everything read is archived (flushed at the end of the source) and, once worker 0's
+        // sinks confirm, every alert delivered: only then do the source's positions move.
+        if state.borrow().error.is_none()
+            && let Some(source) = commit_source.borrow_mut().as_mut()
+            && let Some(checkpoint) = source.checkpoint()
+        {
+            let result = if delivery.wait_all(std::time::Duration::from_secs(300)) {
+                source.commit(&checkpoint).map_err(PipelineError::from)
+            } else {
+                Err(PipelineError::Dataflow(
+                    "alerts were not delivered; offsets not committed".into(),
+                ))
+            };
+            if let Err(e) = result {
+                state.borrow_mut().error = Some(e);
+            }
+        }
         let mut state = state.borrow_mut();
         (
             std::mem::take(&mut state.summary),

@@ -11,13 +11,16 @@ use serde::Serialize;
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::{Scope, Stream};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
+use super::ordered_sink::Delivery;
 use super::{Event, WorkerState};
 use crate::archive::{ArchiveWriter, Row};
 use crate::observation::{Identifier, Observation, Vital};
 use crate::sinks::{JsonLines, with_path};
-use crate::sources::{Position, Rejected, Source, SourceItem};
+use crate::sources::{Checkpoint, Position, Rejected, Source, SourceItem};
 
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
@@ -82,12 +85,35 @@ impl Dedup {
     }
 }
 
+/// The dead-letter and late files, shared by the workers' sources.
+#[derive(Clone, Default)]
+pub struct SharedFiles {
+    dead_letter: Option<Arc<Mutex<JsonLines>>>,
+    late: Option<Arc<Mutex<JsonLines>>>,
+}
+
+impl SharedFiles {
+    pub fn open(dead_letter: Option<&Path>, late: Option<&Path>) -> io::Result<SharedFiles> {
+        let open = |p: Option<&Path>| {
+            p.map(|p| {
+                JsonLines::create(p)
+                    .map(|f| Arc::new(Mutex::new(f)))
+                    .map_err(|e| with_path(e, p))
+            })
+            .transpose()
+        };
+        Ok(SharedFiles {
+            dead_letter: open(dead_letter)?,
+            late: open(late)?,
+        })
+    }
+}
+
 /// Where raw records go besides the dataflow: the archive (every observation), the dead letters
 /// (rejected records) and the late file.
 pub struct SideOutputs {
     archive: Option<ArchiveWriter>,
-    dead_letter: Option<JsonLines>,
-    late: Option<JsonLines>,
+    files: SharedFiles,
 }
 
 #[derive(Serialize)]
@@ -108,24 +134,15 @@ struct LateRecord<'a> {
 }
 
 impl SideOutputs {
-    pub fn open(
-        archive: Option<ArchiveWriter>,
-        dead_letter: Option<&Path>,
-        late: Option<&Path>,
-    ) -> io::Result<SideOutputs> {
-        let open = |p: Option<&Path>| {
-            p.map(|p| JsonLines::create(p).map_err(|e| with_path(e, p)))
-                .transpose()
-        };
-        Ok(SideOutputs {
-            archive,
-            dead_letter: open(dead_letter)?,
-            late: open(late)?,
-        })
+    pub fn new(archive: Option<ArchiveWriter>, files: SharedFiles) -> SideOutputs {
+        SideOutputs { archive, files }
     }
 
     fn rejected(&mut self, r: &Rejected) -> io::Result<()> {
-        if let Some(out) = &mut self.dead_letter {
+        if let Some(out) = &self.files.dead_letter {
+            let mut out = out
+                .lock()
+                .map_err(|_| io::Error::other("dead-letter file poisoned"))?;
             out.write_record(&DeadLetter {
                 position: &r.position,
                 reason: &r.reason,
@@ -137,7 +154,10 @@ impl SideOutputs {
     }
 
     fn late(&mut self, obs: &Observation, watermark_us: i64) -> io::Result<()> {
-        if let Some(out) = &mut self.late {
+        if let Some(out) = &self.files.late {
+            let mut out = out
+                .lock()
+                .map_err(|_| io::Error::other("late file poisoned"))?;
             let observation =
                 serde_json::from_str(&obs.to_json()).unwrap_or(serde_json::Value::Null);
             out.write_record(&LateRecord {
@@ -185,11 +205,14 @@ impl SideOutputs {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        for out in [&mut self.dead_letter, &mut self.late]
+        for out in [&self.files.dead_letter, &self.files.late]
             .into_iter()
             .flatten()
         {
-            crate::sinks::AlertSink::flush(out)?;
+            let mut out = out
+                .lock()
+                .map_err(|_| io::Error::other("side file poisoned"))?;
+            crate::sinks::AlertSink::flush(&mut *out)?;
         }
         Ok(())
     }
@@ -197,8 +220,13 @@ impl SideOutputs {
 
 /// What the source operator of one worker needs.
 pub struct SourceParts {
-    pub source: Option<Box<dyn Source>>,
+    /// Shared with the worker, which commits the final checkpoint once the dataflow is done.
+    pub source: Rc<RefCell<Option<Box<dyn Source>>>>,
     pub side: Option<SideOutputs>,
+    /// Set to stop reading (SIGINT, SIGTERM).
+    pub stop: Arc<AtomicBool>,
+    /// How far alerts are delivered: positions are committed only behind it.
+    pub delivery: Arc<Delivery>,
     pub peers: u64,
     pub tick_us: i64,
     pub lateness_us: i64,
@@ -212,8 +240,10 @@ pub fn source<'scope>(
     parts: SourceParts,
 ) -> Stream<'scope, i64, Vec<Event>> {
     let SourceParts {
-        mut source,
+        source,
         mut side,
+        stop,
+        delivery,
         peers,
         tick_us,
         lateness_us,
@@ -232,15 +262,17 @@ pub fn source<'scope>(
         let mut last_flush = Instant::now();
         let started = Instant::now();
         let mut last_report = Instant::now();
+        let mut uncommitted: VecDeque<(i64, Checkpoint)> = VecDeque::new();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
+            let mut source = source.borrow_mut();
             let Some(src) = source.as_mut() else {
                 cap = None;
                 return;
             };
             items.clear();
             let more = match src.fill(BATCH, &mut items) {
-                Ok(more) => more,
+                Ok(more) => more && !stop.load(Ordering::Relaxed),
                 Err(e) => {
                     state.borrow_mut().error = Some(e.into());
                     false
@@ -306,8 +338,29 @@ pub fn source<'scope>(
                 && last_flush.elapsed() >= ARCHIVE_FLUSH_INTERVAL
             {
                 last_flush = Instant::now();
-                if let Err(e) = side.flush_archive() {
-                    st.error.get_or_insert(e);
+                match side.flush_archive() {
+                    // What was read so far is durable: its positions can be committed once its
+                    // alerts are delivered too (they come at ticks up to the latest read).
+                    Ok(()) => {
+                        if let Some(checkpoint) = src.checkpoint() {
+                            uncommitted.push_back((max_us.map_or(i64::MIN, tick), checkpoint));
+                        }
+                    }
+                    Err(e) => {
+                        st.error.get_or_insert(e);
+                    }
+                }
+            }
+            if st.error.is_none() {
+                let delivered = delivery.delivered_below();
+                let mut ready = None;
+                while uncommitted.front().is_some_and(|(t, _)| *t < delivered) {
+                    ready = uncommitted.pop_front();
+                }
+                if let Some((_, checkpoint)) = ready
+                    && let Err(e) = src.commit(&checkpoint)
+                {
+                    st.error.get_or_insert(e.into());
                 }
             }
             drop(st);

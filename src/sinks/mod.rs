@@ -12,6 +12,8 @@ use serde::Serialize;
 use crate::alerting::Alert;
 use crate::config::SinkConfig;
 
+pub mod kafka;
+
 /// Writes alerts somewhere.
 pub trait AlertSink: Send {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
@@ -102,6 +104,13 @@ pub fn build(
     for config in configs {
         match config {
             SinkConfig::Console => sinks.push(Box::new(Console::new())),
+            SinkConfig::Kafka {
+                brokers,
+                topic,
+                properties,
+            } => sinks.push(Box::new(kafka::KafkaAlerts::connect(
+                brokers, topic, properties,
+            )?)),
             SinkConfig::Jsonl { path } => sinks.push(Box::new(
                 JsonLines::create(path).map_err(|e| with_path(e, path))?,
             )),

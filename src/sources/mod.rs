@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod jsonl;
+pub mod kafka;
 pub mod physionet;
 pub mod simulator;
 
@@ -92,6 +93,23 @@ pub trait Source: Send {
 
     /// How far the source has come (for progress bars).
     fn progress(&self) -> Progress;
+
+    /// The positions consumed so far, to commit once what was read up to them is durable; `None`
+    /// for sources that keep no positions.
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        None
+    }
+
+    /// Commits a checkpoint: everything read up to it is durable and its alerts delivered.
+    fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// Positions to commit: per partition, the next offset to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub offsets: Vec<(i32, i64)>,
 }
 
 /// A source that cannot go on.
@@ -104,6 +122,8 @@ pub enum SourceError {
     },
     #[error("{path}: {reason}")]
     Format { path: PathBuf, reason: String },
+    #[error("kafka: {reason}")]
+    Kafka { reason: String },
 }
 
 /// How a source is named in the archive's `source` column.
@@ -119,6 +139,7 @@ pub fn describe(config: &SourceConfig) -> String {
         ),
         SourceConfig::Physionet2019(_) => "physionet2019".to_owned(),
         SourceConfig::Physionet2012(_) => "physionet2012".to_owned(),
+        SourceConfig::Kafka(k) => format!("kafka:{}", k.topic),
     }
 }
 
@@ -129,5 +150,10 @@ pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
         SourceConfig::Jsonl { path } => Box::new(jsonl::JsonLines::open(path)?),
         SourceConfig::Physionet2019(d) => Box::new(physionet::Replay::physionet2019(d)?),
         SourceConfig::Physionet2012(d) => Box::new(physionet::Replay::physionet2012(d)?),
+        SourceConfig::Kafka(_) => {
+            return Err(SourceError::Kafka {
+                reason: "a Kafka source is built per worker (pipeline::run does it)".into(),
+            });
+        }
     })
 }

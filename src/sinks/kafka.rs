@@ -1,0 +1,113 @@
+//! Alerts to a Kafka topic: one JSON message per alert, keyed by patient (so a patient's alerts
+//! stay in order on one partition), with an idempotent producer. [`AlertSink::flush`] returns
+//! only once the broker has confirmed every alert written so far.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+
+use super::AlertSink;
+use crate::alerting::Alert;
+use crate::sources::kafka::client_config;
+
+/// Remembers the first delivery failure.
+#[derive(Clone, Default)]
+struct Deliveries {
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result
+            && let Ok(mut failure) = self.failure.lock()
+        {
+            failure.get_or_insert_with(|| e.to_string());
+        }
+    }
+}
+
+/// The Kafka alert sink.
+pub struct KafkaAlerts {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    deliveries: Deliveries,
+}
+
+impl KafkaAlerts {
+    pub fn connect(
+        brokers: &str,
+        topic: &str,
+        properties: &BTreeMap<String, String>,
+    ) -> io::Result<KafkaAlerts> {
+        let deliveries = Deliveries::default();
+        let producer = client_config(brokers, properties)
+            .set("enable.idempotence", "true")
+            .set("compression.type", "zstd")
+            .create_with_context(deliveries.clone())
+            .map_err(|e| {
+                io::Error::other(format!(
+                    "kafka: cannot create the alert producer for {brokers}: {e}"
+                ))
+            })?;
+        Ok(KafkaAlerts {
+            producer,
+            topic: topic.to_owned(),
+            deliveries,
+        })
+    }
+}
+
+impl AlertSink for KafkaAlerts {
+    fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
+        for alert in alerts {
+            let payload = alert.to_json();
+            let mut record = BaseRecord::to(&self.topic)
+                .key(alert.patient.as_str())
+                .payload(payload.as_str());
+            loop {
+                match self.producer.send(record) {
+                    Ok(()) => break,
+                    // The local queue is full: let deliveries drain, then try again.
+                    Err((
+                        rdkafka::error::KafkaError::MessageProduction(
+                            rdkafka::types::RDKafkaErrorCode::QueueFull,
+                        ),
+                        r,
+                    )) => {
+                        record = r;
+                        self.producer.poll(Duration::from_millis(100));
+                    }
+                    Err((e, _)) => {
+                        return Err(io::Error::other(format!(
+                            "kafka: cannot send an alert to {}: {e}",
+                            self.topic
+                        )));
+                    }
+                }
+            }
+            self.producer.poll(Duration::ZERO);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.producer.flush(Duration::from_secs(120)).map_err(|e| {
+            io::Error::other(format!("kafka: alerts not confirmed by the broker: {e}"))
+        })?;
+        match self.deliveries.failure.lock().ok().and_then(|f| f.clone()) {
+            Some(failure) => Err(io::Error::other(format!(
+                "kafka: an alert was not delivered: {failure}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Observations from a Kafka topic, one wire-format message each.
+//!
+//! Every timely worker runs its own consumer and takes the partitions `p` with
+//! `p % workers == worker` (assigned, not balanced by the group, so the split is deterministic
+//! and there is no rebalance pause); positions start from the group's committed offsets.
+//! Offsets are committed only through [`Source::commit`], which the pipeline calls once the
+//! observations up to them are durable in the archive and their alerts delivered.
+//!
+//! A message that is not an observation is produced to the dead-letter topic, unchanged, with the
+//! reason, the source topic, partition and offset in headers (`vigil-reason`, `vigil-topic`,
+//! `vigil-partition`, `vigil-offset`), and comes out as a [`Rejected`] item.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Checkpoint, Position, Progress, Rejected, Source, SourceError, SourceItem};
+use crate::config::KafkaSourceConfig;
+use crate::observation::Observation;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(100);
+
+/// The librdkafka settings Vigil sets, merged under the user's `properties`.
+pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", brokers);
+    for (k, v) in properties {
+        config.set(k, v);
+    }
+    config
+}
+
+/// One worker's consumer.
+pub struct KafkaSource {
+    consumer: BaseConsumer,
+    topic: String,
+    dead_letter: Option<(BaseProducer, String)>,
+    /// Next offset to commit per partition (the last consumed + 1).
+    consumed: BTreeMap<i32, i64>,
+    partitions: Vec<i32>,
+    stop: Arc<AtomicBool>,
+    polled: u64,
+}
+
+impl KafkaSource {
+    /// Connects and assigns this worker's partitions.
+    pub fn connect(
+        config: &KafkaSourceConfig,
+        worker: usize,
+        workers: usize,
+        stop: Arc<AtomicBool>,
+    ) -> Result<KafkaSource, SourceError> {
+        let err = |reason: String| SourceError::Kafka { reason };
+        let mut client = client_config(&config.brokers, &config.properties);
+        client
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", &config.start);
+        let consumer: BaseConsumer = client
+            .create()
+            .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)
+            .map_err(|e| {
+                err(format!(
+                    "cannot reach {} for topic {}: {e}",
+                    config.brokers, config.topic
+                ))
+            })?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == config.topic)
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .unwrap_or_default();
+        if partitions.is_empty() {
+            return Err(err(format!(
+                "topic {} has no partitions on {} (does it exist?)",
+                config.topic, config.brokers
+            )));
+        }
+        let mine: Vec<i32> = partitions
+            .into_iter()
+            .filter(|p| *p as usize % workers.max(1) == worker)
+            .collect();
+        let mut assignment = TopicPartitionList::new();
+        for p in &mine {
+            assignment
+                .add_partition_offset(&config.topic, *p, Offset::Stored)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| err(format!("cannot assign partitions: {e}")))?;
+        let dead_letter = match &config.dead_letter_topic {
+            Some(topic) => {
+                let producer: BaseProducer = client_config(&config.brokers, &config.properties)
+                    .set("enable.idempotence", "true")
+                    .create()
+                    .map_err(|e| err(format!("cannot create the dead-letter producer: {e}")))?;
+                Some((producer, topic.clone()))
+            }
+            None => None,
+        };
+        Ok(KafkaSource {
+            consumer,
+            topic: config.topic.clone(),
+            dead_letter,
+            consumed: BTreeMap::new(),
+            partitions: mine,
+            stop,
+            polled: 0,
+        })
+    }
+
+    /// The partitions this worker reads.
+    pub fn partitions(&self) -> &[i32] {
+        &self.partitions
+    }
+}
+
+impl Source for KafkaSource {
+    fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
+        if self.partitions.is_empty() {
+            // Nothing assigned to this worker: idle until asked to stop.
+            std::thread::sleep(POLL);
+            return Ok(!self.stop.load(Ordering::Relaxed));
+        }
+        let mut n = 0;
+        while n < max {
+            if self.stop.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let timeout = if n == 0 { POLL } else { Duration::ZERO };
+            let Some(result) = self.consumer.poll(timeout) else {
+                break;
+            };
+            let message = match result {
+                Ok(m) => m,
+                // Transient errors (a broker that stops answering): librdkafka retries; say so.
+                Err(e) => {
+                    eprintln!("vigil: kafka: {e} (retrying)");
+                    break;
+                }
+            };
+            n += 1;
+            self.polled += 1;
+            let (partition, offset) = (message.partition(), message.offset());
+            self.consumed.insert(partition, offset + 1);
+            let at = Some(Position {
+                partition: Some(partition),
+                offset,
+            });
+            let payload = message.payload().unwrap_or_default();
+            match Observation::decode(payload) {
+                Ok(obs) => out.push(SourceItem::Observation(obs, at)),
+                Err(rejection) => {
+                    let rejected = Rejected::from_rejection(
+                        format!("{}/{partition}@{offset}", self.topic),
+                        at,
+                        rejection,
+                        Some(
+                            String::from_utf8_lossy(&payload[..payload.len().min(4096)])
+                                .into_owned(),
+                        ),
+                    );
+                    if let Some((producer, topic)) = &self.dead_letter {
+                        let partition_text = partition.to_string();
+                        let offset_text = offset.to_string();
+                        let headers = OwnedHeaders::new()
+                            .insert(Header {
+                                key: "vigil-reason",
+                                value: Some(rejected.reason.as_str()),
+                            })
+                            .insert(Header {
+                                key: "vigil-topic",
+                                value: Some(self.topic.as_str()),
+                            })
+                            .insert(Header {
+                                key: "vigil-partition",
+                                value: Some(partition_text.as_str()),
+                            })
+                            .insert(Header {
+                                key: "vigil-offset",
+                                value: Some(offset_text.as_str()),
+                            });
+                        let mut record: BaseRecord<'_, [u8], [u8]> =
+                            BaseRecord::to(topic).payload(payload).headers(headers);
+                        if let Some(key) = message.key() {
+                            record = record.key(key);
+                        }
+                        if let Err((e, _)) = producer.send(record) {
+                            return Err(SourceError::Kafka {
+                                reason: format!("cannot dead-letter {}: {e}", rejected.position),
+                            });
+                        }
+                        producer.poll(Duration::ZERO);
+                    }
+                    out.push(SourceItem::Rejected(rejected));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            done: self.polled,
+            total: None,
+        }
+    }
+
+    fn checkpoint(&self) -> Option<Checkpoint> {
+        Some(Checkpoint {
+            offsets: self.consumed.iter().map(|(p, o)| (*p, *o)).collect(),
+        })
+    }
+
+    fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {
+        // Dead letters first: a rejected message is durable in its topic before its offset moves.
+        if let Some((producer, _)) = &self.dead_letter {
+            producer
+                .flush(Duration::from_secs(60))
+                .map_err(|e| SourceError::Kafka {
+                    reason: format!("dead letters not confirmed: {e}"),
+                })?;
+        }
+        if checkpoint.offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (p, o) in &checkpoint.offsets {
+            list.add_partition_offset(&self.topic, *p, Offset::Offset(*o))
+                .map_err(|e| SourceError::Kafka {
+                    reason: e.to_string(),
+                })?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| SourceError::Kafka {
+                reason: format!("cannot commit offsets: {e}"),
+            })
+    }
+}
+
+/// Creates `topic` with `partitions` partitions unless it exists.
+pub fn ensure_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    properties: &BTreeMap<String, String>,
+) -> Result<(), SourceError> {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    let err = |reason: String| SourceError::Kafka { reason };
+    let admin: AdminClient<DefaultClientContext> = client_config(brokers, properties)
+        .create()
+        .map_err(|e| err(format!("cannot create an admin client: {e}")))?;
+    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let results = futures_executor::block_on(admin.create_topics(
+        [&new],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    ))
+    .map_err(|e| err(format!("cannot create topic {topic} on {brokers}: {e}")))?;
+    for result in results {
+        match result {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(err(format!("cannot create topic {name}: {code}"))),
+        }
+    }
+    Ok(())
+}
