@@ -194,6 +194,9 @@ pub struct ArchiveWriter {
     buffered_rows: usize,
     files_written: u64,
     rows_written: u64,
+    /// Per partition, the highest offset already in the archive from an earlier run of this
+    /// source: a restart re-reads from the last committed offset, and those rows are skipped.
+    archived_up_to: std::collections::HashMap<i32, i64>,
 }
 
 impl ArchiveWriter {
@@ -209,8 +212,18 @@ impl ArchiveWriter {
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
+        let mut archived_up_to = std::collections::HashMap::new();
+        for file in files(dir)? {
+            for (source_name, partition, offset) in read_positions(&file)? {
+                if source_name == source {
+                    let max = archived_up_to.entry(partition).or_insert(offset);
+                    *max = (*max).max(offset);
+                }
+            }
+        }
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
+            archived_up_to,
             source: source.to_owned(),
             name_prefix: format!("part-{run}-{writer}"),
             seq: 0,
@@ -231,6 +244,21 @@ impl ArchiveWriter {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Whether a record at this position is already archived (by an earlier run that crashed
+    /// after archiving it and before committing its offset).
+    pub fn already_archived(&self, at: Option<Position>) -> bool {
+        match at {
+            Some(Position {
+                partition: Some(p),
+                offset,
+            }) => self
+                .archived_up_to
+                .get(&p)
+                .is_some_and(|max| offset <= *max),
+            _ => false,
+        }
     }
 
     /// Rows buffered and not yet durable.
@@ -365,6 +393,33 @@ pub fn files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
         }
     }
     out.sort();
+    Ok(out)
+}
+
+/// The (source, partition, offset) of each Kafka row of one file.
+fn read_positions(path: &Path) -> Result<Vec<(String, i32, i64)>, ArchiveError> {
+    let file = File::open(path).map_err(io(path))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(65536).build())
+        .map_err(|e| format_err(path, e))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format_err(path, e))?;
+        let source: &DictionaryArray<Int32Type> =
+            column(&batch, "source").map_err(|e| format_err(path, e))?;
+        let partition: &Int32Array =
+            column(&batch, "partition").map_err(|e| format_err(path, e))?;
+        let offset: &Int64Array = column(&batch, "offset").map_err(|e| format_err(path, e))?;
+        for i in 0..batch.num_rows() {
+            if !partition.is_null(i) && !offset.is_null(i) {
+                out.push((
+                    dict_str(source, i).unwrap_or("").to_owned(),
+                    partition.value(i),
+                    offset.value(i),
+                ));
+            }
+        }
+    }
     Ok(out)
 }
 

@@ -42,6 +42,79 @@ pub struct SimulateArgs {
     /// Write the deteriorations (patient, kind, onset) here as JSON lines.
     #[arg(long, value_name = "FILE.jsonl")]
     pub truth: Option<PathBuf>,
+
+    /// Produce to Kafka at these brokers (host:port,...) instead of writing a file.
+    #[arg(
+        long,
+        value_name = "BROKERS",
+        requires = "topic",
+        conflicts_with = "out"
+    )]
+    pub kafka: Option<String>,
+
+    /// The topic to produce to (created if missing, with --partitions).
+    #[arg(long, value_name = "TOPIC", requires = "kafka")]
+    pub topic: Option<String>,
+
+    /// Partitions of a topic that --kafka creates.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
+    pub partitions: i32,
+}
+
+/// Where simulated observations go.
+enum Output {
+    Lines(BufWriter<Box<dyn Write>>),
+    Kafka(rdkafka::producer::BaseProducer, String),
+}
+
+impl Output {
+    fn send(&mut self, obs: &vigil::observation::Observation) -> anyhow::Result<()> {
+        match self {
+            Output::Lines(out) => {
+                out.write_all(obs.to_json().as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            Output::Kafka(producer, topic) => {
+                use rdkafka::producer::BaseRecord;
+                let payload = obs.to_json();
+                let mut record = BaseRecord::to(topic.as_str())
+                    .key(obs.patient().as_str())
+                    .payload(payload.as_str());
+                loop {
+                    match producer.send(record) {
+                        Ok(()) => break,
+                        Err((
+                            rdkafka::error::KafkaError::MessageProduction(
+                                rdkafka::types::RDKafkaErrorCode::QueueFull,
+                            ),
+                            r,
+                        )) => {
+                            record = r;
+                            producer.poll(std::time::Duration::from_millis(50));
+                        }
+                        Err((e, _)) => anyhow::bail!("cannot produce to {topic}: {e}"),
+                    }
+                }
+                producer.poll(std::time::Duration::ZERO);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Output::Lines(mut out) => out.flush()?,
+            Output::Kafka(producer, topic) => {
+                use rdkafka::producer::Producer;
+                producer
+                    .flush(std::time::Duration::from_secs(120))
+                    .with_context(|| {
+                        format!("observations to {topic} not confirmed by the broker")
+                    })?;
+            }
+        }
+        Ok(())
+    }
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
@@ -53,13 +126,27 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         start: args.start.clone(),
     };
     let mut sim = Simulator::new(&config);
-    let out: Box<dyn Write> = match &args.out {
-        Some(p) if p.as_os_str() != "-" => {
-            Box::new(File::create(p).with_context(|| format!("cannot create {}", p.display()))?)
+    let mut out = match (&args.kafka, &args.topic) {
+        (Some(brokers), Some(topic)) => {
+            let properties = Default::default();
+            vigil::sources::kafka::ensure_topic(brokers, topic, args.partitions, &properties)?;
+            let producer = vigil::sources::kafka::client_config(brokers, &properties)
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "20")
+                .create()
+                .with_context(|| format!("cannot create a producer for {brokers}"))?;
+            Output::Kafka(producer, topic.clone())
         }
-        _ => Box::new(io::stdout()),
+        _ => {
+            let out: Box<dyn Write> = match &args.out {
+                Some(p) if p.as_os_str() != "-" => Box::new(
+                    File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+                ),
+                _ => Box::new(io::stdout()),
+            };
+            Output::Lines(BufWriter::with_capacity(1 << 20, out))
+        }
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
     if let Some(path) = &args.truth {
         let mut truth = BufWriter::new(
             File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
@@ -77,8 +164,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         let more = sim.fill(8192, &mut items)?;
         for item in &items {
             if let SourceItem::Observation(o, _) = item {
-                out.write_all(o.to_json().as_bytes())?;
-                out.write_all(b"\n")?;
+                out.send(o)?;
                 written += 1;
             }
         }
@@ -86,7 +172,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
-    out.flush()?;
+    out.finish()?;
     eprintln!(
         "vigil simulate: {written} observations of {} patients over {} h, {} deteriorating",
         args.patients,

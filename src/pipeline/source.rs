@@ -34,6 +34,46 @@ fn wall_clock_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// The event-time clock of a source's partitions. A source that reads several partitions (a
+/// Kafka consumer) gets them interleaved in any order, so its watermark is the *slowest*
+/// partition's latest time, not the fastest's: otherwise one partition read ahead would make
+/// every other partition's records late. A partition silent for [`IDLE`] (wall clock) stops
+/// holding the watermark back, and until every expected partition has spoken the watermark
+/// waits (for at most [`IDLE`]).
+#[derive(Default)]
+struct PartitionClock {
+    latest: BTreeMap<Option<i32>, (i64, Instant)>,
+    expected: Option<usize>,
+    started: Option<Instant>,
+}
+
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl PartitionClock {
+    fn expect(&mut self, expected: Option<usize>) {
+        self.expected = expected;
+        self.started.get_or_insert_with(Instant::now);
+    }
+
+    /// Records a time from `partition`; returns the watermark time, if it may move.
+    fn observe(&mut self, partition: Option<i32>, time_us: i64) -> Option<i64> {
+        let now = Instant::now();
+        let entry = self.latest.entry(partition).or_insert((time_us, now));
+        entry.0 = entry.0.max(time_us);
+        entry.1 = now;
+        let waiting = self.expected.is_some_and(|n| self.latest.len() < n)
+            && self.started.is_some_and(|s| s.elapsed() < IDLE);
+        if waiting {
+            return None;
+        }
+        self.latest
+            .values()
+            .filter(|(_, seen)| now.duration_since(*seen) < IDLE)
+            .map(|(t, _)| *t)
+            .min()
+    }
+}
+
 /// The identity of an observation: (patient, device, vital, event time). The first arrival wins;
 /// later ones are duplicates, counted and neither processed nor archived.
 type Key = (Identifier, Option<Identifier>, Vital, i64);
@@ -181,6 +221,9 @@ impl SideOutputs {
         let Some(archive) = &mut self.archive else {
             return Ok(());
         };
+        if archive.already_archived(at) {
+            return Ok(());
+        }
         let row = match event {
             Event::Observation(obs) => Row::observation(obs, ingest_us, at, processed),
             Event::Invalid { subject, reason } => {
@@ -259,6 +302,7 @@ pub fn source<'scope>(
         let mut max_us: Option<i64> = None;
         let mut read: u64 = 0;
         let mut dedup = Dedup::new(lateness_us);
+        let mut partitions = PartitionClock::default();
         let mut last_flush = Instant::now();
         let started = Instant::now();
         let mut last_report = Instant::now();
@@ -270,6 +314,7 @@ pub fn source<'scope>(
                 cap = None;
                 return;
             };
+            partitions.expect(src.expected_partitions());
             items.clear();
             let more = match src.fill(BATCH, &mut items) {
                 Ok(more) => more && !stop.load(Ordering::Relaxed),
@@ -330,7 +375,10 @@ pub fn source<'scope>(
                     continue;
                 }
                 max_us = max_us.max(Some(time_us));
-                watermark_tick = watermark_tick.max(tick(time_us.saturating_sub(lateness_us)));
+                let partition = offset.and_then(|p| p.partition);
+                if let Some(w) = partitions.observe(partition, time_us) {
+                    watermark_tick = watermark_tick.max(tick(w.saturating_sub(lateness_us)));
+                }
                 stamped.push((tick(time_us), event));
             }
             dedup.evict(watermark_tick.saturating_mul(tick_us));

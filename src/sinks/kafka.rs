@@ -51,7 +51,7 @@ impl KafkaAlerts {
         let deliveries = Deliveries::default();
         let producer = client_config(brokers, properties)
             .set("enable.idempotence", "true")
-            .set("compression.type", "zstd")
+            .set("compression.type", "lz4")
             .create_with_context(deliveries.clone())
             .map_err(|e| {
                 io::Error::other(format!(

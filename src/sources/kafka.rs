@@ -219,6 +219,10 @@ impl Source for KafkaSource {
         }
     }
 
+    fn expected_partitions(&self) -> Option<usize> {
+        Some(self.partitions.len())
+    }
+
     fn checkpoint(&self) -> Option<Checkpoint> {
         Some(Checkpoint {
             offsets: self.consumed.iter().map(|(p, o)| (*p, *o)).collect(),

@@ -94,6 +94,12 @@ pub trait Source: Send {
     /// How far the source has come (for progress bars).
     fn progress(&self) -> Progress;
 
+    /// How many partitions this source reads interleaved, when more than one stream of its own
+    /// order is mixed (Kafka): the watermark then follows the slowest of them.
+    fn expected_partitions(&self) -> Option<usize> {
+        None
+    }
+
     /// The positions consumed so far, to commit once what was read up to them is durable; `None`
     /// for sources that keep no positions.
     fn checkpoint(&self) -> Option<Checkpoint> {
