@@ -367,7 +367,7 @@ pub fn source<'scope>(
                     if let Event::Observation(obs) = &event {
                         st.summary.late += 1;
                         if let Some(side) = side.as_mut()
-                            && let Err(e) = side.late(obs, watermark_tick * tick_us)
+                            && let Err(e) = side.late(obs, watermark_tick.saturating_mul(tick_us))
                         {
                             st.error.get_or_insert(e.into());
                         }
@@ -440,7 +440,7 @@ pub fn source<'scope>(
                 activator.activate();
             } else {
                 // The end: every worker learns the latest event time, then the source closes.
-                let end_us = max_us.unwrap_or(*c.time() * tick_us);
+                let end_us = max_us.unwrap_or(c.time().saturating_mul(tick_us));
                 let end_cap = c.delayed(&tick(end_us).max(*c.time()));
                 for worker in 0..peers {
                     output.session(&end_cap).give(Event::End {

@@ -2,6 +2,7 @@
 //! that it links once.
 
 mod archive;
+mod kafka;
 mod pipeline;
 mod score;
 

@@ -563,3 +563,16 @@ fn a_timer_due_after_the_last_event_in_the_same_tick_ends_the_run() {
         "a timer after the end fired: {alerts}"
     );
 }
+
+#[test]
+fn an_empty_input_is_a_run_with_nothing_to_do() {
+    let dir = scratch("empty_input");
+    let input = dir.join("empty.jsonl");
+    std::fs::write(&input, "").unwrap();
+    let s = summary_of(&[demo().to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    assert_eq!(
+        (s["observations"].as_u64(), s["alerts"].as_u64()),
+        (Some(0), Some(0)),
+        "{s}"
+    );
+}

@@ -1,0 +1,347 @@
+//! Kafka in and out against the real broker that scripts/test starts (VIGIL_KAFKA): nothing lost,
+//! dead letters with their reasons, offsets committed, a crash archived exactly once, and the
+//! live alerts equal to a replay of the archive.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::Value;
+
+use crate::{scratch, vigil};
+
+/// The broker, or `None` outside CI when none was started (CI must have one).
+fn broker() -> Option<String> {
+    match std::env::var("VIGIL_KAFKA") {
+        Ok(b) => Some(b),
+        Err(_) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must run a broker (scripts/test starts one)"
+            );
+            eprintln!("skipped: no VIGIL_KAFKA broker (run scripts/test, which starts one)");
+            None
+        }
+    }
+}
+
+/// A name no other test run uses.
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let o = vigil(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The pipeline file for a topic, written into `dir`.
+fn pipeline(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
+    let path = dir.join(format!("{group}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "workers = 2\n\n[source]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\ngroup = \"{group}\"\n\
+             dead_letter_topic = \"{topic}-dead\"\n\n[[sinks]]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"{topic}-alerts\"\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Produces a simulated cohort to `topic` (4 partitions) and returns the cohort's lines and the
+/// number of distinct observations (patient, device, vital, time).
+fn produce_cohort(
+    dir: &Path,
+    brokers: &str,
+    topic: &str,
+    patients: u32,
+    hours: u32,
+) -> (Vec<String>, usize) {
+    let args = [
+        "--patients",
+        &patients.to_string(),
+        "--hours",
+        &hours.to_string(),
+        "--seed",
+        "17",
+    ];
+    let file = dir.join("cohort.jsonl");
+    let mut to_file = vec!["simulate", "--out", file.to_str().unwrap()];
+    to_file.extend_from_slice(&args);
+    run_ok(&to_file);
+    let mut to_kafka = vec![
+        "simulate",
+        "--kafka",
+        brokers,
+        "--topic",
+        topic,
+        "--partitions",
+        "4",
+    ];
+    to_kafka.extend_from_slice(&args);
+    run_ok(&to_kafka);
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let keys: HashSet<(String, String, String, String)> = lines
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+            (s("patient"), s("device"), s("vital"), s("time"))
+        })
+        .collect();
+    (lines, keys.len())
+}
+
+fn producer(brokers: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap()
+}
+
+/// Every message of a topic, read from the start until `expected` arrive or 30 s pass.
+fn consume_all(brokers: &str, topic: &str, expected: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    while out.len() < expected && Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            out.push(m.detach());
+        }
+    }
+    // A little longer, to see any message beyond the expected ones.
+    let settle = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < settle {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            out.push(m.detach());
+        }
+    }
+    out
+}
+
+fn spawn_run(pipeline: &Path, archive: &Path, alerts: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--archive",
+            archive.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--quiet",
+            "--progress",
+            "never",
+            "--summary-json",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Archived rows so far (0 before the first file).
+fn archived_rows(archive: &Path) -> u64 {
+    if !archive.join(vigil::archive::PIPELINE_FILE).exists() {
+        return 0;
+    }
+    let o = vigil(&["inspect", archive.to_str().unwrap(), "--json"]);
+    if !o.status.success() {
+        return 0;
+    }
+    serde_json::from_slice::<Value>(&o.stdout).map_or(0, |v| v["rows"].as_u64().unwrap_or(0))
+}
+
+fn wait_for_rows(archive: &Path, rows: u64, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while archived_rows(archive) < rows {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pipeline exited early"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {rows} rows archived in time",
+            archived_rows(archive)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// SIGTERM, then the exit status and the summary.
+fn stop(mut child: Child) -> Value {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break child.wait_with_output().unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the pipeline did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    serde_json::from_str(stderr.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
+    let Some(brokers) = broker() else { return };
+    let dir = scratch("kafka_end_to_end");
+    let topic = unique("vitals");
+    let (lines, distinct) = produce_cohort(&dir, &brokers, &topic, 8, 6);
+    // Bad messages: not JSON, an impossible value (archived for its patient), an unknown vital.
+    let bad = [
+        "not json".to_owned(),
+        r#"{"patient":"sim-00001","time":"2026-01-05T01:00:00Z","vital":"heart_rate","value":900,"unit":"/min"}"#.to_owned(),
+        r#"{"patient":"sim-00002","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#.to_owned(),
+    ];
+    let p = producer(&brokers);
+    for b in &bad {
+        p.send(
+            BaseRecord::<str, str>::to(&topic)
+                .key("bad")
+                .payload(b.as_str()),
+        )
+        .unwrap();
+    }
+    p.flush(Duration::from_secs(30)).unwrap();
+
+    let pipeline = pipeline(&dir, &brokers, &topic, &unique("group"));
+    let archive = dir.join("archive");
+    let live = dir.join("live.jsonl");
+    let mut child = spawn_run(&pipeline, &archive, &live);
+    wait_for_rows(&archive, distinct as u64 + 1, &mut child);
+    let summary = stop(child);
+
+    // Every message produced is accounted for.
+    let produced = (lines.len() + bad.len()) as u64;
+    let accounted: u64 = ["observations", "late", "duplicates", "rejected"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(accounted, produced, "{summary}");
+    assert_eq!(
+        summary["archived"].as_u64(),
+        Some(distinct as u64 + 1),
+        "{summary}"
+    );
+
+    // Each bad message is in the dead-letter topic, unchanged, with why and where.
+    let dead = consume_all(&brokers, &format!("{topic}-dead"), bad.len());
+    assert_eq!(dead.len(), bad.len());
+    for m in &dead {
+        let payload = String::from_utf8(m.payload().unwrap().to_vec()).unwrap();
+        assert!(bad.contains(&payload), "{payload}");
+        let headers = m.headers().unwrap();
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(header("vigil-topic").as_deref(), Some(topic.as_str()));
+        assert!(header("vigil-reason").is_some_and(|r| !r.is_empty()));
+        assert!(header("vigil-partition").is_some() && header("vigil-offset").is_some());
+    }
+
+    // The alerts topic holds what the file holds.
+    let live_lines = std::fs::read_to_string(&live).unwrap().lines().count();
+    assert!(live_lines > 0);
+    assert_eq!(
+        consume_all(&brokers, &format!("{topic}-alerts"), live_lines).len(),
+        live_lines
+    );
+
+    // A replay of the archive gives the live alerts, byte for byte.
+    let replayed = dir.join("replay.jsonl");
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        replayed.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        std::fs::read(&replayed).unwrap() == std::fs::read(&live).unwrap(),
+        "replay differs from live"
+    );
+
+    // Offsets were committed: a restart reads nothing again.
+    let again = dir.join("again.jsonl");
+    let child = spawn_run(&pipeline, &archive, &again);
+    std::thread::sleep(Duration::from_secs(4));
+    let summary = stop(child);
+    assert_eq!(summary["observations"], 0, "{summary}");
+    assert_eq!(archived_rows(&archive), distinct as u64 + 1);
+}
+
+#[test]
+fn after_kill_9_and_a_restart_each_observation_is_archived_once() {
+    let Some(brokers) = broker() else { return };
+    let dir = scratch("kafka_kill_9");
+    let topic = unique("vitals");
+    let (_, distinct) = produce_cohort(&dir, &brokers, &topic, 24, 12);
+    let pipeline = pipeline(&dir, &brokers, &topic, &unique("group"));
+    let archive = dir.join("archive");
+
+    // Kill the first run as soon as something is archived, before it can finish.
+    let mut first = spawn_run(&pipeline, &archive, &dir.join("a1.jsonl"));
+    wait_for_rows(&archive, 1, &mut first);
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let after_crash = archived_rows(&archive);
+    assert!(
+        after_crash < distinct as u64,
+        "the first run finished before the kill; make the cohort bigger"
+    );
+
+    let mut second = spawn_run(&pipeline, &archive, &dir.join("a2.jsonl"));
+    wait_for_rows(&archive, distinct as u64, &mut second);
+    stop(second);
+
+    // Exactly once: every distinct observation, no key twice.
+    let mut keys = HashSet::new();
+    let mut rows = 0;
+    for file in vigil::archive::files(&archive).unwrap() {
+        for row in vigil::archive::read_file(&file).unwrap() {
+            rows += 1;
+            keys.insert((row.patient, row.device, row.vital, row.time));
+        }
+    }
+    assert_eq!(rows, distinct, "rows archived");
+    assert_eq!(keys.len(), distinct, "distinct keys archived");
+}
