@@ -54,6 +54,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
+    /// Stop (drain, flush, commit, exit 0) once nothing has been read for this long, e.g. 10s:
+    /// read a Kafka topic to its end and exit.
+    #[arg(long = "exit-when-idle", value_name = "DURATION", value_parser = parse_duration)]
+    pub exit_when_idle: Option<std::time::Duration>,
+
     /// Do not print alerts on the console (the other sinks still get them).
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -85,6 +90,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         late: args.late.clone(),
         archive: args.archive.clone(),
         stop: Some(stop_on_signals()?),
+        exit_when_idle: args.exit_when_idle,
         progress: match args.progress.as_str() {
             "always" => true,
             "never" => false,
@@ -100,6 +106,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", human_summary(&summary, &options));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    vigil::config::Dur::parse(text).map(|d| d.0)
 }
 
 /// A flag raised by SIGINT or SIGTERM: the pipeline then stops reading, drains, flushes and

@@ -137,6 +137,8 @@ pub struct RunOptions {
     pub archive: Option<PathBuf>,
     /// Set to stop gracefully: sources end, everything is flushed and committed.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Stop gracefully once the sources have read nothing for this long (drain a topic and exit).
+    pub exit_when_idle: Option<Duration>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -319,6 +321,7 @@ fn run_sources(
     let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;
+    let exit_when_idle = options.exit_when_idle;
     let registry = Arc::new(registry);
     let started = Instant::now();
 
@@ -375,6 +378,7 @@ fn run_sources(
                     source: my_source,
                     side: Some(my_side),
                     stop,
+                    exit_when_idle,
                     delivery: source_delivery,
                     peers: peers as u64,
                     tick_us,

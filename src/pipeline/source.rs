@@ -268,6 +268,8 @@ pub struct SourceParts {
     pub side: Option<SideOutputs>,
     /// Set to stop reading (SIGINT, SIGTERM).
     pub stop: Arc<AtomicBool>,
+    /// Stop once nothing was read for this long.
+    pub exit_when_idle: Option<std::time::Duration>,
     /// How far alerts are delivered: positions are committed only behind it.
     pub delivery: Arc<Delivery>,
     pub peers: u64,
@@ -286,6 +288,7 @@ pub fn source<'scope>(
         source,
         mut side,
         stop,
+        exit_when_idle,
         delivery,
         peers,
         tick_us,
@@ -307,6 +310,7 @@ pub fn source<'scope>(
         let started = Instant::now();
         let mut last_report = Instant::now();
         let mut uncommitted: VecDeque<(i64, Checkpoint)> = VecDeque::new();
+        let mut last_read = Instant::now();
         move |output| {
             let Some(c) = cap.as_mut() else { return };
             let mut source = source.borrow_mut();
@@ -317,7 +321,13 @@ pub fn source<'scope>(
             partitions.expect(src.expected_partitions());
             items.clear();
             let more = match src.fill(BATCH, &mut items) {
-                Ok(more) => more && !stop.load(Ordering::Relaxed),
+                Ok(more) => {
+                    if !items.is_empty() {
+                        last_read = Instant::now();
+                    }
+                    let idle = exit_when_idle.is_some_and(|idle| last_read.elapsed() >= idle);
+                    more && !idle && !stop.load(Ordering::Relaxed)
+                }
                 Err(e) => {
                     state.borrow_mut().error = Some(e.into());
                     false

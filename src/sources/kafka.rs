@@ -38,9 +38,55 @@ pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> Cl
     config
 }
 
+/// Tells the person at the terminal when the broker stops answering, and when it answers again.
+#[derive(Clone, Default)]
+pub struct Outages {
+    since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    label: Arc<str>,
+}
+
+impl Outages {
+    fn new(label: &str) -> Outages {
+        Outages {
+            since: Arc::default(),
+            label: label.into(),
+        }
+    }
+
+    /// A message arrived: report the end of an outage, if there was one.
+    fn healthy(&self) {
+        if let Ok(mut since) = self.since.lock()
+            && let Some(start) = since.take()
+        {
+            eprintln!(
+                "vigil: kafka ({}): receiving again after {:.0} s; nothing was lost",
+                self.label,
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+impl rdkafka::ClientContext for Outages {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Ok(mut since) = self.since.lock()
+            && since.is_none()
+        {
+            *since = Some(std::time::Instant::now());
+            eprintln!(
+                "vigil: kafka ({}): {error}: {reason} (retrying; offsets stay uncommitted)",
+                self.label
+            );
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Outages {}
+
 /// One worker's consumer.
 pub struct KafkaSource {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Outages>,
+    outages: Outages,
     topic: String,
     dead_letter: Option<(BaseProducer, String)>,
     /// Next offset to commit per partition (the last consumed + 1).
@@ -65,8 +111,9 @@ impl KafkaSource {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", &config.start);
-        let consumer: BaseConsumer = client
-            .create()
+        let outages = Outages::new(&format!("{} worker {worker}", config.topic));
+        let consumer: BaseConsumer<Outages> = client
+            .create_with_context(outages.clone())
             .map_err(|e| err(format!("cannot create a consumer: {e}")))?;
         let metadata = consumer
             .fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)
@@ -113,6 +160,7 @@ impl KafkaSource {
         };
         Ok(KafkaSource {
             consumer,
+            outages,
             topic: config.topic.clone(),
             dead_letter,
             consumed: BTreeMap::new(),
@@ -146,14 +194,13 @@ impl Source for KafkaSource {
             };
             let message = match result {
                 Ok(m) => m,
-                // Transient errors (a broker that stops answering): librdkafka retries; say so.
-                Err(e) => {
-                    eprintln!("vigil: kafka: {e} (retrying)");
-                    break;
-                }
+                // Transient errors (a broker that stops answering): librdkafka retries, and the
+                // client context has told the person at the terminal.
+                Err(_) => break,
             };
             n += 1;
             self.polled += 1;
+            self.outages.healthy();
             let (partition, offset) = (message.partition(), message.offset());
             self.consumed.insert(partition, offset + 1);
             let at = Some(Position {

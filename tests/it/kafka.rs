@@ -345,3 +345,112 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once() {
     assert_eq!(rows, distinct, "rows archived");
     assert_eq!(keys.len(), distinct, "distinct keys archived");
 }
+
+/// A broker of the test's own (it will be paused), from the binary scripts/test installed.
+struct PrivateBroker {
+    child: Child,
+    brokers: String,
+}
+
+impl PrivateBroker {
+    fn start() -> Option<PrivateBroker> {
+        let Ok(tansu) = std::env::var("VIGIL_TANSU") else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must export VIGIL_TANSU (scripts/test does)"
+            );
+            eprintln!("skipped: no VIGIL_TANSU");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(tansu)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the private broker did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(PrivateBroker {
+            child,
+            brokers: format!("127.0.0.1:{port}"),
+        })
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
+    let Some(broker) = PrivateBroker::start() else {
+        return;
+    };
+    let dir = scratch("kafka_sigstop");
+    let topic = unique("vitals");
+    let (_, distinct) = produce_cohort(&dir, &broker.brokers, &topic, 24, 12);
+    // Client timeouts shorter than the pause.
+    let pipeline = pipeline(&dir, &broker.brokers, &topic, &unique("group"));
+    let mut text = std::fs::read_to_string(&pipeline).unwrap();
+    text.push_str("\n[source.properties]\n\"socket.timeout.ms\" = \"3000\"\n\"reconnect.backoff.max.ms\" = \"1000\"\n");
+    std::fs::write(&pipeline, text).unwrap();
+    let archive = dir.join("archive");
+    let mut child = spawn_run(&pipeline, &archive, &dir.join("alerts.jsonl"));
+    wait_for_rows(&archive, 1, &mut child);
+    broker.signal("-STOP");
+    std::thread::sleep(Duration::from_secs(10));
+    broker.signal("-CONT");
+    wait_for_rows(&archive, distinct as u64, &mut child);
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("brokers are down") || stderr.contains("retrying"),
+        "the outage was not reported: {stderr}"
+    );
+    let mut keys = HashSet::new();
+    let mut rows = 0;
+    for file in vigil::archive::files(&archive).unwrap() {
+        for row in vigil::archive::read_file(&file).unwrap() {
+            rows += 1;
+            keys.insert((row.patient, row.device, row.vital, row.time));
+        }
+    }
+    assert_eq!((rows, keys.len()), (distinct, distinct));
+}
