@@ -22,6 +22,9 @@
 //! | `processed` | bool | false when it arrived later than the allowed lateness |
 //! | `invalid_reason` | string, null | set when the value was impossible (reported, not scored) |
 //!
+//! Alerts are archived beside the observations, as JSON lines: `DIR/alerts/alerts-<run>.jsonl`
+//! (one file per run, in the order `vigil run --alerts` writes them).
+//!
 //! # Durability
 //!
 //! Rows are buffered and written as whole files: a file is written under a temporary name,

@@ -47,6 +47,14 @@ pub struct ReplayArgs {
     #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
+    /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
+    #[arg(long, value_name = "X", value_parser = super::run::parse_speed)]
+    pub speed: Option<f64>,
+
+    /// Also produce the alerts to Kafka: BROKERS/TOPIC, e.g. 127.0.0.1:9092/alerts-replay.
+    #[arg(long = "kafka-alerts", value_name = "BROKERS/TOPIC")]
+    pub kafka_alerts: Option<String>,
+
     /// Do not print alerts on the console.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -69,6 +77,18 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         vec![vigil::config::SinkConfig::Console]
     };
+    if let Some(target) = &args.kafka_alerts {
+        let Some((brokers, topic)) = target.rsplit_once('/') else {
+            bail!(
+                "--kafka-alerts {target:?}: write BROKERS/TOPIC, e.g. 127.0.0.1:9092/alerts-replay"
+            );
+        };
+        config.sinks.push(vigil::config::SinkConfig::Kafka {
+            brokers: brokers.to_owned(),
+            topic: topic.to_owned(),
+            properties: Default::default(),
+        });
+    }
     let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<EventTime>> {
         value
             .as_deref()
@@ -86,6 +106,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         workers: args.workers.map(usize::from),
         alerts: args.alerts.clone(),
         quiet: args.quiet,
+        speed: args.speed,
         progress: std::io::stderr().is_terminal(),
         ..RunOptions::default()
     };

@@ -59,6 +59,10 @@ pub struct RunArgs {
     #[arg(long = "exit-when-idle", value_name = "DURATION", value_parser = parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
 
+    /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
+    #[arg(long, value_name = "X", value_parser = parse_speed)]
+    pub speed: Option<f64>,
+
     /// Do not print alerts on the console (the other sinks still get them).
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -91,6 +95,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         archive: args.archive.clone(),
         stop: Some(stop_on_signals()?),
         exit_when_idle: args.exit_when_idle,
+        speed: args.speed,
         progress: match args.progress.as_str() {
             "always" => true,
             "never" => false,
@@ -106,6 +111,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", human_summary(&summary, &options));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A positive, finite speed.
+pub fn parse_speed(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "'{text}' is not a positive number (60 plays an hour a minute)"
+        )),
+    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

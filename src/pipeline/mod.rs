@@ -139,6 +139,8 @@ pub struct RunOptions {
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Stop gracefully once the sources have read nothing for this long (drain a topic and exit).
     pub exit_when_idle: Option<Duration>,
+    /// Release records at this multiple of real time (a replay at `60` plays an hour a minute).
+    pub speed: Option<f64>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -309,7 +311,18 @@ fn run_sources(
     if options.quiet {
         sink_configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console));
     }
-    let sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
+    let mut sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
+    if let Some(dir) = &options.archive {
+        // The alerts are archived beside the observations that caused them.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let path = dir.join("alerts").join(format!("alerts-{run}.jsonl"));
+        sinks.push(Box::new(
+            crate::sinks::JsonLines::create(&path)
+                .map_err(|e| crate::sinks::with_path(e, &path))?,
+        ));
+    }
     let sinks = Arc::new(Mutex::new(Some(sinks)));
     let files = source::SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?;
     let archive_dir = options.archive.clone();
@@ -322,6 +335,7 @@ fn run_sources(
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;
     let exit_when_idle = options.exit_when_idle;
+    let speed = options.speed;
     let registry = Arc::new(registry);
     let started = Instant::now();
 
@@ -330,15 +344,20 @@ fn run_sources(
         let peers = worker.peers();
         let state = Rc::new(RefCell::new(WorkerState::default()));
         // Worker 0 owns a single source and the sinks; each worker archives what it reads.
+        let paced = |s: Box<dyn crate::sources::Source>| match speed {
+            Some(speed) => Box::new(crate::sources::paced::Paced::new(s, speed))
+                as Box<dyn crate::sources::Source>,
+            None => s,
+        };
         let my_source = match &factory {
             Some(build) => match build(index, peers) {
-                Ok(source) => Some(source),
+                Ok(source) => Some(paced(source)),
                 Err(e) => {
                     state.borrow_mut().error = Some(e.into());
                     None
                 }
             },
-            None if index == 0 => one_source.lock().ok().and_then(|mut s| s.take()),
+            None if index == 0 => one_source.lock().ok().and_then(|mut s| s.take()).map(paced),
             None => None,
         };
         let my_sinks = if index == 0 {

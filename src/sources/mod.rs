@@ -8,6 +8,7 @@
 pub mod archive;
 pub mod jsonl;
 pub mod kafka;
+pub mod paced;
 pub mod physionet;
 pub mod simulator;
 

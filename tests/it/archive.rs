@@ -120,8 +120,19 @@ fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
     assert_eq!(info["patients"], 6);
     assert_eq!(summary["archived"].as_u64(), Some(rows));
 
-    // The replay gives the same alerts, byte for byte, with 1 worker or 2.
+    // The alerts are archived beside the observations.
     let live_bytes = std::fs::read(&live).unwrap();
+    let archived_alerts: Vec<PathBuf> = std::fs::read_dir(archive.join("alerts"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(archived_alerts.len(), 1);
+    assert!(
+        std::fs::read(&archived_alerts[0]).unwrap() == live_bytes,
+        "archived alerts differ from --alerts"
+    );
+
+    // The replay gives the same alerts, byte for byte, with 1 worker or 2.
     assert!(!live_bytes.is_empty());
     for workers in ["1", "2"] {
         let replayed = dir.join(format!("replay-{workers}.jsonl"));
@@ -139,6 +150,22 @@ fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
             "replay with {workers} workers differs from live"
         );
     }
+
+    // Paced at 100,000× real time, the 6 hours take about 0.2 s and give the same alerts.
+    let paced = dir.join("paced.jsonl");
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        paced.to_str().unwrap(),
+        "--quiet",
+        "--speed",
+        "100000",
+    ]);
+    assert!(
+        std::fs::read(&paced).unwrap() == live_bytes,
+        "a paced replay differs from live"
+    );
 
     // A patient filter replays that patient's alerts only.
     let one = dir.join("one.jsonl");
