@@ -6,21 +6,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{scratch, vigil};
-
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let o = vigil(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
+use crate::{demo, run_ok, scratch, vigil};
 
 /// A simulated cohort with a few bad lines mixed in; returns (file, good lines, bad lines).
 fn cohort_with_bad_lines(dir: &Path) -> (PathBuf, Vec<String>, usize) {

@@ -13,7 +13,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-use crate::{scratch, vigil};
+use crate::{archive_rows_and_keys, run_ok, scratch, vigil};
 
 /// The broker, or `None` outside CI when none was started (CI must have one).
 fn broker() -> Option<String> {
@@ -37,16 +37,6 @@ fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let o = vigil(args);
-    assert!(
-        o.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 /// The pipeline file for a topic, written into `dir`.
@@ -334,16 +324,9 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once() {
     stop(second);
 
     // Exactly once: every distinct observation, no key twice.
-    let mut keys = HashSet::new();
-    let mut rows = 0;
-    for file in vigil::archive::files(&archive).unwrap() {
-        for row in vigil::archive::read_file(&file).unwrap() {
-            rows += 1;
-            keys.insert((row.patient, row.device, row.vital, row.time));
-        }
-    }
+    let (rows, keys) = archive_rows_and_keys(&archive);
     assert_eq!(rows, distinct, "rows archived");
-    assert_eq!(keys.len(), distinct, "distinct keys archived");
+    assert_eq!(keys, distinct, "distinct keys archived");
 }
 
 /// A broker of the test's own (it will be paused), from the binary scripts/test installed.
@@ -444,13 +427,6 @@ fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
         stderr.contains("brokers are down") || stderr.contains("retrying"),
         "the outage was not reported: {stderr}"
     );
-    let mut keys = HashSet::new();
-    let mut rows = 0;
-    for file in vigil::archive::files(&archive).unwrap() {
-        for row in vigil::archive::read_file(&file).unwrap() {
-            rows += 1;
-            keys.insert((row.patient, row.device, row.vital, row.time));
-        }
-    }
-    assert_eq!((rows, keys.len()), (distinct, distinct));
+    let (rows, keys) = archive_rows_and_keys(&archive);
+    assert_eq!((rows, keys), (distinct, distinct));
 }

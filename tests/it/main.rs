@@ -18,6 +18,35 @@ pub fn vigil(args: &[&str]) -> Output {
         .expect("the vigil binary runs")
 }
 
+/// Runs `vigil` with `args`, asserts success, and returns its standard output.
+pub fn run_ok(args: &[&str]) -> String {
+    let o = vigil(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The demo pipeline.
+pub fn demo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
+}
+
+/// (rows, distinct (patient, device, vital, time) keys) in an archive.
+pub fn archive_rows_and_keys(archive: &std::path::Path) -> (usize, usize) {
+    let mut keys = std::collections::HashSet::new();
+    let mut rows = 0;
+    for file in vigil::archive::files(archive).unwrap() {
+        for row in vigil::archive::read_file(&file).unwrap() {
+            rows += 1;
+            keys.insert((row.patient, row.device, row.vital, row.time));
+        }
+    }
+    (rows, keys.len())
+}
+
 /// A path under the project's `datasets/`.
 pub fn dataset(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -10,11 +10,7 @@ use serde_json::Value;
 use vigil::config::PipelineConfig;
 use vigil::pipeline::{self, RunOptions};
 
-use crate::{scratch, vigil};
-
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
-}
+use crate::{demo, scratch, vigil};
 
 /// Simulates a cohort to `dir/cohort.jsonl` (and its truth) and returns the path.
 fn simulate(dir: &Path, patients: u32, hours: u32, seed: u64) -> PathBuf {
