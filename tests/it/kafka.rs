@@ -173,11 +173,14 @@ fn wait_for_rows(archive: &Path, rows: u64, child: &mut Child) {
             child.try_wait().unwrap().is_none(),
             "the pipeline exited early"
         );
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {rows} rows archived in time",
-            archived_rows(archive)
-        );
+        if Instant::now() > deadline {
+            // Never leave a pipeline running behind a failed test.
+            let _ = child.kill();
+            panic!(
+                "only {} of {rows} rows archived in time",
+                archived_rows(archive)
+            );
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
 }
@@ -194,10 +197,10 @@ fn stop(mut child: Child) -> Value {
             if child.try_wait().unwrap().is_some() {
                 break child.wait_with_output().unwrap();
             }
-            assert!(
-                Instant::now() < deadline,
-                "the pipeline did not stop after SIGTERM"
-            );
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the pipeline did not stop after SIGTERM");
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     };
