@@ -75,27 +75,12 @@ impl Output {
                 out.write_all(b"\n")?;
             }
             Output::Kafka(producer, topic) => {
-                use rdkafka::producer::BaseRecord;
                 let payload = obs.to_json();
-                let mut record = BaseRecord::to(topic.as_str())
+                let record = rdkafka::producer::BaseRecord::to(topic.as_str())
                     .key(obs.patient().as_str())
                     .payload(payload.as_str());
-                loop {
-                    match producer.send(record) {
-                        Ok(()) => break,
-                        Err((
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull,
-                            ),
-                            r,
-                        )) => {
-                            record = r;
-                            producer.poll(std::time::Duration::from_millis(50));
-                        }
-                        Err((e, _)) => anyhow::bail!("cannot produce to {topic}: {e}"),
-                    }
-                }
-                producer.poll(std::time::Duration::ZERO);
+                vigil::sources::kafka::send_waiting(producer, record)
+                    .with_context(|| format!("cannot produce to {topic}"))?;
             }
         }
         Ok(())

@@ -70,31 +70,15 @@ impl AlertSink for KafkaAlerts {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
         for alert in alerts {
             let payload = alert.to_json();
-            let mut record = BaseRecord::to(&self.topic)
+            let record = BaseRecord::to(&self.topic)
                 .key(alert.patient.as_str())
                 .payload(payload.as_str());
-            loop {
-                match self.producer.send(record) {
-                    Ok(()) => break,
-                    // The local queue is full: let deliveries drain, then try again.
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        r,
-                    )) => {
-                        record = r;
-                        self.producer.poll(Duration::from_millis(100));
-                    }
-                    Err((e, _)) => {
-                        return Err(io::Error::other(format!(
-                            "kafka: cannot send an alert to {}: {e}",
-                            self.topic
-                        )));
-                    }
-                }
-            }
-            self.producer.poll(Duration::ZERO);
+            crate::sources::kafka::send_waiting(&self.producer, record).map_err(|e| {
+                io::Error::other(format!(
+                    "kafka: cannot send an alert to {}: {e}",
+                    self.topic
+                ))
+            })?;
         }
         Ok(())
     }

@@ -303,6 +303,37 @@ impl Source for KafkaSource {
     }
 }
 
+/// Sends a record, waiting for room while the producer's local queue is full (deliveries drain
+/// it); any other error is returned.
+pub fn send_waiting<C, K, P>(
+    producer: &BaseProducer<C>,
+    mut record: BaseRecord<'_, K, P>,
+) -> Result<(), rdkafka::error::KafkaError>
+where
+    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()>,
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                r,
+            )) => {
+                record = r;
+                producer.poll(Duration::from_millis(50));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Creates `topic` with `partitions` partitions unless it exists.
 pub fn ensure_topic(
     brokers: &str,
