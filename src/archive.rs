@@ -402,8 +402,15 @@ pub fn files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
 /// The (source, partition, offset) of each Kafka row of one file.
 fn read_positions(path: &Path) -> Result<Vec<(String, i32, i64)>, ArchiveError> {
     let file = File::open(path).map_err(io(path))?;
+    // Only the three columns needed: a restart reads every file of the archive.
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(65536).build())
+        .and_then(|b| {
+            let mask = parquet::arrow::ProjectionMask::columns(
+                b.parquet_schema(),
+                ["source", "partition", "offset"],
+            );
+            b.with_projection(mask).with_batch_size(65536).build()
+        })
         .map_err(|e| format_err(path, e))?;
     let mut out = Vec::new();
     for batch in reader {

@@ -165,12 +165,10 @@ struct DeadLetter<'a> {
 }
 
 #[derive(Serialize)]
-struct LateRecord<'a> {
+struct LateRecord {
     reason: &'static str,
     watermark: String,
     observation: serde_json::Value,
-    #[serde(skip)]
-    _marker: std::marker::PhantomData<&'a ()>,
 }
 
 impl SideOutputs {
@@ -204,7 +202,6 @@ impl SideOutputs {
                 reason: "event time is before the watermark (latest event time minus allowed lateness)",
                 watermark: crate::observation::EventTime::from_micros(watermark_us).to_rfc3339(),
                 observation,
-                _marker: std::marker::PhantomData,
             })?;
         }
         Ok(())

@@ -19,6 +19,27 @@ fn position(row: &Row) -> Option<Position> {
     })
 }
 
+/// Event-time order, with a total order for ties (ingest order last).
+fn order(
+    row: &Row,
+) -> (
+    EventTime,
+    &str,
+    crate::observation::Vital,
+    Option<&str>,
+    i64,
+    Option<i64>,
+) {
+    (
+        row.time,
+        row.patient.as_str(),
+        row.vital,
+        row.device.as_ref().map(|d| d.as_str()),
+        row.ingest_us,
+        row.offset,
+    )
+}
+
 /// What to replay.
 #[derive(Clone, Debug, Default)]
 pub struct Selection {
@@ -66,24 +87,7 @@ impl ArchiveReplay {
             );
         }
         // Event-time order, with a total order for ties (ingest order last).
-        rows.sort_by(|a, b| {
-            (
-                a.time,
-                a.patient.as_str(),
-                a.vital,
-                a.device.as_ref().map(|d| d.as_str()),
-                a.ingest_us,
-                a.offset,
-            )
-                .cmp(&(
-                    b.time,
-                    b.patient.as_str(),
-                    b.vital,
-                    b.device.as_ref().map(|d| d.as_str()),
-                    b.ingest_us,
-                    b.offset,
-                ))
-        });
+        rows.sort_by(|a, b| order(a).cmp(&order(b)));
         Ok(ArchiveReplay { rows, next: 0 })
     }
 
