@@ -23,7 +23,9 @@
 //! | `invalid_reason` | string, null | set when the value was impossible (reported, not scored) |
 //!
 //! Alerts are archived beside the observations, as JSON lines: `DIR/alerts/alerts-<run>.jsonl`
-//! (one file per run, in the order `vigil run --alerts` writes them).
+//! (one file per run, in the order `vigil run --alerts` writes them). `DIR/pipeline.toml` keeps
+//! the live run's settings for replay, and `DIR/delivered.json` how far its alerts were
+//! delivered ([`Delivered`]), for a run that resumes over the archive.
 //!
 //! # Durability
 //!
@@ -74,6 +76,58 @@ pub fn pipeline_for_replay(text: &str) -> String {
     }
     out.push_str("\n[source]\nkind = \"jsonl\"\npath = \"-\"\n");
     out
+}
+
+/// The file in an archive's directory that says how far the alerts of the runs that wrote it
+/// were delivered (see [`Delivered`]).
+pub const DELIVERED_FILE: &str = "delivered.json";
+
+/// How far a run over this archive delivered its alerts: every alert with an event time before
+/// `before` reached the sinks, and every observation processed before it is in the archive. A
+/// run that resumes over the archive rebuilds patients' state from it and does not send those
+/// alerts again.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Delivered {
+    /// The source whose alerts these are (`kafka:vitals`).
+    pub source: String,
+    /// RFC 3339, for people.
+    pub before: String,
+    /// The same instant, µs since the epoch.
+    pub before_us: i64,
+}
+
+impl Delivered {
+    pub fn new(source: &str, before_us: i64) -> Delivered {
+        Delivered {
+            source: source.to_owned(),
+            before: EventTime::from_micros(before_us).to_rfc3339(),
+            before_us,
+        }
+    }
+
+    /// The record under `dir`, if there is one.
+    pub fn read(dir: &Path) -> Result<Option<Delivered>, ArchiveError> {
+        let path = dir.join(DELIVERED_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format_err(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io(&path)(e)),
+        }
+    }
+
+    /// Replaces the record under `dir` durably: a temporary file, fsynced, renamed.
+    pub fn write(&self, dir: &Path) -> Result<(), ArchiveError> {
+        let path = dir.join(DELIVERED_FILE);
+        let tmp = dir.join(format!(".{DELIVERED_FILE}.tmp"));
+        let text = serde_json::to_vec(self).map_err(|e| format_err(&path, e))?;
+        let mut file = File::create(&tmp).map_err(io(&tmp))?;
+        std::io::Write::write_all(&mut file, &text).map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))?;
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+    }
 }
 
 /// An archive that cannot be written or read.
@@ -186,6 +240,49 @@ impl Row {
     }
 }
 
+/// Per Kafka partition, the highest offset an archive holds from one source. Each worker archives
+/// its partitions in offset order and files are written whole, so every offset up to it is in
+/// the archive (or was a duplicate, or a dead letter, neither of which is archived).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchivedOffsets {
+    up_to: std::collections::HashMap<i32, i64>,
+}
+
+impl ArchivedOffsets {
+    /// Whether a record at this position is in the archive.
+    pub fn contains(&self, at: Option<Position>) -> bool {
+        match at {
+            Some(Position {
+                partition: Some(p),
+                offset,
+            }) => self.up_to.get(&p).is_some_and(|max| offset <= *max),
+            _ => false,
+        }
+    }
+
+    /// Whether the archive holds nothing of the source.
+    pub fn is_empty(&self) -> bool {
+        self.up_to.is_empty()
+    }
+}
+
+/// What the archive under `dir` holds from `source` (nothing when there is no archive yet).
+pub fn archived_offsets(dir: &Path, source: &str) -> Result<ArchivedOffsets, ArchiveError> {
+    let mut up_to = std::collections::HashMap::new();
+    if !dir.exists() {
+        return Ok(ArchivedOffsets { up_to });
+    }
+    for file in files(dir)? {
+        for (source_name, partition, offset) in read_positions(&file)? {
+            if source_name == source {
+                let max = up_to.entry(partition).or_insert(offset);
+                *max = (*max).max(offset);
+            }
+        }
+    }
+    Ok(ArchivedOffsets { up_to })
+}
+
 /// Writes rows into the archive as whole, durable files.
 pub struct ArchiveWriter {
     dir: PathBuf,
@@ -197,36 +294,30 @@ pub struct ArchiveWriter {
     buffered_rows: usize,
     files_written: u64,
     rows_written: u64,
-    /// Per partition, the highest offset already in the archive from an earlier run of this
-    /// source: a restart re-reads from the last committed offset, and those rows are skipped.
-    archived_up_to: std::collections::HashMap<i32, i64>,
+    /// What earlier runs of this source archived: a restart re-reads from the last committed
+    /// offset, and those rows are skipped.
+    archived: Arc<ArchivedOffsets>,
 }
 
 impl ArchiveWriter {
     /// An archive under `dir` (created if needed); `source` names where rows come from and
     /// `writer` which worker writes, so that concurrent writers never share a file name.
+    /// `archived` is what earlier runs of this source archived ([`archived_offsets`]): rows at
+    /// those positions are not archived again.
     pub fn create(
         dir: &Path,
         source: &str,
         writer: usize,
         rows_per_file: usize,
+        archived: Arc<ArchivedOffsets>,
     ) -> Result<ArchiveWriter, ArchiveError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
-        let mut archived_up_to = std::collections::HashMap::new();
-        for file in files(dir)? {
-            for (source_name, partition, offset) in read_positions(&file)? {
-                if source_name == source {
-                    let max = archived_up_to.entry(partition).or_insert(offset);
-                    *max = (*max).max(offset);
-                }
-            }
-        }
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
-            archived_up_to,
+            archived,
             source: source.to_owned(),
             name_prefix: format!("part-{run}-{writer}"),
             seq: 0,
@@ -252,16 +343,7 @@ impl ArchiveWriter {
     /// Whether a record at this position is already archived (by an earlier run that crashed
     /// after archiving it and before committing its offset).
     pub fn already_archived(&self, at: Option<Position>) -> bool {
-        match at {
-            Some(Position {
-                partition: Some(p),
-                offset,
-            }) => self
-                .archived_up_to
-                .get(&p)
-                .is_some_and(|max| offset <= *max),
-            _ => false,
-        }
+        self.archived.contains(at)
     }
 
     /// Rows buffered and not yet durable.
@@ -435,6 +517,11 @@ fn read_positions(path: &Path) -> Result<Vec<(String, i32, i64)>, ArchiveError> 
 
 /// Reads every row of one archive file.
 pub fn read_file(path: &Path) -> Result<Vec<Row>, ArchiveError> {
+    read_file_of(path, None)
+}
+
+/// Reads the rows of one archive file that came from `source` (every row when `None`).
+pub fn read_file_of(path: &Path, source: Option<&str>) -> Result<Vec<Row>, ArchiveError> {
     let file = File::open(path).map_err(io(path))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(65536).build())
@@ -442,7 +529,7 @@ pub fn read_file(path: &Path) -> Result<Vec<Row>, ArchiveError> {
     let mut rows = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| format_err(path, e))?;
-        read_batch(&batch, &mut rows).map_err(|e| format_err(path, e))?;
+        read_batch(&batch, source, &mut rows).map_err(|e| format_err(path, e))?;
     }
     Ok(rows)
 }
@@ -464,7 +551,8 @@ fn dict_str(array: &DictionaryArray<Int32Type>, i: usize) -> Option<&str> {
     Some(values.value(key as usize))
 }
 
-fn read_batch(batch: &RecordBatch, rows: &mut Vec<Row>) -> Result<(), String> {
+fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> Result<(), String> {
+    let source: &DictionaryArray<Int32Type> = column(batch, "source")?;
     let patient: &DictionaryArray<Int32Type> = column(batch, "patient")?;
     let device: &DictionaryArray<Int32Type> = column(batch, "device")?;
     let time: &TimestampMicrosecondArray = column(batch, "time")?;
@@ -478,6 +566,9 @@ fn read_batch(batch: &RecordBatch, rows: &mut Vec<Row>) -> Result<(), String> {
     let processed: &BooleanArray = column(batch, "processed")?;
     let invalid: &StringArray = column(batch, "invalid_reason")?;
     for i in 0..batch.num_rows() {
+        if only.is_some_and(|only| dict_str(source, i) != Some(only)) {
+            continue;
+        }
         let id = |s: Option<&str>| {
             s.map(Identifier::new)
                 .transpose()
@@ -536,7 +627,7 @@ mod tests {
     fn rows_round_trip_through_parquet_files_partitioned_by_date() {
         let dir = std::env::temp_dir().join(format!("vigil-archive-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000).unwrap();
+        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000, Arc::default()).unwrap();
         let day = 86_400_000_000;
         let rows = vec![
             Row::observation(

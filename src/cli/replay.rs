@@ -100,6 +100,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         from: time("from", &args.from)?,
         to: time("to", &args.to)?,
         patients: args.patients.iter().cloned().collect::<HashSet<_>>(),
+        source: None,
+        partitions: None,
     };
     let source = ArchiveReplay::open(&args.archive, &selection)?;
     let options = RunOptions {

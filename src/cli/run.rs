@@ -187,6 +187,13 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
             dir.display()
         ));
     }
+    if s.restored > 0 || s.already_archived > 0 {
+        text.push_str(&format!(
+            "  resumed     {} archived observations replayed to rebuild patients' state; {} messages \
+             read again and skipped (already archived); {} alerts already delivered, not sent again\n",
+            s.restored, s.already_archived, s.alerts_already_delivered
+        ));
+    }
     if s.rejected > 0 && options.dead_letter.is_none() {
         text.push_str(
             "  (use --dead-letter FILE to keep the rejected records and their reasons)\n",

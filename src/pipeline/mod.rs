@@ -162,6 +162,12 @@ pub struct RunSummary {
     pub archive_files: u64,
     /// Alerts by `kind/event`.
     pub alerts_by_kind: BTreeMap<String, u64>,
+    /// Resuming over an archive: rows replayed from it to rebuild patients' state, messages read
+    /// again and skipped because it held them, and alerts not sent again because an earlier run
+    /// delivered them.
+    pub restored: u64,
+    pub already_archived: u64,
+    pub alerts_already_delivered: u64,
     pub patients: u64,
     /// Bytes of monitor state at the end, all patients.
     pub state_bytes: u64,
@@ -183,6 +189,9 @@ impl RunSummary {
         self.alerts += other.alerts;
         self.archived += other.archived;
         self.archive_files += other.archive_files;
+        self.restored += other.restored;
+        self.already_archived += other.already_archived;
+        self.alerts_already_delivered += other.alerts_already_delivered;
         for (k, v) in &other.alerts_by_kind {
             *self.alerts_by_kind.entry(k.clone()).or_default() += v;
         }
@@ -236,24 +245,49 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
         };
     }
     let name = crate::sources::describe(&config.source);
+    // A Kafka source archiving where it archived before resumes over what it archived.
+    let archived = match (&config.source, &options.archive) {
+        (SourceConfig::Kafka(_), Some(dir)) => {
+            Arc::new(crate::archive::archived_offsets(dir, &name).map_err(PipelineError::Archive)?)
+        }
+        _ => Arc::default(),
+    };
     let sources = match &config.source {
         SourceConfig::Kafka(kafka) => {
             let kafka = kafka.clone();
             let stop = options.stop.clone().unwrap_or_default();
+            let resume = options
+                .archive
+                .clone()
+                .filter(|_| !archived.is_empty())
+                .map(|dir| (dir, Arc::clone(&archived), name.clone()));
             Sources::PerWorker(Arc::new(move |worker, workers| {
-                let source = crate::sources::kafka::KafkaSource::connect(
+                let topic = crate::sources::kafka::KafkaSource::connect(
                     &kafka,
                     worker,
                     workers,
                     Arc::clone(&stop),
                 )?;
-                Ok(Box::new(source) as Box<dyn crate::sources::Source>)
+                let Some((dir, archived, name)) = &resume else {
+                    return Ok(Box::new(topic) as Box<dyn crate::sources::Source>);
+                };
+                let selection = crate::sources::archive::Selection {
+                    source: Some(name.clone()),
+                    partitions: Some(topic.partitions().to_vec()),
+                    ..Default::default()
+                };
+                let replay = crate::sources::archive::ArchiveReplay::open(dir, &selection)?;
+                Ok(Box::new(crate::sources::resume::Resume::new(
+                    replay,
+                    Arc::clone(archived),
+                    Box::new(topic),
+                )) as Box<dyn crate::sources::Source>)
             }))
         }
         // Fail before starting workers if the source cannot be opened.
         other => Sources::One(crate::sources::build(other)?),
     };
-    run_sources(&config, options, sources, &name)
+    run_sources(&config, options, sources, &name, archived)
 }
 
 /// Where a run's records come from.
@@ -279,14 +313,17 @@ pub fn run_source(
     source: Box<dyn crate::sources::Source>,
     name: &str,
 ) -> Result<RunSummary, PipelineError> {
-    run_sources(config, options, Sources::One(source), name)
+    run_sources(config, options, Sources::One(source), name, Arc::default())
 }
 
+/// `archived`: what earlier runs of this source archived under `options.archive`; when there is
+/// some, the run resumes over it (see [`crate::sources::resume`]).
 fn run_sources(
     config: &PipelineConfig,
     options: &RunOptions,
     sources: Sources,
     name: &str,
+    archived: Arc<crate::archive::ArchivedOffsets>,
 ) -> Result<RunSummary, PipelineError> {
     let workers = options.workers.unwrap_or(config.workers).max(1);
     let registry = match &config.registry {
@@ -328,10 +365,38 @@ fn run_sources(
     let archive_dir = options.archive.clone();
     let name = name.to_owned();
     let stop = options.stop.clone().unwrap_or_default();
-    let delivery = Arc::new(ordered_sink::Delivery::default());
+    let delivery = Arc::new(ordered_sink::Delivery::new(workers));
+    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let delivery_log = match &options.archive {
+        Some(dir) => {
+            let resend_from_us = if archived.is_empty() {
+                None
+            } else {
+                let delivered = crate::archive::Delivered::read(dir)
+                    .map_err(PipelineError::Archive)?
+                    .filter(|d| d.source == name);
+                eprintln!(
+                    "vigil: resuming over the archive {}: rebuilding patients' state from it{}",
+                    dir.display(),
+                    delivered.as_ref().map_or(String::new(), |d| format!(
+                        "; alerts before {} were delivered and are not sent again",
+                        d.before
+                    ))
+                );
+                delivered.map(|d| d.before_us)
+            };
+            Some(ordered_sink::DeliveryLog {
+                dir: dir.clone(),
+                source: name.to_owned(),
+                tick_us,
+                resend_from_us,
+            })
+        }
+        None => None,
+    };
+    let delivery_log = Arc::new(Mutex::new(delivery_log));
 
     let settings = MonitorSettings::from_config(config);
-    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;
     let exit_when_idle = options.exit_when_idle;
@@ -360,10 +425,13 @@ fn run_sources(
             None if index == 0 => one_source.lock().ok().and_then(|mut s| s.take()).map(paced),
             None => None,
         };
-        let my_sinks = if index == 0 {
-            sinks.lock().ok().and_then(|mut s| s.take())
+        let (my_sinks, my_log) = if index == 0 {
+            (
+                sinks.lock().ok().and_then(|mut s| s.take()),
+                delivery_log.lock().ok().and_then(|mut l| l.take()),
+            )
         } else {
-            None
+            (None, None)
         };
         let archive = match (&archive_dir, &my_source) {
             (Some(dir), Some(_)) => match crate::archive::ArchiveWriter::create(
@@ -371,6 +439,7 @@ fn run_sources(
                 &name,
                 index,
                 ARCHIVE_ROWS_PER_FILE,
+                Arc::clone(&archived),
             ) {
                 Ok(writer) => Some(writer),
                 Err(e) => {
@@ -399,6 +468,7 @@ fn run_sources(
                     stop,
                     exit_when_idle,
                     delivery: source_delivery,
+                    worker: index,
                     peers: peers as u64,
                     tick_us,
                     lateness_us,
@@ -413,7 +483,7 @@ fn run_sources(
                 tick_us,
                 Rc::clone(&st),
             );
-            ordered_sink::ordered_sink(alerts, my_sinks, sink_delivery, Rc::clone(&st));
+            ordered_sink::ordered_sink(alerts, my_sinks, my_log, sink_delivery, Rc::clone(&st));
             registry_input
         });
         if index == 0 {

@@ -239,6 +239,11 @@ impl SideOutputs {
         }
     }
 
+    /// Whether there is an archive.
+    pub fn archives(&self) -> bool {
+        self.archive.is_some()
+    }
+
     /// (files, rows) archived.
     pub fn archived(&self) -> (u64, u64) {
         self.archive.as_ref().map_or((0, 0), ArchiveWriter::written)
@@ -269,6 +274,7 @@ pub struct SourceParts {
     pub exit_when_idle: Option<std::time::Duration>,
     /// How far alerts are delivered: positions are committed only behind it.
     pub delivery: Arc<Delivery>,
+    pub worker: usize,
     pub peers: u64,
     pub tick_us: i64,
     pub lateness_us: i64,
@@ -287,6 +293,7 @@ pub fn source<'scope>(
         stop,
         exit_when_idle,
         delivery,
+        worker,
         peers,
         tick_us,
         lateness_us,
@@ -294,6 +301,10 @@ pub fn source<'scope>(
         state,
     } = parts;
     let tick = move |us: i64| us.div_euclid(tick_us);
+    if !side.as_ref().is_some_and(SideOutputs::archives) {
+        // Nothing to make durable here: this worker never holds the delivery log back.
+        delivery.set_durable(worker, i64::MAX);
+    }
     timely_source(scope, "Source", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
@@ -395,8 +406,10 @@ pub fn source<'scope>(
                 last_flush = Instant::now();
                 match side.flush_archive() {
                     // What was read so far is durable: its positions can be committed once its
-                    // alerts are delivered too (they come at ticks up to the latest read).
+                    // alerts are delivered too (they come at ticks up to the latest read), and
+                    // whatever comes from now on before the watermark is late, not processed.
                     Ok(()) => {
+                        delivery.set_durable(worker, watermark_tick);
                         if let Some(checkpoint) = src.checkpoint() {
                             uncommitted.push_back((max_us.map_or(i64::MIN, tick), checkpoint));
                         }
@@ -466,7 +479,15 @@ pub fn source<'scope>(
                     let (files, rows) = side.archived();
                     st.summary.archive_files = files;
                     st.summary.archived = rows;
+                    if st.error.is_none() {
+                        delivery.set_durable(worker, i64::MAX);
+                    }
                 }
+                let resumed = src.resumed();
+                let mut st = state.borrow_mut();
+                st.summary.restored = resumed.restored;
+                st.summary.already_archived = resumed.skipped;
+                drop(st);
                 cap = None;
             }
         }

@@ -47,6 +47,10 @@ pub struct Selection {
     pub to: Option<EventTime>,
     /// Only these patients, when not empty.
     pub patients: HashSet<String>,
+    /// Only rows from this source (`kafka:vitals`), when set.
+    pub source: Option<String>,
+    /// Only rows from these Kafka partitions, when set.
+    pub partitions: Option<Vec<i32>>,
 }
 
 impl Selection {
@@ -54,6 +58,10 @@ impl Selection {
         self.from.is_none_or(|f| row.time >= f)
             && self.to.is_none_or(|t| row.time < t)
             && (self.patients.is_empty() || self.patients.contains(row.patient.as_str()))
+            && self
+                .partitions
+                .as_ref()
+                .is_none_or(|ps| row.partition.is_some_and(|p| ps.contains(&p)))
     }
 }
 
@@ -80,7 +88,7 @@ impl ArchiveReplay {
         let mut rows = Vec::new();
         for file in &files {
             rows.extend(
-                archive::read_file(file)
+                archive::read_file_of(file, selection.source.as_deref())
                     .map_err(to_source)?
                     .into_iter()
                     .filter(|r| r.processed && selection.admits(r)),

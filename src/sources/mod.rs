@@ -10,6 +10,7 @@ pub mod jsonl;
 pub mod kafka;
 pub mod paced;
 pub mod physionet;
+pub mod resume;
 pub mod simulator;
 
 use std::path::PathBuf;
@@ -107,10 +108,23 @@ pub trait Source: Send {
         None
     }
 
+    /// What a source resumed over its archive has done (see [`resume`]); zero for the others.
+    fn resumed(&self) -> Resumed {
+        Resumed::default()
+    }
+
     /// Commits a checkpoint: everything read up to it is durable and its alerts delivered.
     fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<(), SourceError> {
         Ok(())
     }
+}
+
+/// What a resumed source did: rows replayed from the archive to rebuild patients' state, and
+/// messages read again from the topic and skipped because the archive already held them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resumed {
+    pub restored: u64,
+    pub skipped: u64,
 }
 
 /// Positions to commit: per partition, the next offset to read.

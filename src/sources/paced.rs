@@ -80,6 +80,10 @@ impl Source for Paced {
         self.inner.expected_partitions()
     }
 
+    fn resumed(&self) -> super::Resumed {
+        self.inner.resumed()
+    }
+
     fn checkpoint(&self) -> Option<Checkpoint> {
         self.inner.checkpoint()
     }

@@ -238,6 +238,7 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     let mut child = spawn_run(&pipeline, &archive, &live);
     wait_for_rows(&archive, distinct as u64 + 1, &mut child);
     let summary = stop(child);
+    let live_summary = summary.clone();
 
     // Every message produced is accounted for.
     let produced = (lines.len() + bad.len()) as u64;
@@ -293,27 +294,98 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
         "replay differs from live"
     );
 
-    // Offsets were committed: a restart reads nothing again.
+    // Offsets were committed: a restart reads nothing again from the topic; it rebuilds the
+    // patients from the archive and sends none of the alerts again.
     let again = dir.join("again.jsonl");
     let child = spawn_run(&pipeline, &archive, &again);
     std::thread::sleep(Duration::from_secs(4));
     let summary = stop(child);
-    assert_eq!(summary["observations"], 0, "{summary}");
+    assert_eq!(summary["already_archived"], 0, "{summary}");
+    assert_eq!(summary["archived"], 0, "{summary}");
+    let processed =
+        |s: &Value| s["observations"].as_u64().unwrap() + s["invalid_values"].as_u64().unwrap();
+    assert_eq!(
+        summary["restored"].as_u64(),
+        Some(processed(&live_summary)),
+        "{summary}"
+    );
+    assert_eq!(
+        summary["alerts_already_delivered"].as_u64(),
+        Some(live_lines as u64),
+        "{summary}"
+    );
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), "");
     assert_eq!(archived_rows(&archive), distinct as u64 + 1);
 }
 
+/// The complete alert lines of a file (a killed run may have left half a line).
+fn alert_lines(path: &Path) -> Vec<(i64, String)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let v: Value = serde_json::from_str(l).ok()?;
+            Some((v["time_us"].as_i64()?, l.to_owned()))
+        })
+        .collect()
+}
+
+/// Messages of `topic` whose offsets `group` has committed.
+fn committed(brokers: &str, topic: &str, group: &str) -> i64 {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        list.add_partition(topic, p);
+    }
+    consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .map_or(0, |l| {
+            l.elements()
+                .iter()
+                .filter_map(|e| match e.offset() {
+                    rdkafka::Offset::Offset(o) => Some(o),
+                    _ => None,
+                })
+                .sum()
+        })
+}
+
 #[test]
-fn after_kill_9_and_a_restart_each_observation_is_archived_once() {
+fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_lost() {
     let Some(brokers) = broker() else { return };
     let dir = scratch("kafka_kill_9");
     let topic = unique("vitals");
+    let group = unique("group");
     let (_, distinct) = produce_cohort(&dir, &brokers, &topic, 24, 12);
-    let pipeline = pipeline(&dir, &brokers, &topic, &unique("group"));
+    let pipeline = pipeline(&dir, &brokers, &topic, &group);
     let archive = dir.join("archive");
+    let delivered_file = archive.join(vigil::archive::DELIVERED_FILE);
+    let read_delivered = || -> Option<vigil::archive::Delivered> {
+        serde_json::from_slice(&std::fs::read(&delivered_file).ok()?).ok()
+    };
 
-    // Kill the first run as soon as something is archived, before it can finish.
-    let mut first = spawn_run(&pipeline, &archive, &dir.join("a1.jsonl"));
-    wait_for_rows(&archive, 1, &mut first);
+    // Kill the first run once it has committed offsets and recorded alerts as delivered, before
+    // it can finish: a restart then starts mid-stream, with patients' history behind it.
+    let a1 = dir.join("a1.jsonl");
+    let mut first = spawn_run(&pipeline, &archive, &a1);
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let line = read_delivered().map_or(i64::MIN, |d| d.before_us);
+        if alert_lines(&a1).iter().any(|(t, _)| *t < line)
+            && committed(&brokers, &topic, &group) > 0
+        {
+            break;
+        }
+        if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
+            let _ = first.kill();
+            panic!("the first run committed nothing or delivered no alert in time");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let after_crash = archived_rows(&archive);
@@ -321,15 +393,53 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once() {
         after_crash < distinct as u64,
         "the first run finished before the kill; make the cohort bigger"
     );
+    let delivered = read_delivered().unwrap();
 
-    let mut second = spawn_run(&pipeline, &archive, &dir.join("a2.jsonl"));
+    let a2 = dir.join("a2.jsonl");
+    let mut second = spawn_run(&pipeline, &archive, &a2);
     wait_for_rows(&archive, distinct as u64, &mut second);
-    stop(second);
+    let summary = stop(second);
+    assert!(summary["restored"].as_u64().unwrap() > 0, "{summary}");
 
     // Exactly once: every distinct observation, no key twice.
     let (rows, keys) = archive_rows_and_keys(&archive);
     assert_eq!(rows, distinct, "rows archived");
     assert_eq!(keys, distinct, "distinct keys archived");
+
+    // No alert lost, none made up: what the first run delivered before its recorded line, then
+    // everything the second run sent, is exactly what a replay of the whole archive gives.
+    let reference = dir.join("reference.jsonl");
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        reference.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let reference: Vec<String> = alert_lines(&reference)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    assert!(
+        reference.iter().any(|l| l.contains("raised")),
+        "the cohort raised no alert"
+    );
+    let across: Vec<String> = alert_lines(&a1)
+        .into_iter()
+        .filter(|(t, _)| *t < delivered.before_us)
+        .chain(alert_lines(&a2))
+        .map(|(_, l)| l)
+        .collect();
+    if across != reference {
+        let missing = reference.iter().filter(|l| !across.contains(l)).count();
+        let extra = across.iter().filter(|l| !reference.contains(l)).count();
+        panic!(
+            "alerts across the crash differ from the replay: {missing} missing, {extra} extra, \
+             {} vs {} lines",
+            across.len(),
+            reference.len()
+        );
+    }
 }
 
 /// A broker of the test's own (it will be paused), from the binary scripts/test installed.
