@@ -24,7 +24,7 @@ use crate::observation::{EventTime, Identifier, Observation, Value};
 /// A registry update: `(patient, scale)` from a time on, added (+1) or retracted (−1).
 type Prescription = ((Identifier, Scale), i64, isize);
 
-pub fn monitors<'scope>(
+pub(super) fn monitors<'scope>(
     events: Stream<'scope, i64, Vec<Event>>,
     prescriptions: Stream<'scope, i64, Vec<Prescription>>,
     settings: MonitorSettings,
@@ -110,41 +110,19 @@ pub fn monitors<'scope>(
                     }
                     let mut st = state.borrow_mut();
                     if let Some(mut events) = pending.remove(&t) {
-                        events.sort_by(order);
-                        events.dedup_by(|b, a| {
-                            let dup = duplicate(a, b);
-                            if dup {
-                                st.summary.duplicates += 1;
-                            }
-                            dup
-                        });
-                        let mut i = 0;
-                        while i < events.len() {
-                            // A run of events of one patient at one time is one observation set.
-                            let j = i + events[i..]
-                                .iter()
-                                .position(|e| !same_patient_and_time(&events[i], e))
-                                .unwrap_or(events.len() - i);
-                            let group = &events[i..j];
-                            i = j;
-                            if let Event::End { time_us, .. } = &group[0] {
+                        st.summary.duplicates += normalise(&mut events);
+                        for set in events.chunk_by(same_patient_and_time) {
+                            if let Event::End { time_us, .. } = &set[0] {
                                 end_us = end_us.max(Some(*time_us));
                                 continue;
                             }
-                            let (patient, time) = match &group[0] {
-                                Event::Observation(o) => (o.patient().clone(), o.time()),
-                                Event::Invalid { subject, .. } => {
-                                    (subject.patient.clone(), subject.time)
-                                }
-                                Event::Prescription { patient, time, .. } => {
-                                    (patient.clone(), *time)
-                                }
-                                Event::End { .. } => continue,
+                            let Some((patient, time)) = subject_of(&set[0]) else {
+                                continue;
                             };
-                            if let Event::Prescription { scale, .. } = &group[0]
-                                && !patients.contains_key(&patient)
+                            if let Event::Prescription { scale, .. } = &set[0]
+                                && !patients.contains_key(patient)
                             {
-                                scales.insert(patient, *scale);
+                                scales.insert(patient.clone(), *scale);
                                 continue;
                             }
                             st.summary.first_event_us =
@@ -152,37 +130,15 @@ pub fn monitors<'scope>(
                             st.summary.last_event_us =
                                 st.summary.last_event_us.max(Some(time.micros()));
                             let monitor = patients.entry(patient.clone()).or_insert_with(|| {
-                                let scale = scales.get(&patient).copied().unwrap_or_default();
+                                let scale = scales.get(patient).copied().unwrap_or_default();
                                 PatientMonitor::new(patient.as_str(), time, scale)
                             });
-                            let observations: Vec<Observation> = group
-                                .iter()
-                                .filter_map(|e| match e {
-                                    Event::Observation(o) => Some(o.clone()),
-                                    _ => None,
-                                })
-                                .collect();
-                            for e in group {
-                                match e {
-                                    Event::Prescription { time, scale, .. } => {
-                                        monitor.prescribe(&settings, *time, *scale, &mut alerts)
-                                    }
-                                    Event::Invalid { subject, reason } => monitor.invalid(
-                                        &settings,
-                                        subject.vital,
-                                        subject.time,
-                                        reason,
-                                        &mut alerts,
-                                    ),
-                                    Event::Observation(_) | Event::End { .. } => {}
-                                }
-                            }
-                            st.summary.observations += observations.len() as u64;
-                            monitor.observe_set(&settings, &observations, &mut alerts);
+                            st.summary.observations +=
+                                apply_set(monitor, &settings, set, &mut alerts) as u64;
                             reschedule(
                                 &mut timers,
                                 &mut due_of,
-                                &patient,
+                                patient,
                                 monitor.next_due(&settings),
                             );
                         }
@@ -234,6 +190,52 @@ pub fn monitors<'scope>(
             }
         },
     )
+}
+
+/// Puts a tick's events in the engine's total order (see [`order`]) and removes exact
+/// duplicates; returns how many were removed.
+pub fn normalise(events: &mut Vec<Event>) -> u64 {
+    events.sort_by(order);
+    let before = events.len();
+    events.dedup_by(|b, a| duplicate(a, b));
+    (before - events.len()) as u64
+}
+
+/// The patient and event time of an event (the end marker has neither).
+fn subject_of(event: &Event) -> Option<(&Identifier, EventTime)> {
+    match event {
+        Event::Observation(o) => Some((o.patient(), o.time())),
+        Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
+        Event::Prescription { patient, time, .. } => Some((patient, *time)),
+        Event::End { .. } => None,
+    }
+}
+
+/// Runs one observation set (the normalised events of one patient at one event time, as
+/// `chunk_by(same_patient_and_time)` splits them) through the patient's monitor: prescriptions
+/// and impossible values first, then the observations, scored once. Returns how many
+/// observations it held. The live dataflow and training replay datasets through this one path.
+pub fn apply_set(
+    monitor: &mut PatientMonitor,
+    settings: &MonitorSettings,
+    set: &[Event],
+    alerts: &mut Vec<Alert>,
+) -> usize {
+    let mut observations: Vec<Observation> = Vec::new();
+    for e in set {
+        match e {
+            Event::Prescription { time, scale, .. } => {
+                monitor.prescribe(settings, *time, *scale, alerts)
+            }
+            Event::Invalid { subject, reason } => {
+                monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
+            }
+            Event::Observation(o) => observations.push(o.clone()),
+            Event::End { .. } => {}
+        }
+    }
+    monitor.observe_set(settings, &observations, alerts);
+    observations.len()
 }
 
 fn event_name(a: &Alert) -> String {
@@ -307,7 +309,8 @@ fn duplicate(a: &Event, b: &Event) -> bool {
     }
 }
 
-fn same_patient_and_time(a: &Event, b: &Event) -> bool {
+/// Whether two normalised events belong to one observation set.
+pub fn same_patient_and_time(a: &Event, b: &Event) -> bool {
     let (ta, pa, ka, _, _) = key(a);
     let (tb, pb, kb, _, _) = key(b);
     (ta, pa, ka == 3) == (tb, pb, kb == 3)
