@@ -36,6 +36,8 @@ pub enum AlertKind {
     News2,
     /// Missing, stale or invalid data.
     DataQuality,
+    /// The risk model's probability.
+    Risk,
 }
 
 impl AlertKind {
@@ -43,6 +45,7 @@ impl AlertKind {
         match self {
             AlertKind::News2 => "news2",
             AlertKind::DataQuality => "data_quality",
+            AlertKind::Risk => "risk",
         }
     }
 }
@@ -146,8 +149,31 @@ impl Evidence {
     }
 }
 
+/// The risk-model part of an alert's evidence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RiskEvidence {
+    pub model: String,
+    pub version: String,
+    /// What the probability is of (`sepsis within the PhysioNet 2019 horizon`).
+    pub outcome: String,
+    pub probability: f64,
+    pub threshold: f64,
+    pub clear_below: f64,
+    /// The features that move the probability most, largest first.
+    pub top_features: Vec<Contribution>,
+}
+
+/// One feature's part in a probability: its value, and how much the probability would drop were
+/// it at its training mean (negative: it lowers the risk).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub feature: String,
+    pub value: Option<f64>,
+    pub contribution: f64,
+}
+
 /// An alert for clinicians.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
     /// Derived from the content: the same alert has the same id in every run.
     pub id: String,
@@ -164,6 +190,9 @@ pub struct Alert {
     /// The recommended clinical response (RCP), or what to do about the data.
     pub response: String,
     pub evidence: Option<Evidence>,
+    /// For risk alerts: the model, the probability and what drives it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskEvidence>,
 }
 
 impl Alert {
@@ -201,6 +230,7 @@ impl Alert {
             summary,
             response,
             evidence,
+            risk: None,
         }
     }
 
@@ -474,6 +504,57 @@ pub fn data_quality_alert(
         response,
         None,
     )
+}
+
+/// A risk alert: the model's probability reached its threshold (`Raised`) or fell back below
+/// the clearing level (`Lowered`). `response` is the model's recommended response on raising.
+pub fn risk_alert(
+    patient: &str,
+    time: EventTime,
+    event: AlertEvent,
+    risk: RiskEvidence,
+    response: &str,
+    evidence: Option<Evidence>,
+) -> Alert {
+    let percent = |p: f64| format!("{:.1} %", 100.0 * p);
+    let (severity, summary, response) = match event {
+        AlertEvent::Lowered => (
+            Severity::Info,
+            format!(
+                "{} risk fell to {}, below {} ({} v{})",
+                risk.outcome,
+                percent(risk.probability),
+                percent(risk.clear_below),
+                risk.model,
+                risk.version
+            ),
+            "continue the monitoring the NEWS2 band asks for".to_owned(),
+        ),
+        _ => (
+            Severity::Medium,
+            format!(
+                "{} risk {} reached the alert threshold {} ({} v{})",
+                risk.outcome,
+                percent(risk.probability),
+                percent(risk.threshold),
+                risk.model,
+                risk.version
+            ),
+            response.to_owned(),
+        ),
+    };
+    let mut alert = Alert::new(
+        patient,
+        time,
+        AlertKind::Risk,
+        event,
+        severity,
+        summary,
+        response,
+        evidence,
+    );
+    alert.risk = Some(risk);
+    alert
 }
 
 fn total_text(score: &Score) -> String {

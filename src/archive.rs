@@ -56,20 +56,32 @@ use crate::sources::Position;
 /// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.
 pub const PIPELINE_FILE: &str = "pipeline.toml";
 
+/// The copy of the live run's risk model kept in an archive's directory.
+pub const RISK_MODEL_FILE: &str = "risk-model.json";
+
 /// The pipeline text kept for replay: the same settings, with the source and sinks left out (a
-/// replay reads the archive and writes where it is told).
+/// replay reads the archive and writes where it is told), and the risk model read from its copy
+/// beside the archive ([`RISK_MODEL_FILE`]), so that a replay scores with the model the live
+/// run used even after `models/` has moved on.
 pub fn pipeline_for_replay(text: &str) -> String {
     let mut out = String::from(
         "# The pipeline this archive was recorded with (source and sinks removed).\nsinks = []\n",
     );
     let mut skipping = false;
+    let mut in_risk = false;
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
             skipping =
                 trimmed == "[source]" || trimmed == "[[sinks]]" || trimmed.starts_with("[source.");
+            in_risk = trimmed == "[risk]";
         }
-        if !skipping {
+        if skipping {
+            continue;
+        }
+        if in_risk && trimmed.starts_with("model") && trimmed[5..].trim_start().starts_with('=') {
+            out.push_str(&format!("model = \"{RISK_MODEL_FILE}\"\n"));
+        } else {
             out.push_str(line);
             out.push('\n');
         }
@@ -621,6 +633,25 @@ mod tests {
             unit,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_replay_pipeline_keeps_settings_and_reads_the_archived_model() {
+        let text = "workers = 2\n[source]\nkind = \"kafka\"\ntopic = \"v\"\n[source.properties]\na = \"b\"\n\
+                    [windows]\ndurations = [\"4h\"]\n[risk]\nmodel = \"../models/m.json\"\nthreshold = 0.2\n\
+                    [[sinks]]\nkind = \"console\"\n";
+        let replay = pipeline_for_replay(text);
+        let config =
+            crate::config::PipelineConfig::parse(&replay, Some(Path::new("/archive"))).unwrap();
+        assert_eq!(config.workers, 2);
+        assert!(config.sinks.is_empty());
+        let risk = config.risk.unwrap();
+        assert_eq!(risk.model, Path::new("/archive").join(RISK_MODEL_FILE));
+        assert_eq!(risk.threshold, Some(0.2));
+        assert!(matches!(
+            config.source,
+            crate::config::SourceConfig::Jsonl { .. }
+        ));
     }
 
     #[test]

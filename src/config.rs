@@ -41,9 +41,28 @@ pub struct PipelineConfig {
     pub news2: News2Config,
     pub alerts: AlertsConfig,
     pub registry: Option<RegistryConfig>,
+    /// The risk model, when the pipeline scores one.
+    pub risk: Option<RiskConfig>,
     pub sinks: Vec<SinkConfig>,
     /// Timely workers (threads) in this process.
     pub workers: usize,
+}
+
+/// The risk model a pipeline scores, and its alert thresholds.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskConfig {
+    /// The model file (`models/*.json`, written by `vigil train`).
+    pub model: PathBuf,
+    /// Raise a risk alert at or above this probability (default: the model's own threshold).
+    pub threshold: Option<f64>,
+    /// Clear it once the probability falls below this (default: the model's own).
+    pub clear_below: Option<f64>,
+    /// Score a patient at most this often in event time (a monitor sending every second changes
+    /// the features every second; a minute is what a clinician can act on). `0s`: every new
+    /// observation set.
+    #[serde(default = "defaults::risk_every")]
+    pub every: Dur,
 }
 
 /// Where observations come from.
@@ -95,6 +114,13 @@ pub struct SimulatorConfig {
     /// RFC 3339 start of the simulated period.
     #[serde(default = "defaults::start")]
     pub start: String,
+}
+
+impl DatasetConfig {
+    /// The admission time given to every stay when a pipeline does not say.
+    pub fn default_start() -> String {
+        defaults::start()
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -406,7 +432,8 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, registry, sinks, workers";
+const SECTIONS: &str =
+    "source, time, windows, staleness, news2, alerts, registry, risk, sinks, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -440,6 +467,7 @@ impl PipelineConfig {
         let mut news2 = News2Config::default();
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
+        let mut risk: Option<RiskConfig> = None;
         let mut sinks = vec![SinkConfig::Console];
         let mut workers = 1usize;
 
@@ -460,6 +488,7 @@ impl PipelineConfig {
                 "news2" => news2 = read!().unwrap_or_default(),
                 "alerts" => alerts = read!().unwrap_or_default(),
                 "registry" => registry = read!(),
+                "risk" => risk = read!(),
                 "sinks" => sinks = read!().unwrap_or_default(),
                 "workers" => workers = read!().unwrap_or(1),
                 other => problems.push(Problem {
@@ -545,6 +574,28 @@ impl PipelineConfig {
                 );
             }
         }
+        if let Some(r) = &risk {
+            for (name, value) in [("threshold", r.threshold), ("clear_below", r.clear_below)] {
+                if let Some(v) = value
+                    && !(v > 0.0 && v < 1.0)
+                {
+                    problem(
+                        name,
+                        format!("`{name}` must be a probability between 0 and 1, found {v}"),
+                    );
+                }
+            }
+            if let (Some(t), Some(c)) = (r.threshold, r.clear_below)
+                && c > t
+            {
+                problem(
+                    "clear_below",
+                    format!(
+                        "`clear_below` {c} is above `threshold` {t}: an alert would never clear"
+                    ),
+                );
+            }
+        }
         if workers == 0 || workers > 256 {
             problem(
                 "workers",
@@ -583,6 +634,7 @@ impl PipelineConfig {
             news2,
             alerts,
             registry,
+            risk,
             sinks,
             workers,
         };
@@ -590,6 +642,32 @@ impl PipelineConfig {
             config.resolve_paths(base);
         }
         Ok(config)
+    }
+
+    /// The settings that shape a patient's features (`[windows]`, `[staleness]`, `[news2]`) as
+    /// TOML: saved with a trained model, so that an evaluation computes the features it was
+    /// trained on.
+    pub fn feature_settings_toml(&self) -> String {
+        let durations: Vec<String> = self
+            .windows
+            .durations
+            .iter()
+            .map(|d| format!("\"{d}\""))
+            .collect();
+        let mut text = format!(
+            "[windows]\ndurations = [{}]\nresolution = \"{}\"\n\n[staleness]\n",
+            durations.join(", "),
+            self.windows.resolution
+        );
+        for parameter in Parameter::ALL {
+            text.push_str(&format!(
+                "{} = \"{}\"\n",
+                parameter.key(),
+                Dur(self.staleness.limit(parameter))
+            ));
+        }
+        text.push_str(&format!("\n[news2]\nsettle = \"{}\"\n", self.news2.settle));
+        text
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -605,6 +683,9 @@ impl PipelineConfig {
         }
         if let Some(registry) = &mut self.registry {
             resolve(&mut registry.path);
+        }
+        if let Some(risk) = &mut self.risk {
+            resolve(&mut risk.model);
         }
         for sink in &mut self.sinks {
             if let SinkConfig::Jsonl { path } = sink {
@@ -740,6 +821,9 @@ mod defaults {
     }
     pub fn start() -> String {
         "2026-01-05T00:00:00Z".to_owned()
+    }
+    pub fn risk_every() -> super::Dur {
+        super::Dur::secs(60)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod news2;
 pub mod observation;
 pub mod pipeline;
 pub mod registry;
+pub mod risk;
 pub mod sinks;
 pub mod sources;
 pub mod windows;

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         Command::Simulate(args) => cli::simulate::run(&args),
         Command::Validate(args) => cli::validate::run(&args),
         Command::Score(args) => cli::score::run(&args),
+        Command::Train(args) => cli::train::run(&args),
+        Command::Evaluate(args) => cli::evaluate::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -31,6 +31,8 @@ pub struct MonitorSettings {
     /// Numeric parameters are scored at their median over this stretch (µs); 0 = latest.
     pub settle_us: i64,
     pub alerts: AlertsConfig,
+    /// The risk model, when the pipeline names one.
+    pub risk: Option<std::sync::Arc<crate::risk::RiskScorer>>,
 }
 
 impl MonitorSettings {
@@ -48,6 +50,7 @@ impl MonitorSettings {
             staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
             settle_us: config.news2.settle.0.as_micros() as i64,
             alerts: config.alerts.clone(),
+            risk: None,
         }
     }
 }
@@ -119,6 +122,10 @@ pub struct PatientMonitor {
     data_quality: [DataQuality; 7],
     windows: [VitalWindow; 8],
     band: BandPolicy,
+    /// A risk alert is raised and not yet cleared.
+    risk_raised: bool,
+    /// When the risk was last scored (µs).
+    risk_scored_us: Option<i64>,
 }
 
 impl PatientMonitor {
@@ -133,11 +140,18 @@ impl PatientMonitor {
             data_quality: [DataQuality::default(); 7],
             windows: Default::default(),
             band: BandPolicy::default(),
+            risk_raised: false,
+            risk_scored_us: None,
         }
     }
 
     pub fn patient(&self) -> &str {
         &self.patient
+    }
+
+    /// When the patient was first seen (µs).
+    pub fn first_seen_us(&self) -> i64 {
+        self.first_seen_us
     }
 
     /// The window state of one vital.
@@ -229,6 +243,7 @@ impl PatientMonitor {
             }
             if scored {
                 self.rescore(settings, now, out);
+                self.assess_risk(settings, now, out);
             }
         }
     }
@@ -417,6 +432,60 @@ impl PatientMonitor {
             temperature: number(temp),
         };
         (news2::score(&parameters, self.scale), ages)
+    }
+
+    /// Scores the risk model on the features at `now_us` (a new observation set changed them),
+    /// and raises or clears the risk alert (hysteresis between the two thresholds).
+    fn assess_risk(&mut self, settings: &MonitorSettings, now_us: i64, out: &mut Vec<Alert>) {
+        let Some(risk) = &settings.risk else {
+            return;
+        };
+        if self
+            .risk_scored_us
+            .is_some_and(|last| now_us - last < risk.every_us)
+        {
+            return;
+        }
+        self.risk_scored_us = Some(now_us);
+        let now = EventTime::from_micros(now_us);
+        let x = risk.features_of(self, settings, now);
+        let probability = risk.model.probability(&x);
+        let event = if !self.risk_raised && probability >= risk.threshold {
+            AlertEvent::Raised
+        } else if self.risk_raised && probability < risk.clear_below {
+            AlertEvent::Lowered
+        } else {
+            return;
+        };
+        self.risk_raised = event == AlertEvent::Raised;
+        let top_features = risk
+            .model
+            .contributions(&x, 5)
+            .into_iter()
+            .map(|(i, contribution)| alerting::Contribution {
+                feature: risk.model.features[i].clone(),
+                value: x.get(i).copied().filter(|v| v.is_finite()),
+                contribution,
+            })
+            .collect();
+        let evidence = alerting::RiskEvidence {
+            model: risk.model.name.clone(),
+            version: risk.model.version.clone(),
+            outcome: risk.model.outcome.clone(),
+            probability,
+            threshold: risk.threshold,
+            clear_below: risk.clear_below,
+            top_features,
+        };
+        let (score, ages) = self.score_at(settings, now_us);
+        out.push(alerting::risk_alert(
+            &self.patient,
+            now,
+            event,
+            evidence,
+            &risk.model.response,
+            Some(Evidence::of(&score, ages)),
+        ));
     }
 
     fn rescore(&mut self, settings: &MonitorSettings, now_us: i64, out: &mut Vec<Alert>) {

@@ -1,10 +1,12 @@
 //! Argument definitions for every subcommand, and their exit codes.
 
+pub mod evaluate;
 pub mod inspect;
 pub mod replay;
 pub mod run;
 pub mod score;
 pub mod simulate;
+pub mod train;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -33,4 +35,6 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     Validate(validate::ValidateArgs),
     Score(score::ScoreArgs),
+    Train(train::TrainArgs),
+    Evaluate(evaluate::EvaluateArgs),
 }

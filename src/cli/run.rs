@@ -85,6 +85,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         let text = std::fs::read_to_string(&args.pipeline)?;
         let text = vigil::archive::pipeline_for_replay(&text);
         std::fs::write(&copy, text).with_context(|| format!("cannot write {}", copy.display()))?;
+        if let Some(risk) = &config.risk {
+            let model = dir.join(vigil::archive::RISK_MODEL_FILE);
+            std::fs::copy(&risk.model, &model).with_context(|| {
+                format!(
+                    "cannot copy {} to {}",
+                    risk.model.display(),
+                    model.display()
+                )
+            })?;
+        }
     }
     let options = RunOptions {
         workers: args.workers.map(usize::from),

@@ -31,6 +31,13 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             for note in &notes {
                 eprintln!("{path}: {note}");
             }
+            if let Some(risk) = &config.risk {
+                let settings = vigil::monitor::MonitorSettings::from_config(&config);
+                if let Err(e) = vigil::risk::RiskScorer::load(risk, &settings) {
+                    eprintln!("{path}: [risk] {e}");
+                    return Ok(ExitCode::from(super::EXIT_INPUT));
+                }
+            }
             println!("{path}: ok");
             Ok(ExitCode::SUCCESS)
         }

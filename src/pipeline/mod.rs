@@ -29,7 +29,7 @@
 //! timers (reminders, staleness) fire up to that time and no further, so the end of a file is
 //! the same instant in every run.
 
-mod monitors;
+pub mod monitors;
 mod ordered_sink;
 mod source;
 
@@ -225,6 +225,8 @@ pub enum PipelineError {
     Output(#[from] std::io::Error),
     #[error("cannot write the archive")]
     Archive(#[source] crate::archive::ArchiveError),
+    #[error("{0}")]
+    Risk(#[from] crate::risk::model::ModelError),
     #[error("dataflow failed: {0}")]
     Dataflow(String),
 }
@@ -326,6 +328,10 @@ fn run_sources(
     archived: Arc<crate::archive::ArchivedOffsets>,
 ) -> Result<RunSummary, PipelineError> {
     let workers = options.workers.unwrap_or(config.workers).max(1);
+    let mut settings = MonitorSettings::from_config(config);
+    if let Some(risk) = &config.risk {
+        settings.risk = Some(Arc::new(crate::risk::RiskScorer::load(risk, &settings)?));
+    }
     let registry = match &config.registry {
         Some(r) => {
             let text = std::fs::read_to_string(&r.path).map_err(|e| PipelineError::Registry {
@@ -396,7 +402,6 @@ fn run_sources(
     };
     let delivery_log = Arc::new(Mutex::new(delivery_log));
 
-    let settings = MonitorSettings::from_config(config);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;
     let exit_when_idle = options.exit_when_idle;

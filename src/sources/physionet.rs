@@ -38,7 +38,18 @@ pub struct Replay {
     patients: Vec<(Identifier, String)>,
     devices: &'static [&'static str],
     records: Vec<Record>,
+    /// PhysioNet 2019: every row of every stay, (patient, time, SepsisLabel), in file order.
+    rows: Vec<(u32, i64, bool)>,
     next: usize,
+}
+
+/// One hourly row of a PhysioNet 2019 stay, with its label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelledRow {
+    pub patient: Identifier,
+    pub time: EventTime,
+    /// `SepsisLabel`: 1 from 6 hours before the Sepsis-3 onset on (the challenge's definition).
+    pub label: bool,
 }
 
 impl Replay {
@@ -50,6 +61,7 @@ impl Replay {
             patients: Vec::with_capacity(files.len()),
             devices: &["physionet2019"],
             records: Vec::new(),
+            rows: Vec::new(),
             next: 0,
         };
         for path in files {
@@ -63,6 +75,7 @@ impl Replay {
                 reason,
             };
             let hour_col = column("ICULOS").ok_or_else(|| format("no ICULOS column".into()))?;
+            let label_col = column("SepsisLabel");
             let vitals = [
                 ("HR", Vital::HeartRate),
                 ("O2Sat", Vital::Spo2),
@@ -81,6 +94,21 @@ impl Replay {
                 else {
                     return Err(format(format!("line {}: ICULOS is not a number", i + 2)));
                 };
+                let time_us = start + (hour * HOUR_US as f64) as i64;
+                if let Some(c) = label_col {
+                    let label = match cells.get(c).map(|c| c.trim()) {
+                        Some("1") => true,
+                        Some("0") => false,
+                        other => {
+                            return Err(format(format!(
+                                "line {}: SepsisLabel is {:?}, not 0 or 1",
+                                i + 2,
+                                other.unwrap_or("")
+                            )));
+                        }
+                    };
+                    replay.rows.push((index, time_us, label));
+                }
                 for (col, vital) in vitals {
                     let Some(value) = col
                         .and_then(|c| cells.get(c))
@@ -92,7 +120,7 @@ impl Replay {
                         continue;
                     }
                     replay.records.push(Record {
-                        time_us: start + (hour * HOUR_US as f64) as i64,
+                        time_us,
                         patient: index,
                         vital,
                         value,
@@ -119,6 +147,7 @@ impl Replay {
             patients: Vec::with_capacity(files.len()),
             devices: &["physionet2012", "nibp", "arterial-line"],
             records: Vec::new(),
+            rows: Vec::new(),
             next: 0,
         };
         for path in files {
@@ -185,6 +214,19 @@ impl Replay {
     fn sort(&mut self) {
         self.records
             .sort_by_key(|r| (r.time_us, r.patient, r.vital, r.device, r.line));
+    }
+
+    /// Every row of every PhysioNet 2019 stay with its label, stay by stay in time order (none
+    /// for a dataset without labels).
+    pub fn labelled_rows(&self) -> Vec<LabelledRow> {
+        self.rows
+            .iter()
+            .map(|&(patient, time_us, label)| LabelledRow {
+                patient: self.patients[patient as usize].0.clone(),
+                time: EventTime::from_micros(time_us),
+                label,
+            })
+            .collect()
     }
 
     /// Number of stays.

@@ -4,6 +4,7 @@
 mod archive;
 mod kafka;
 mod pipeline;
+mod risk;
 mod score;
 
 use std::path::PathBuf;

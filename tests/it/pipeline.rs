@@ -160,6 +160,37 @@ fn deteriorations_are_alerted_promptly_and_stable_patients_rarely() {
         per_patient_day < 0.5,
         "{per_patient_day:.2} raised alerts per stable patient-day"
     );
+
+    // The sepsis risk model (trained on ICU charts, not on this simulator) flags the patients
+    // who deteriorate, after their onset, and few of the stable ones.
+    let risk_raised = |p: &str, after: i64| {
+        by_patient.get(p).is_some_and(|alerts| {
+            alerts.iter().any(|a| {
+                a["kind"] == "risk"
+                    && a["event"] == "raised"
+                    && a["time_us"].as_i64().unwrap() >= after
+            })
+        })
+    };
+    let flagged = truth
+        .iter()
+        .filter(|e| risk_raised(e["patient"].as_str().unwrap(), us(&e["onset"])))
+        .count();
+    let false_flags = stable.iter().filter(|p| risk_raised(p, i64::MIN)).count();
+    eprintln!(
+        "detection: risk alerts for {flagged} of {} episodes, {false_flags} of {} stable patients",
+        truth.len(),
+        stable.len()
+    );
+    assert!(
+        flagged * 3 >= truth.len() * 2,
+        "{flagged} of {} flagged",
+        truth.len()
+    );
+    assert!(
+        false_flags * 10 <= stable.len(),
+        "{false_flags} stable patients flagged"
+    );
 }
 
 #[test]

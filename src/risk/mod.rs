@@ -1,0 +1,83 @@
+//! The risk model: features of a patient's rolling picture → a calibrated probability of
+//! deterioration (sepsis within the PhysioNet 2019 horizon for the shipped model).
+//!
+//! * [`features`] reads a [`crate::monitor::PatientMonitor`] at an instant: the one feature code
+//!   path of training, evaluation and the stream;
+//! * [`model`] is a trained model as stored (JSON) and run;
+//! * [`train`] replays a labelled dataset through the monitors, fits linfa models on patients
+//!   split apart from those it reports on, calibrates them and compares them with NEWS2;
+//! * [`metrics`] are the measures: AUROC, AUPRC, Brier, calibration, the challenge's utility.
+//!
+//! In the stream, a [`RiskScorer`] in the monitor settings scores a patient each time a new
+//! observation set changes the patient's features (at most once per `[risk] every` of event
+//! time), and the monitor raises a risk alert when the
+//! probability reaches the threshold, clearing it only once it falls below `clear_below`
+//! (hysteresis: a probability hovering at the threshold does not flap).
+
+pub mod card;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod train;
+
+use std::path::Path;
+
+use crate::monitor::{MonitorSettings, PatientMonitor};
+use crate::observation::EventTime;
+use features::FeatureSet;
+use model::{ModelError, RiskModel};
+
+/// A loaded model bound to a pipeline's settings, with its alert thresholds.
+#[derive(Debug)]
+pub struct RiskScorer {
+    pub model: RiskModel,
+    pub features: FeatureSet,
+    /// Raise at or above this probability...
+    pub threshold: f64,
+    /// ...and clear below this one.
+    pub clear_below: f64,
+    /// A patient is scored at most once per this stretch of event time (µs).
+    pub every_us: i64,
+}
+
+impl RiskScorer {
+    /// Loads the model a pipeline names and checks that the pipeline computes its features;
+    /// the thresholds default to the model's own.
+    pub fn load(
+        config: &crate::config::RiskConfig,
+        settings: &MonitorSettings,
+    ) -> Result<RiskScorer, ModelError> {
+        let path: &Path = &config.model;
+        let model = RiskModel::load(path)?;
+        let features = model
+            .feature_set(settings)
+            .map_err(|source| ModelError::Features {
+                path: path.display().to_string(),
+                source,
+            })?;
+        let threshold = config.threshold.unwrap_or(model.threshold);
+        let clear_below = config
+            .clear_below
+            .unwrap_or(model.clear_below)
+            .min(threshold);
+        Ok(RiskScorer {
+            model,
+            features,
+            threshold,
+            clear_below,
+            every_us: config.every.0.as_micros() as i64,
+        })
+    }
+
+    /// The raw features of `monitor` at `now`.
+    pub fn features_of(
+        &self,
+        monitor: &PatientMonitor,
+        settings: &MonitorSettings,
+        now: EventTime,
+    ) -> Vec<f64> {
+        let mut x = Vec::with_capacity(self.features.len());
+        self.features.extract(monitor, settings, now, &mut x);
+        x
+    }
+}
