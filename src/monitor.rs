@@ -118,7 +118,7 @@ pub struct PatientMonitor {
     scale: Scale,
     latest: [Latest; 7],
     /// Recent numeric values per parameter, within the settle stretch, for the median.
-    recent: [VecDeque<(i64, Exact)>; 7],
+    recent: [Settle; 7],
     data_quality: [DataQuality; 7],
     windows: [VitalWindow; 8],
     band: BandPolicy,
@@ -184,6 +184,7 @@ impl PatientMonitor {
                 .iter()
                 .map(VitalWindow::heap_bytes)
                 .sum::<usize>()
+            + self.recent.iter().map(Settle::heap_bytes).sum::<usize>()
             + self
                 .latest
                 .iter()
@@ -231,13 +232,7 @@ impl PatientMonitor {
                 };
                 self.data_quality[parameter as usize].alerted = false;
                 if let ParamValue::Number(q) = value {
-                    let recent = &mut self.recent[parameter as usize];
-                    while recent.front().is_some_and(|&(t, _)| {
-                        t <= now - settings.settle_us || recent.len() >= MAX_RECENT
-                    }) {
-                        recent.pop_front();
-                    }
-                    recent.push_back((now, q));
+                    self.recent[parameter as usize].push(now, q, settings.settle_us);
                 }
                 scored = true;
             }
@@ -404,7 +399,8 @@ impl PatientMonitor {
                                 value: ParamValue::Number(last),
                                 ..
                             } => Input::Present(ParamValue::Number(
-                                settled(&self.recent[i], now_us, settings.settle_us)
+                                self.recent[i]
+                                    .median(now_us, settings.settle_us)
                                     .unwrap_or(*last),
                             )),
                             Latest::Value { value, .. } => Input::Present(*value),
@@ -509,25 +505,66 @@ impl PatientMonitor {
 /// The most recent values kept per parameter for the settled median.
 const MAX_RECENT: usize = 256;
 
-/// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an even
-/// count, exactly); `None` when there are none.
-fn settled(recent: &VecDeque<(i64, Exact)>, now_us: i64, settle_us: i64) -> Option<Exact> {
-    let mut values: Vec<Exact> = recent
-        .iter()
-        .filter(|&&(t, _)| t > now_us - settle_us && t <= now_us)
-        .map(|&(_, v)| v)
-        .collect();
-    if values.is_empty() {
-        return None;
+/// A parameter's values over the settle stretch, in arrival order and sorted: the settled
+/// median is read at every rescore (once a second from a bedside monitor), so it must not sort.
+#[derive(Clone, Debug, Default)]
+struct Settle {
+    by_time: VecDeque<(i64, Exact)>,
+    sorted: Vec<Exact>,
+}
+
+impl Settle {
+    /// Adds a value at `now` (values come in event-time order), dropping those that left the
+    /// stretch.
+    fn push(&mut self, now: i64, value: Exact, settle_us: i64) {
+        while let Some(&(t, old)) = self.by_time.front() {
+            if t > now - settle_us && self.by_time.len() < MAX_RECENT {
+                break;
+            }
+            self.by_time.pop_front();
+            if let Ok(i) = self.sorted.binary_search(&old) {
+                self.sorted.remove(i);
+            }
+        }
+        self.by_time.push_back((now, value));
+        let at = self.sorted.partition_point(|v| *v < value);
+        self.sorted.insert(at, value);
     }
-    values.sort();
-    let n = values.len();
-    if n % 2 == 1 {
-        Some(values[n / 2])
-    } else {
-        values[n / 2 - 1]
-            .checked_add(values[n / 2])
-            .and_then(|s| s.mul_ratio(1, 2))
+
+    /// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an
+    /// even count, exactly); `None` when there are none.
+    fn median(&self, now_us: i64, settle_us: i64) -> Option<Exact> {
+        let inside = |t: i64| t > now_us - settle_us && t <= now_us;
+        let all_inside = self.by_time.front().is_some_and(|&(t, _)| inside(t))
+            && self.by_time.back().is_some_and(|&(t, _)| inside(t));
+        if all_inside {
+            return middle(&self.sorted);
+        }
+        // Read later than the last value (a staleness timer): some have left the stretch.
+        let mut values: Vec<Exact> = self
+            .by_time
+            .iter()
+            .filter(|&&(t, _)| inside(t))
+            .map(|&(_, v)| v)
+            .collect();
+        values.sort();
+        middle(&values)
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.by_time.capacity() * std::mem::size_of::<(i64, Exact)>()
+            + self.sorted.capacity() * std::mem::size_of::<Exact>()
+    }
+}
+
+fn middle(sorted: &[Exact]) -> Option<Exact> {
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => sorted[n / 2 - 1]
+            .checked_add(sorted[n / 2])
+            .and_then(|s| s.mul_ratio(1, 2)),
     }
 }
 
