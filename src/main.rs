@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cli::score::run(&args),
         Command::Train(args) => cli::train::run(&args),
         Command::Evaluate(args) => cli::evaluate::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Argument definitions for every subcommand, and their exit codes.
 
+pub mod bench;
 pub mod evaluate;
 pub mod inspect;
 pub mod replay;
@@ -37,4 +38,5 @@ pub enum Command {
     Score(score::ScoreArgs),
     Train(train::TrainArgs),
     Evaluate(evaluate::EvaluateArgs),
+    Bench(bench::BenchArgs),
 }

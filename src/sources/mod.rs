@@ -12,6 +12,7 @@ pub mod paced;
 pub mod physionet;
 pub mod resume;
 pub mod simulator;
+pub mod workload;
 
 use std::path::PathBuf;
 
