@@ -381,16 +381,8 @@ impl ArchiveWriter {
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
             let tmp = dir.join(format!(".{name}.tmp"));
             let path = dir.join(&name);
-            let batch = to_batch(&rows, &self.source).map_err(|e| format_err(&path, e))?;
             let file = File::create(&tmp).map_err(io(&tmp))?;
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-                .set_dictionary_enabled(true)
-                .build();
-            let mut writer = ArrowWriter::try_new(file, schema(), Some(props))
-                .map_err(|e| format_err(&tmp, e))?;
-            writer.write(&batch).map_err(|e| format_err(&tmp, e))?;
-            let file = writer.into_inner().map_err(|e| format_err(&tmp, e))?;
+            let file = encode(&rows, &self.source, file).map_err(|e| format_err(&tmp, e))?;
             file.sync_all().map_err(io(&tmp))?;
             drop(file);
             fs::rename(&tmp, &path).map_err(io(&path))?;
@@ -403,6 +395,23 @@ impl ArchiveWriter {
         self.buffered_rows = 0;
         Ok(())
     }
+}
+
+/// Writes rows as one Parquet file (the archive's schema, zstd, dictionary-encoded strings) to
+/// `out`, and gives `out` back.
+pub fn encode<W: std::io::Write + Send>(
+    rows: &[Row],
+    source: &str,
+    out: W,
+) -> Result<W, parquet::errors::ParquetError> {
+    let batch = to_batch(rows, source)?;
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(true)
+        .build();
+    let mut writer = ArrowWriter::try_new(out, schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.into_inner()
 }
 
 fn date_of(time: EventTime) -> String {

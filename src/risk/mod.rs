@@ -28,7 +28,7 @@ use features::FeatureSet;
 use model::{ModelError, RiskModel};
 
 /// A loaded model bound to a pipeline's settings, with its alert thresholds.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct RiskScorer {
     pub model: RiskModel,
     pub features: FeatureSet,

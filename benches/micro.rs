@@ -1,0 +1,211 @@
+//! Micro benchmarks of the per-observation and per-patient costs: decode + validation, NEWS2,
+//! a window update, feature extraction + model inference, Parquet encoding.
+//!
+//! ```sh
+//! cargo bench --bench micro            # all
+//! cargo bench --bench micro -- news2   # one group
+//! ```
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+
+use vigil::archive::{self, Row};
+use vigil::config::PipelineConfig;
+use vigil::exact::Exact;
+use vigil::monitor::{MonitorSettings, PatientMonitor};
+use vigil::news2::{self, AirOrOxygen, Input, Parameters, Scale};
+use vigil::observation::{Acvpu, EventTime, Observation};
+use vigil::risk::RiskScorer;
+use vigil::sources::SourceItem;
+use vigil::sources::workload::{Workload, WorkloadConfig};
+use vigil::windows::{VitalWindow, WindowSpec};
+
+const START: i64 = 1_767_571_200_000_000;
+
+fn demo() -> PipelineConfig {
+    PipelineConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/demo.toml"
+    )))
+    .expect("pipelines/demo.toml loads")
+}
+
+/// One patient of the benchmark workload over `seconds`.
+fn one_patient(seconds: u32) -> Vec<Observation> {
+    Workload::all(WorkloadConfig {
+        patients: 1,
+        seconds,
+        seed: 1,
+        start_us: START,
+    })
+    .into_iter()
+    .filter_map(|i| match i {
+        SourceItem::Observation(o, _) => Some(o),
+        SourceItem::Rejected(_) => None,
+    })
+    .collect()
+}
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(1));
+    let messages = [
+        (
+            "heart_rate",
+            r#"{"patient":"p-000123","device":"mon-07","time":"2026-11-24T10:15:00.250Z","vital":"heart_rate","value":88,"unit":"/min"}"#,
+        ),
+        (
+            "temperature_degF",
+            r#"{"patient":"p-000123","device":"mon-07","time":"2026-11-24T10:15:00.250Z","vital":"temperature","value":100.4,"unit":"[degF]"}"#,
+        ),
+        (
+            "rejected",
+            r#"{"patient":"p-000123","time":"2026-11-24T10:15:00Z","vital":"heart_rate","value":900,"unit":"/min"}"#,
+        ),
+    ];
+    for (name, message) in messages {
+        group.bench_function(name, |b| {
+            b.iter(|| Observation::decode(black_box(message.as_bytes())))
+        });
+    }
+    group.finish();
+}
+
+fn news2_score(c: &mut Criterion) {
+    let n = |v: f64| Input::Present(Exact::from_f64(v).expect("a finite value"));
+    let parameters = Parameters {
+        respiration_rate: n(22.0),
+        spo2: n(94.0),
+        air_or_oxygen: Input::Present(AirOrOxygen::Air),
+        systolic_bp: n(105.0),
+        pulse: n(112.0),
+        consciousness: Input::Present(Acvpu::A),
+        temperature: n(38.4),
+    };
+    let mut group = c.benchmark_group("news2");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("complete_set", |b| {
+        b.iter(|| news2::score(black_box(&parameters), Scale::One))
+    });
+    group.finish();
+}
+
+fn window_update(c: &mut Criterion) {
+    let spec = WindowSpec::new(
+        vec![15 * 60_000, 3_600_000, 4 * 3_600_000, 12 * 3_600_000],
+        5 * 60_000,
+    );
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("push_1hz", |b| {
+        let mut window = VitalWindow::default();
+        let mut t = 0i64;
+        b.iter(|| {
+            t += 1000;
+            window.push(&spec, black_box(t), 80.0);
+        })
+    });
+    group.finish();
+}
+
+fn monitor_and_risk(c: &mut Criterion) {
+    let config = demo();
+    let mut settings = MonitorSettings::from_config(&config);
+    let risk = config.risk.as_ref().expect("the demo names a risk model");
+    let scorer = RiskScorer::load(risk, &settings).expect("the shipped model loads");
+    // 13 h of one patient: every window full.
+    let history = one_patient(13 * 3600);
+    let mut monitor =
+        PatientMonitor::new("bench-000000", EventTime::from_micros(START), Scale::One);
+    let mut alerts = Vec::new();
+    for set in history.chunk_by(|a, b| a.time() == b.time()) {
+        monitor.observe_set(&settings, set, &mut alerts);
+    }
+    let now = history
+        .last()
+        .map_or(EventTime::from_micros(START), |o| o.time());
+    let mut group = c.benchmark_group("risk");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("features", |b| {
+        b.iter(|| scorer.features_of(black_box(&monitor), &settings, now))
+    });
+    let x = scorer.features_of(&monitor, &settings, now);
+    group.bench_function("inference", |b| {
+        b.iter(|| scorer.model.probability(black_box(&x)))
+    });
+    group.finish();
+
+    // One observation set through a monitor with full windows: NEWS2 on the settled values,
+    // the alert policy, and (every minute) the risk model.
+    // The next second's heart rate (each iteration on a fresh copy of the monitor).
+    let next = |i: i64| {
+        Observation::new(
+            vigil::observation::Identifier::new("bench-000000").expect("a valid id"),
+            None,
+            EventTime::from_micros(now.micros() + i * 1_000_000),
+            vigil::observation::Vital::HeartRate,
+            vigil::observation::Value::Number(80.0 + (i % 7) as f64),
+            Some(vigil::observation::Unit::PerMinute),
+        )
+        .expect("a valid observation")
+    };
+    let mut group = c.benchmark_group("monitor");
+    group.throughput(Throughput::Elements(1));
+    for (name, with_risk) in [("observe_news2_only", false), ("observe_with_risk", true)] {
+        settings.risk = with_risk.then(|| std::sync::Arc::new(scorer.clone()));
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || (monitor.clone(), next(1)),
+                |(mut m, obs)| {
+                    m.observe(&settings, &obs, &mut alerts);
+                    alerts.clear();
+                    m
+                },
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+fn parquet_encode(c: &mut Criterion) {
+    let rows: Vec<Row> = one_patient(10_000)
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            Row::observation(
+                o,
+                START,
+                Some(vigil::sources::Position {
+                    partition: Some(0),
+                    offset: i as i64,
+                }),
+                true,
+            )
+        })
+        .collect();
+    let mut group = c.benchmark_group("archive");
+    group.throughput(Throughput::Elements(rows.len() as u64));
+    group.sample_size(20);
+    group.bench_function("encode_parquet", |b| {
+        b.iter(|| {
+            archive::encode(
+                black_box(&rows),
+                "kafka:vitals",
+                Vec::with_capacity(1 << 20),
+            )
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    decode,
+    news2_score,
+    window_update,
+    monitor_and_risk,
+    parquet_encode
+);
+criterion_main!(benches);
