@@ -15,6 +15,8 @@ use vigil::pipeline::{self, RunOptions, RunSummary};
 use vigil::sources::SourceItem;
 use vigil::sources::workload::{PER_PATIENT_HOUR, Recorded, Workload, WorkloadConfig};
 
+mod kafka;
+
 const EXAMPLES: &str = "\
 Examples:
   vigil bench replay --patients 1000 --minutes 30            # 1 and 2 workers, and the decode limit
@@ -39,6 +41,7 @@ pub struct BenchArgs {
 pub enum What {
     Replay(ReplayArgs),
     Memory(MemoryArgs),
+    Kafka(kafka::KafkaArgs),
     #[command(hide = true)]
     MemoryOne(MemoryOneArgs),
 }
@@ -136,6 +139,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         What::Replay(a) => replay(a),
         What::Memory(a) => memory(a),
         What::MemoryOne(a) => memory_one(a),
+        What::Kafka(a) => kafka::run(a).map(|()| ExitCode::SUCCESS),
     }
 }
 

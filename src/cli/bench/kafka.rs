@@ -1,0 +1,509 @@
+//! `vigil bench kafka`: topic → alerts + archive against a real broker, beside raw rdkafka
+//! consumption and raw decoding of the same messages, and event-to-alert latency at a fixed
+//! share of the measured maximum.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{Common, Figure, config, report, workload};
+use vigil::config::{Dur, KafkaSourceConfig, SinkConfig, SourceConfig};
+use vigil::observation::{EventTime, Observation};
+use vigil::pipeline::{self, RunOptions};
+use vigil::sources::SourceItem;
+use vigil::sources::kafka::{client_config, ensure_topic, send_waiting};
+use vigil::sources::workload::{Workload, WorkloadConfig};
+
+const PARTITIONS: i32 = 4;
+
+/// Kafka end to end: throughput from a topic to alerts and archive beside raw consumption and
+/// raw decoding of the same messages, then event-to-alert latency at a share of that maximum.
+#[derive(Debug, Args)]
+pub struct KafkaArgs {
+    /// The broker, `host:port`.
+    #[arg(long, value_name = "BROKERS")]
+    pub brokers: String,
+    #[arg(long, default_value_t = 2000)]
+    pub patients: u32,
+    /// Minutes of event time in the throughput topic.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: u32,
+    /// Timely workers (each consumes half of the 4 partitions with 2).
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Offered load of the latency run, as a share of the measured throughput.
+    #[arg(long, default_value_t = 0.5)]
+    pub load: f64,
+    /// Seconds of the latency run.
+    #[arg(long = "latency-seconds", default_value_t = 30)]
+    pub latency_seconds: u64,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn producer(brokers: &str) -> anyhow::Result<BaseProducer> {
+    client_config(brokers, &BTreeMap::new())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .with_context(|| format!("cannot create a producer for {brokers}"))
+}
+
+fn send(producer: &BaseProducer, topic: &str, obs: &Observation) -> anyhow::Result<()> {
+    let payload = obs.to_json();
+    send_waiting(
+        producer,
+        BaseRecord::to(topic)
+            .key(obs.patient().as_str())
+            .payload(&payload),
+    )
+    .context("cannot produce")
+}
+
+/// Reads every message of `topic` from the beginning with `threads` consumers (partitions split
+/// as Vigil's workers split them); returns the payloads and the seconds it took.
+fn consume_raw(
+    brokers: &str,
+    topic: &str,
+    threads: usize,
+    expected: u64,
+) -> anyhow::Result<(Vec<Vec<u8>>, f64)> {
+    let started = Instant::now();
+    let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let brokers = brokers.to_owned();
+            let topic = topic.to_owned();
+            let total = Arc::clone(&total);
+            std::thread::spawn(move || -> anyhow::Result<Vec<Vec<u8>>> {
+                let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
+                    .set("group.id", unique("bench-raw"))
+                    .set("enable.auto.commit", "false")
+                    .create()?;
+                let mut assignment = TopicPartitionList::new();
+                for p in (0..PARTITIONS).filter(|p| *p as usize % threads == t) {
+                    assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
+                }
+                consumer.assign(&assignment)?;
+                let mut payloads = Vec::new();
+                let mut last = Instant::now();
+                // Until every message is read (by all threads), or nothing came for 10 s.
+                while total.load(Ordering::Relaxed) < expected
+                    && last.elapsed() < Duration::from_secs(10)
+                {
+                    if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                        payloads.push(m.payload().unwrap_or_default().to_vec());
+                        total.fetch_add(1, Ordering::Relaxed);
+                        last = Instant::now();
+                    }
+                }
+                Ok(payloads)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for h in handles {
+        match h.join() {
+            Ok(r) => all.extend(r?),
+            Err(_) => bail!("a raw consumer panicked"),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if all.len() as u64 != expected {
+        bail!("raw consumption read {} of {expected} messages", all.len());
+    }
+    Ok((all, seconds))
+}
+
+pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
+    let json = args.common.json.as_ref();
+    let topic = unique("bench-vitals");
+    ensure_topic(&args.brokers, &topic, PARTITIONS, &BTreeMap::new())?;
+    ensure_topic(
+        &args.brokers,
+        &format!("{topic}-alerts"),
+        1,
+        &BTreeMap::new(),
+    )?;
+
+    // The topic: the workload, keyed by patient.
+    let producer = producer(&args.brokers)?;
+    let cohort = workload(args.patients, args.minutes, args.common.seed);
+    let mut source = Workload::new(cohort);
+    let mut items = Vec::new();
+    let mut produced = 0u64;
+    let started = Instant::now();
+    loop {
+        items.clear();
+        let more = vigil::sources::Source::fill(&mut source, 1 << 14, &mut items)?;
+        for item in &items {
+            if let SourceItem::Observation(o, _) = item {
+                send(&producer, &topic, o)?;
+                produced += 1;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    producer
+        .flush(Duration::from_secs(120))
+        .context("the workload was not confirmed by the broker")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let figure = |what: String, observations: u64, seconds: f64| Figure {
+        bench: "kafka",
+        what,
+        patients: args.patients,
+        observations,
+        seconds,
+        per_second: observations as f64 / seconds,
+        workers: None,
+        alerts: None,
+        state_bytes_per_patient: None,
+        peak_rss_bytes: None,
+    };
+    report(
+        &figure(
+            "produce the topic (idempotent, 4 partitions)".into(),
+            produced,
+            seconds,
+        ),
+        json,
+    )?;
+
+    // Limits: raw consumption by as many consumers as workers, and raw decoding.
+    let (payloads, seconds) = consume_raw(&args.brokers, &topic, args.workers, produced)?;
+    let raw = produced as f64 / seconds;
+    report(
+        &figure(
+            format!("limit: raw rdkafka consumption, {} consumers", args.workers),
+            produced,
+            seconds,
+        ),
+        json,
+    )?;
+    let started = Instant::now();
+    let decoded = std::thread::scope(|s| {
+        let chunk = payloads.len().div_ceil(args.workers.max(1)).max(1);
+        let handles: Vec<_> = payloads
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter(|p| Observation::decode(p).is_ok()).count()))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(0))
+            .sum::<usize>()
+    });
+    report(
+        &figure(
+            format!("limit: raw decode + validate, {} threads", args.workers),
+            decoded as u64,
+            started.elapsed().as_secs_f64(),
+        ),
+        json,
+    )?;
+    drop(payloads);
+
+    // Vigil: topic → monitors → alerts topic + Parquet archive, offsets committed behind both.
+    let mut cfg = config(&args.common)?;
+    cfg.source = SourceConfig::Kafka(KafkaSourceConfig {
+        brokers: args.brokers.clone(),
+        topic: topic.clone(),
+        group: unique("bench-vigil"),
+        dead_letter_topic: None,
+        start: "earliest".into(),
+        properties: BTreeMap::new(),
+    });
+    cfg.sinks = vec![SinkConfig::Kafka {
+        brokers: args.brokers.clone(),
+        topic: format!("{topic}-alerts"),
+        properties: BTreeMap::new(),
+    }];
+    let archive = std::env::temp_dir().join(unique("vigil-bench-archive"));
+    let idle = Duration::from_secs(2);
+    let summary = pipeline::run(
+        &cfg,
+        &RunOptions {
+            workers: Some(args.workers),
+            archive: Some(archive.clone()),
+            exit_when_idle: Some(idle),
+            quiet: true,
+            ..RunOptions::default()
+        },
+    )?;
+    let _ = std::fs::remove_dir_all(&archive);
+    let seconds = (summary.elapsed.saturating_sub(idle)).as_secs_f64();
+    let vigil = summary.observations as f64 / seconds;
+    let mut f = figure(
+        format!(
+            "topic -> alerts + archive, {} workers ({:.0} % of raw consumption)",
+            args.workers,
+            100.0 * vigil / raw
+        ),
+        summary.observations,
+        seconds,
+    );
+    f.alerts = Some(summary.alerts);
+    f.workers = Some(args.workers);
+    report(&f, json)?;
+    if summary.observations != produced {
+        bail!(
+            "the pipeline processed {} of {produced} observations",
+            summary.observations
+        );
+    }
+
+    latency(args, vigil * args.load)
+}
+
+/// The latency limit: a message produced and consumed straight through the broker, with the
+/// same client settings (5 ms fetch wait), 500 times at 10 ms intervals. (p50, p99, max) in ms.
+fn broker_round_trip(brokers: &str) -> anyhow::Result<(f64, f64, f64)> {
+    let topic = unique("bench-rtt");
+    ensure_topic(brokers, &topic, 1, &BTreeMap::new())?;
+    let consumer: BaseConsumer = client_config(brokers, &BTreeMap::new())
+        .set("group.id", unique("bench-rtt"))
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(&topic, 0, Offset::Beginning)?;
+    consumer.assign(&assignment)?;
+    let producer: BaseProducer = client_config(brokers, &BTreeMap::new())
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "0")
+        .create()?;
+    let mut latencies = Vec::new();
+    for _ in 0..500 {
+        let sent = now_us().to_string();
+        send_waiting(&producer, BaseRecord::<str, str>::to(&topic).payload(&sent))?;
+        producer.poll(Duration::ZERO);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(10)) {
+                if let Some(t) = m
+                    .payload()
+                    .and_then(|p| std::str::from_utf8(p).ok())
+                    .and_then(|p| p.parse::<i64>().ok())
+                {
+                    latencies.push((now_us() - t) as f64 / 1000.0);
+                }
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if latencies.is_empty() {
+        bail!("no message came back from {brokers}");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    Ok((q(0.5), q(0.99), q(1.0)))
+}
+
+/// Event-to-alert latency at `rate` observations/s: a live workload (event time = wall clock)
+/// plus probes — impossible heart rates of fresh patients, each raising a data-quality alert at
+/// once — timed from the probe's event time to the alert's arrival in the alerts topic.
+fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
+    let (p50, p99, max) = broker_round_trip(&args.brokers)?;
+    println!(
+        "kafka    limit: broker round trip (produce -> consume), 500 messages: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+    );
+    let topic = unique("bench-live");
+    let alerts_topic = format!("{topic}-alerts");
+    ensure_topic(&args.brokers, &topic, PARTITIONS, &BTreeMap::new())?;
+    ensure_topic(&args.brokers, &alerts_topic, 1, &BTreeMap::new())?;
+    let mut cfg = config(&args.common)?;
+    // An alert cannot come before the watermark passes its event: millisecond ticks and
+    // lateness, so that what is measured is the engine.
+    cfg.time.tick = Dur(Duration::from_millis(5));
+    cfg.time.allowed_lateness = Dur(Duration::from_millis(20));
+    cfg.source = SourceConfig::Kafka(KafkaSourceConfig {
+        brokers: args.brokers.clone(),
+        topic: topic.clone(),
+        group: unique("bench-live"),
+        dead_letter_topic: None,
+        start: "earliest".into(),
+        // librdkafka lets a fetch wait up to 500 ms for data by default.
+        properties: [("fetch.wait.max.ms".to_owned(), "5".to_owned())].into(),
+    });
+    cfg.sinks = vec![SinkConfig::Kafka {
+        brokers: args.brokers.clone(),
+        topic: alerts_topic.clone(),
+        properties: [("linger.ms".to_owned(), "0".to_owned())].into(),
+    }];
+    let stop = Arc::new(AtomicBool::new(false));
+    let pipeline = {
+        let stop = Arc::clone(&stop);
+        let workers = args.workers;
+        std::thread::spawn(move || {
+            pipeline::run(
+                &cfg,
+                &RunOptions {
+                    workers: Some(workers),
+                    stop: Some(stop),
+                    quiet: true,
+                    ..RunOptions::default()
+                },
+            )
+        })
+    };
+    // The alert reader.
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let brokers = args.brokers.clone();
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+            let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
+                .set("group.id", unique("bench-alerts"))
+                .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "5")
+                .create()?;
+            // Assigned, not subscribed: a group's first rebalance takes seconds.
+            let mut assignment = TopicPartitionList::new();
+            assignment.add_partition_offset(&alerts_topic, 0, Offset::Beginning)?;
+            consumer.assign(&assignment)?;
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let received = now_us();
+                    let Ok(alert) = serde_json::from_slice::<serde_json::Value>(
+                        m.payload().unwrap_or_default(),
+                    ) else {
+                        continue;
+                    };
+                    if alert["event"] == "invalid"
+                        && let Some(t) = alert["time_us"].as_i64()
+                    {
+                        latencies.push((received - t) as f64 / 1000.0);
+                    }
+                }
+            }
+            Ok(latencies)
+        })
+    };
+    // Give the pipeline and the reader time to connect and take their partitions.
+    std::thread::sleep(Duration::from_secs(6));
+
+    let producer = producer(&args.brokers)?;
+    // The workload's mix at `rate`: at most 10,000 patients, their clock sped up to reach it.
+    let per_patient = vigil::sources::workload::PER_PATIENT_HOUR / 3600.0;
+    let patients = ((rate / per_patient) as u32).clamp(1, 10_000);
+    let speed = (rate / (f64::from(patients) * per_patient)).max(1.0);
+    let mut source = Workload::new(WorkloadConfig {
+        patients,
+        seconds: (args.latency_seconds as f64 * speed).ceil() as u32,
+        seed: args.common.seed,
+        start_us: 0,
+    });
+    let start = Instant::now();
+    let start_us = now_us();
+    let mut items = Vec::new();
+    let mut sent = 0u64;
+    let mut probes = 0u64;
+    let mut more = true;
+    while more {
+        items.clear();
+        more = vigil::sources::Source::fill(&mut source, 512, &mut items)?;
+        for item in &items {
+            let SourceItem::Observation(o, _) = item else {
+                continue;
+            };
+            // Evenly paced at `rate`, stamped with the wall clock as each goes.
+            let due = Duration::from_secs_f64(sent as f64 / rate.max(1.0));
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let live = Observation::new(
+                o.patient().clone(),
+                o.device().cloned(),
+                EventTime::from_micros(now_us()),
+                o.vital(),
+                o.value(),
+                o.unit(),
+            )?;
+            send(&producer, &topic, &live)?;
+            sent += 1;
+            // A probe every 10 ms.
+            let elapsed_us = now_us() - start_us;
+            if elapsed_us / 10_000 >= probes as i64 {
+                probes += 1;
+                let payload = format!(
+                    r#"{{"patient":"probe-{probes:07}","time":"{}","vital":"heart_rate","value":900,"unit":"/min"}}"#,
+                    EventTime::from_micros(now_us()).to_rfc3339()
+                );
+                send_waiting(
+                    &producer,
+                    BaseRecord::to(&topic)
+                        .key(&format!("probe-{probes:07}"))
+                        .payload(&payload),
+                )?;
+            }
+        }
+    }
+    let _ = producer.flush(Duration::from_secs(30));
+    let offered = sent as f64 / start.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::Relaxed);
+    let summary = match pipeline.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the pipeline panicked"),
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    done.store(true, Ordering::Relaxed);
+    let mut latencies = match reader.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the alert reader panicked"),
+    };
+    if latencies.is_empty() {
+        bail!("no probe alert arrived ({probes} probes sent)");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    println!(
+        "kafka    event-to-alert latency at {offered:.0} obs/s offered ({:.0} % of the maximum), {} of {probes} probes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} observations processed)",
+        100.0 * args.load,
+        latencies.len(),
+        q(0.5),
+        q(0.99),
+        q(1.0),
+        summary.observations
+    );
+    if let Some(path) = &args.common.json {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(
+            file,
+            "{}",
+            serde_json::json!({
+                "bench": "kafka", "what": "event-to-alert latency", "offered_per_second": offered,
+                "load": args.load, "probes": probes, "alerts": latencies.len(),
+                "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers
+            })
+        )?;
+    }
+    Ok(())
+}
