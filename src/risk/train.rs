@@ -772,22 +772,17 @@ mod tests {
         let stays = toy();
         let refs: Vec<&Stay> = stays.iter().collect();
         let features = FeatureSet::parse(&["heart_rate.last"]).unwrap();
-        let a = fit(
-            Kind::Forest,
-            &features,
-            &refs[..40],
-            &refs[40..],
-            &options(),
-        )
-        .unwrap();
-        let b = fit(
-            Kind::Forest,
-            &features,
-            &refs[..40],
-            &refs[40..],
-            &options(),
-        )
-        .unwrap();
+        // In one process; `vigil train` twice in two processes is an integration test.
+        let fit_once = || {
+            fit(
+                Kind::Forest,
+                &features,
+                &refs[..40],
+                &refs[40..],
+                &options(),
+            )
+        };
+        let (a, b) = (fit_once().unwrap(), fit_once().unwrap());
         assert_eq!(
             serde_json::to_string(&a).unwrap(),
             serde_json::to_string(&b).unwrap()

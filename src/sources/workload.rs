@@ -6,7 +6,8 @@
 //! Unlike the [`super::simulator`], which models a ward's artefacts and late deliveries for the
 //! clinical tests, this generator is cheap (a few arithmetic operations per value) and streams:
 //! 100,000 patients cost no memory beyond the batch being sent. One patient in ten deteriorates
-//! (a sepsis-like ramp over two hours from a random time), so alerts flow too. Each patient's
+//! (a sepsis-like ramp over two hours from a random time, and back over two more), so alerts
+//! rise and come down. Each patient's
 //! slow vitals are staggered by its index, as a ward's devices are.
 
 use super::{Progress, Source, SourceError, SourceItem};
@@ -71,14 +72,15 @@ impl Workload {
     }
 
     /// How much a patient has deteriorated at `second` (0 to 1): one in ten, from a random
-    /// time, over two hours.
+    /// time, over two hours, then recovering over the next two (so bands come down too).
     fn severity(&self, p: u32, second: u32) -> f64 {
         let key = self.config.seed ^ (u64::from(p) << 20);
         if unit(key ^ 0xd1) >= 0.1 {
             return 0.0;
         }
         let onset = unit(key ^ 0xd2) * f64::from(self.config.seconds.max(1)) * 0.6;
-        ((f64::from(second) - onset) / 7200.0).clamp(0.0, 1.0)
+        let hours = (f64::from(second) - onset) / 3600.0;
+        (1.0 - (hours - 2.0).abs() / 2.0).clamp(0.0, 1.0)
     }
 
     fn push(&mut self, out: &mut Vec<SourceItem>, p: u32, vital: Vital, value: Value) {

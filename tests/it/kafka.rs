@@ -282,13 +282,7 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
 
     // A replay of the archive gives the live alerts, byte for byte.
     let replayed = dir.join("replay.jsonl");
-    run_ok(&[
-        "replay",
-        archive.to_str().unwrap(),
-        "--alerts",
-        replayed.to_str().unwrap(),
-        "--quiet",
-    ]);
+    replay(&archive, &replayed);
     assert!(
         std::fs::read(&replayed).unwrap() == std::fs::read(&live).unwrap(),
         "replay differs from live"
@@ -316,6 +310,17 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     );
     assert_eq!(std::fs::read_to_string(&again).unwrap(), "");
     assert_eq!(archived_rows(&archive), distinct as u64 + 1);
+}
+
+/// `vigil replay` of an archive, its alerts to `alerts`.
+fn replay(archive: &Path, alerts: &Path) {
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--quiet",
+    ]);
 }
 
 /// The complete alert lines of a file (a killed run may have left half a line).
@@ -409,13 +414,7 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
     // No alert lost, none made up: what the first run delivered before its recorded line, then
     // everything the second run sent, is exactly what a replay of the whole archive gives.
     let reference = dir.join("reference.jsonl");
-    run_ok(&[
-        "replay",
-        archive.to_str().unwrap(),
-        "--alerts",
-        reference.to_str().unwrap(),
-        "--quiet",
-    ]);
+    replay(&archive, &reference);
     let reference: Vec<String> = alert_lines(&reference)
         .into_iter()
         .map(|(_, l)| l)

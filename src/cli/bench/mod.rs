@@ -42,6 +42,7 @@ pub enum What {
     Replay(ReplayArgs),
     Memory(MemoryArgs),
     Kafka(kafka::KafkaArgs),
+    Workload(WorkloadArgs),
     #[command(hide = true)]
     MemoryOne(MemoryOneArgs),
 }
@@ -102,6 +103,20 @@ pub struct MemoryArgs {
     pub common: Common,
 }
 
+/// Write the workload as wire-format JSON lines (for a peer engine, or `vigil run --input`).
+#[derive(Debug, Args)]
+pub struct WorkloadArgs {
+    #[arg(long, default_value_t = 1000)]
+    pub patients: u32,
+    #[arg(long, default_value_t = 30)]
+    pub minutes: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The file to write.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub out: PathBuf,
+}
+
 #[derive(Debug, Args)]
 pub struct MemoryOneArgs {
     #[arg(long)]
@@ -140,6 +155,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         What::Memory(a) => memory(a),
         What::MemoryOne(a) => memory_one(a),
         What::Kafka(a) => kafka::run(a).map(|()| ExitCode::SUCCESS),
+        What::Workload(a) => write_workload(a),
     }
 }
 
@@ -282,6 +298,35 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             json,
         )?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_workload(args: &WorkloadArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write;
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut source = Workload::new(workload(args.patients, args.minutes, args.seed));
+    let mut items = Vec::new();
+    let mut written = 0u64;
+    loop {
+        items.clear();
+        let more = vigil::sources::Source::fill(&mut source, 1 << 14, &mut items)?;
+        for item in &items {
+            if let SourceItem::Observation(o, _) = item {
+                writeln!(out, "{}", o.to_json())?;
+                written += 1;
+            }
+        }
+        if !more {
+            break;
+        }
+    }
+    out.flush()?;
+    eprintln!(
+        "vigil bench: {written} observations in {}",
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
