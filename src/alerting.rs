@@ -25,7 +25,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::AlertsConfig;
-use crate::news2::{Band, Parameter, Score, Status};
+use crate::news2::{Band, Charted, Parameter, Score, Status};
 use crate::observation::EventTime;
 
 /// What an alert is about.
@@ -288,7 +288,7 @@ pub struct BandPolicy {
     last_counted_us: Option<i64>,
     next_reminder_us: Option<i64>,
     /// Charted values of the previous score, to count only new observation sets.
-    previous: Option<Vec<Option<String>>>,
+    previous: Option<[Option<Charted>; 7]>,
 }
 
 /// A decision of the band policy.
@@ -316,11 +316,7 @@ impl BandPolicy {
         now_us: i64,
         score: &Score,
     ) -> Option<BandDecision> {
-        let charted: Vec<Option<String>> = score
-            .assessments
-            .iter()
-            .map(|a| a.charted.map(|c| c.to_string()))
-            .collect();
+        let charted = score.assessments.each_ref().map(|a| a.charted);
         let new_set = self.previous.as_ref() != Some(&charted);
         self.previous = Some(charted);
 

@@ -160,6 +160,10 @@ impl Exact {
 
 impl Ord for Exact {
     fn cmp(&self, other: &Exact) -> Ordering {
+        // The common case (two whole numbers, two values in tenths): no multiplication.
+        if self.den == other.den {
+            return self.num.cmp(&other.num);
+        }
         // Both denominators are positive; compare num_a·den_b with num_b·den_a. The values Vigil
         // builds keep these products far from i128::MAX (see MAX_EXPONENT); fall back to f64 in
         // the impossible case rather than panic.

@@ -202,17 +202,18 @@ impl PatientMonitor {
 
     /// Observations of this patient that share one event time: an observation set, scored once.
     /// Observations at other times are each scored on their own, in the order given.
-    pub fn observe_set(
+    pub fn observe_set<O: std::borrow::Borrow<Observation>>(
         &mut self,
         settings: &MonitorSettings,
-        observations: &[Observation],
+        observations: &[O],
         out: &mut Vec<Alert>,
     ) {
-        for same_time in observations.chunk_by(|a, b| a.time() == b.time()) {
-            let now = same_time[0].time().micros();
+        for same_time in observations.chunk_by(|a, b| a.borrow().time() == b.borrow().time()) {
+            let now = same_time[0].borrow().time().micros();
             self.advance(settings, now, out);
             let mut scored = false;
             for obs in same_time {
+                let obs: &Observation = obs.borrow();
                 self.windows[obs.vital() as usize].push(
                     &settings.windows,
                     obs.time().millis(),

@@ -431,7 +431,7 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
 /// A patient or device identifier: 1–64 characters, no control characters. A pseudonym, never a
 /// name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct Identifier(Box<str>);
+pub struct Identifier(std::sync::Arc<str>);
 
 impl Identifier {
     /// Checks `s` against the identifier rules.

@@ -221,7 +221,7 @@ pub fn apply_set(
     set: &[Event],
     alerts: &mut Vec<Alert>,
 ) -> usize {
-    let mut observations: Vec<Observation> = Vec::new();
+    let mut observations: Vec<&Observation> = Vec::with_capacity(set.len());
     for e in set {
         match e {
             Event::Prescription { time, scale, .. } => {
@@ -230,7 +230,7 @@ pub fn apply_set(
             Event::Invalid { subject, reason } => {
                 monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
             }
-            Event::Observation(o) => observations.push(o.clone()),
+            Event::Observation(o) => observations.push(o),
             Event::End { .. } => {}
         }
     }
