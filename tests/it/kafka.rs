@@ -134,20 +134,26 @@ fn consume_all(brokers: &str, topic: &str, expected: usize) -> Vec<rdkafka::mess
     out
 }
 
+/// `vigil run PIPELINE` archiving to `archive`, alerts to `alerts`, the summary as JSON.
+fn run_command(pipeline: &Path, archive: &Path, alerts: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    command.args([
+        "run",
+        pipeline.to_str().unwrap(),
+        "--archive",
+        archive.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+        "--summary-json",
+    ]);
+    command
+}
+
 fn spawn_run(pipeline: &Path, archive: &Path, alerts: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--archive",
-            archive.to_str().unwrap(),
-            "--alerts",
-            alerts.to_str().unwrap(),
-            "--quiet",
-            "--progress",
-            "never",
-            "--summary-json",
-        ])
+    run_command(pipeline, archive, alerts)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -293,21 +299,8 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     // It drains (the archive's replay, then nothing from the topic) and exits by itself: a
     // stop at a fixed time could cut the replay short on a loaded machine.
     let again = dir.join("again.jsonl");
-    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .args([
-            "run",
-            pipeline.to_str().unwrap(),
-            "--archive",
-            archive.to_str().unwrap(),
-            "--alerts",
-            again.to_str().unwrap(),
-            "--quiet",
-            "--progress",
-            "never",
-            "--summary-json",
-            "--exit-when-idle",
-            "3s",
-        ])
+    let output = run_command(&pipeline, &archive, &again)
+        .args(["--exit-when-idle", "3s"])
         .output()
         .unwrap();
     let stderr = String::from_utf8(output.stderr).unwrap();
