@@ -80,6 +80,16 @@ impl Event {
         }
     }
 
+    /// The patient and event time of an event (the end marker has neither).
+    pub fn subject(&self) -> Option<(&Identifier, EventTime)> {
+        match self {
+            Event::Observation(o) => Some((o.patient(), o.time())),
+            Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
+            Event::Prescription { patient, time, .. } => Some((patient, *time)),
+            Event::End { .. } => None,
+        }
+    }
+
     /// The event time (µs).
     pub fn time_us(&self) -> i64 {
         match self {

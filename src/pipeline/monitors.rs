@@ -116,7 +116,7 @@ pub(super) fn monitors<'scope>(
                                 end_us = end_us.max(Some(*time_us));
                                 continue;
                             }
-                            let Some((patient, time)) = subject_of(&set[0]) else {
+                            let Some((patient, time)) = set[0].subject() else {
                                 continue;
                             };
                             if let Event::Prescription { scale, .. } = &set[0]
@@ -199,16 +199,6 @@ pub fn normalise(events: &mut Vec<Event>) -> u64 {
     let before = events.len();
     events.dedup_by(|b, a| duplicate(a, b));
     (before - events.len()) as u64
-}
-
-/// The patient and event time of an event (the end marker has neither).
-fn subject_of(event: &Event) -> Option<(&Identifier, EventTime)> {
-    match event {
-        Event::Observation(o) => Some((o.patient(), o.time())),
-        Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
-        Event::Prescription { patient, time, .. } => Some((patient, *time)),
-        Event::End { .. } => None,
-    }
 }
 
 /// Runs one observation set (the normalised events of one patient at one event time, as

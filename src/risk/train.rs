@@ -89,12 +89,9 @@ pub fn replay(
                 None => continue,
             },
         };
-        let patient = match &event {
-            Event::Observation(o) => o.patient().clone(),
-            Event::Invalid { subject, .. } => subject.patient.clone(),
-            _ => continue,
-        };
-        events.entry(patient).or_default().push(event);
+        if let Some((patient, _)) = event.subject() {
+            events.entry(patient.clone()).or_default().push(event);
+        }
     }
     let mut by_patient: BTreeMap<Identifier, Vec<LabelledRow>> = BTreeMap::new();
     for row in rows {
@@ -160,12 +157,7 @@ pub fn physionet2019(
 }
 
 fn event_time(e: &Event) -> Option<EventTime> {
-    match e {
-        Event::Observation(o) => Some(o.time()),
-        Event::Invalid { subject, .. } => Some(subject.time),
-        Event::Prescription { time, .. } => Some(*time),
-        Event::End { .. } => None,
-    }
+    e.subject().map(|(_, time)| time)
 }
 
 /// A small, fast, seedable generator (SplitMix64): the same seed gives the same numbers on every

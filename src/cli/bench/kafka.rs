@@ -14,7 +14,7 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Common, Figure, config, report, workload};
+use super::{Common, Figure, append_json, config, report, workload};
 use vigil::config::{Dur, KafkaSourceConfig, SinkConfig, SourceConfig};
 use vigil::observation::{EventTime, Observation};
 use vigil::pipeline::{self, RunOptions};
@@ -490,19 +490,13 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
         summary.observations
     );
     if let Some(path) = &args.common.json {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(
-            file,
-            "{}",
-            serde_json::json!({
+        append_json(
+            path,
+            &serde_json::json!({
                 "bench": "kafka", "what": "event-to-alert latency", "offered_per_second": offered,
                 "load": args.load, "probes": probes, "alerts": latencies.len(),
                 "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers
-            })
+            }),
         )?;
     }
     Ok(())

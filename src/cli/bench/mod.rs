@@ -196,14 +196,20 @@ fn report(figure: &Figure, json: Option<&PathBuf>) -> anyhow::Result<()> {
         )),
     );
     if let Some(path) = json {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
-        writeln!(file, "{}", serde_json::to_string(figure)?)?;
+        append_json(path, figure)?;
     }
+    Ok(())
+}
+
+/// Appends one result to a JSON lines file.
+fn append_json(path: &std::path::Path, value: &impl Serialize) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    writeln!(file, "{}", serde_json::to_string(value)?)?;
     Ok(())
 }
 
