@@ -12,7 +12,6 @@
 //! `t` fires before any input at a time after `t` (and after inputs at exactly `t` only when
 //! those came first).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::alerting::{self, Alert, AlertEvent, BandPolicy, Evidence};
@@ -21,6 +20,10 @@ use crate::exact::Exact;
 use crate::news2::{self, AirOrOxygen, Input, Parameter, Parameters, Scale, Score};
 use crate::observation::{Acvpu, EventTime, Observation, Reading, Vital};
 use crate::windows::{VitalWindow, WindowSpec, WindowStats};
+
+mod settle;
+
+use settle::Settle;
 
 /// Settings shared by every patient of a pipeline.
 #[derive(Clone, Debug)]
@@ -500,72 +503,6 @@ impl PatientMonitor {
                 evidence,
             ));
         }
-    }
-}
-
-/// The most recent values kept per parameter for the settled median.
-const MAX_RECENT: usize = 256;
-
-/// A parameter's values over the settle stretch, in arrival order and sorted: the settled
-/// median is read at every rescore (once a second from a bedside monitor), so it must not sort.
-#[derive(Clone, Debug, Default)]
-struct Settle {
-    by_time: VecDeque<(i64, Exact)>,
-    sorted: Vec<Exact>,
-}
-
-impl Settle {
-    /// Adds a value at `now` (values come in event-time order), dropping those that left the
-    /// stretch.
-    fn push(&mut self, now: i64, value: Exact, settle_us: i64) {
-        while let Some(&(t, old)) = self.by_time.front() {
-            if t > now - settle_us && self.by_time.len() < MAX_RECENT {
-                break;
-            }
-            self.by_time.pop_front();
-            if let Ok(i) = self.sorted.binary_search(&old) {
-                self.sorted.remove(i);
-            }
-        }
-        self.by_time.push_back((now, value));
-        let at = self.sorted.partition_point(|v| *v < value);
-        self.sorted.insert(at, value);
-    }
-
-    /// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an
-    /// even count, exactly); `None` when there are none.
-    fn median(&self, now_us: i64, settle_us: i64) -> Option<Exact> {
-        let inside = |t: i64| t > now_us - settle_us && t <= now_us;
-        let all_inside = self.by_time.front().is_some_and(|&(t, _)| inside(t))
-            && self.by_time.back().is_some_and(|&(t, _)| inside(t));
-        if all_inside {
-            return middle(&self.sorted);
-        }
-        // Read later than the last value (a staleness timer): some have left the stretch.
-        let mut values: Vec<Exact> = self
-            .by_time
-            .iter()
-            .filter(|&&(t, _)| inside(t))
-            .map(|&(_, v)| v)
-            .collect();
-        values.sort();
-        middle(&values)
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.by_time.capacity() * std::mem::size_of::<(i64, Exact)>()
-            + self.sorted.capacity() * std::mem::size_of::<Exact>()
-    }
-}
-
-fn middle(sorted: &[Exact]) -> Option<Exact> {
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2]),
-        _ => sorted[n / 2 - 1]
-            .checked_add(sorted[n / 2])
-            .and_then(|s| s.mul_ratio(1, 2)),
     }
 }
 

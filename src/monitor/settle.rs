@@ -1,0 +1,254 @@
+//! The settled value of one NEWS2 parameter: the median of its values over the settle stretch
+//! (the pipeline's `[news2] settle`), so that a brief artefact (a probe coming off, a movement)
+//! is not charted while a sustained change is.
+//!
+//! The median is read at every rescore, about once a second per patient from a bedside monitor,
+//! and a value is added as often, so neither may sort. A vital sign takes few distinct values
+//! within minutes (a 1 Hz heart rate over 2 min holds some 10–30), so the values are kept twice,
+//! compactly: as a multiset of distinct values in value order (the median is a walk over at most a
+//! few dozen counts), and in time order as 8-byte entries (a time offset and the multiset slot of
+//! the value), so that values leave the stretch in the order they came.
+//!
+//! Invariants: every time entry's slot holds a value with a count equal to the number of entries
+//! naming it; `order` lists exactly the slots whose count is not zero, by value; values are
+//! pushed in non-decreasing time (an earlier one is accepted and rebases the offsets).
+
+use std::collections::VecDeque;
+
+use crate::exact::Exact;
+
+/// The most values kept per parameter, whatever the stretch: a bound on state for a device that
+/// floods one patient.
+pub(super) const MAX_RECENT: usize = 256;
+
+const SLOT_BITS: u32 = 16;
+const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
+/// Time offsets are 48-bit microseconds: 8.9 years from the oldest value kept.
+const MAX_OFFSET: i64 = (1 << (64 - SLOT_BITS)) - 1;
+
+/// A parameter's values over the settle stretch.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Settle {
+    /// Time entries are offsets from this (µs).
+    base: i64,
+    /// `offset << 16 | slot`, oldest first.
+    by_time: VecDeque<u64>,
+    /// Distinct values and how many time entries hold each; a count of 0 is a free slot.
+    slots: Vec<(Exact, u32)>,
+    /// The slots in use, by value.
+    order: Vec<u16>,
+}
+
+impl Settle {
+    /// Adds a value at `now`, dropping those that left the stretch `(now − settle, now]`.
+    pub(super) fn push(&mut self, now: i64, value: Exact, settle_us: i64) {
+        while let Some(&entry) = self.by_time.front() {
+            if self.time_of(entry) > now - settle_us && self.by_time.len() < MAX_RECENT {
+                break;
+            }
+            self.by_time.pop_front();
+            self.release((entry & SLOT_MASK) as usize);
+        }
+        if self.by_time.is_empty() || now < self.base || now - self.base > MAX_OFFSET {
+            self.rebase(now);
+        }
+        let slot = self.acquire(value);
+        self.by_time
+            .push_back(((now - self.base) as u64) << SLOT_BITS | slot as u64);
+    }
+
+    /// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an
+    /// even count, exactly); `None` when there are none.
+    pub(super) fn median(&self, now_us: i64, settle_us: i64) -> Option<Exact> {
+        let inside = |t: i64| t > now_us - settle_us && t <= now_us;
+        let (first, last) = (self.by_time.front()?, self.by_time.back()?);
+        if inside(self.time_of(*first)) && inside(self.time_of(*last)) {
+            let n = self.by_time.len();
+            return if n % 2 == 1 {
+                Some(self.nth(n / 2))
+            } else {
+                mean(self.nth(n / 2 - 1), self.nth(n / 2))
+            };
+        }
+        // Read later than the last value (a staleness timer): some have left the stretch.
+        let mut values: Vec<Exact> = self
+            .by_time
+            .iter()
+            .filter(|&&e| inside(self.time_of(e)))
+            .map(|&e| self.slots[(e & SLOT_MASK) as usize].0)
+            .collect();
+        values.sort();
+        let n = values.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(values[n / 2]),
+            _ => mean(values[n / 2 - 1], values[n / 2]),
+        }
+    }
+
+    /// Heap bytes held.
+    pub(super) fn heap_bytes(&self) -> usize {
+        self.by_time.capacity() * std::mem::size_of::<u64>()
+            + self.slots.capacity() * std::mem::size_of::<(Exact, u32)>()
+            + self.order.capacity() * std::mem::size_of::<u16>()
+    }
+
+    fn time_of(&self, entry: u64) -> i64 {
+        self.base + (entry >> SLOT_BITS) as i64
+    }
+
+    /// Moves the base to `now` when it is older than every entry allows (or empty), keeping the
+    /// entries' times; entries that cannot be expressed any more (beyond 8.9 years) are dropped.
+    fn rebase(&mut self, now: i64) {
+        let oldest = self.by_time.front().map_or(now, |&e| self.time_of(e));
+        let base = oldest.min(now);
+        let mut kept = VecDeque::with_capacity(self.by_time.len());
+        let mut dropped = Vec::new();
+        for &entry in &self.by_time {
+            let offset = self.time_of(entry) - base;
+            if (0..=MAX_OFFSET).contains(&offset) && now - base <= MAX_OFFSET {
+                kept.push_back((offset as u64) << SLOT_BITS | (entry & SLOT_MASK));
+            } else {
+                dropped.push((entry & SLOT_MASK) as usize);
+            }
+        }
+        for slot in dropped {
+            self.release(slot);
+        }
+        self.by_time = kept;
+        self.base = if self.by_time.is_empty() { now } else { base };
+    }
+
+    /// The slot of `value`, counted once more.
+    fn acquire(&mut self, value: Exact) -> u16 {
+        let at = self
+            .order
+            .partition_point(|&s| self.slots[s as usize].0 < value);
+        if let Some(&s) = self.order.get(at)
+            && self.slots[s as usize].0 == value
+        {
+            self.slots[s as usize].1 += 1;
+            return s;
+        }
+        let slot = match self.slots.iter().position(|&(_, count)| count == 0) {
+            Some(free) => {
+                self.slots[free] = (value, 1);
+                free
+            }
+            None => {
+                self.slots.push((value, 1));
+                self.slots.len() - 1
+            }
+        };
+        // At most MAX_RECENT + 1 values are ever held, so a slot fits in 16 bits.
+        let slot = slot as u16;
+        self.order.insert(at, slot);
+        slot
+    }
+
+    fn release(&mut self, slot: usize) {
+        let Some((value, count)) = self.slots.get_mut(slot) else {
+            return;
+        };
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            let value = *value;
+            let at = self
+                .order
+                .partition_point(|&s| self.slots[s as usize].0 < value);
+            if self.order.get(at) == Some(&(slot as u16)) {
+                self.order.remove(at);
+            }
+        }
+    }
+
+    /// The `k`-th smallest value held (0-based); `k` is below the number held.
+    fn nth(&self, k: usize) -> Exact {
+        let mut seen = 0;
+        for &s in &self.order {
+            let (value, count) = self.slots[s as usize];
+            seen += count as usize;
+            if seen > k {
+                return value;
+            }
+        }
+        // Unreachable while the invariants hold; the largest value is the safe answer.
+        self.order
+            .last()
+            .map_or(Exact::integer(0), |&s| self.slots[s as usize].0)
+    }
+}
+
+fn mean(a: Exact, b: Exact) -> Option<Exact> {
+    a.checked_add(b).and_then(|s| s.mul_ratio(1, 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn naive(values: &[(i64, i64)], now: i64, settle: i64) -> Option<Exact> {
+        let kept = &values[values.len().saturating_sub(MAX_RECENT)..];
+        let mut inside: Vec<Exact> = kept
+            .iter()
+            .filter(|&&(t, _)| t > now - settle && t <= now)
+            .map(|&(_, v)| Exact::ratio(v, 10).unwrap())
+            .collect();
+        inside.sort();
+        let n = inside.len();
+        match n {
+            0 => None,
+            _ if n % 2 == 1 => Some(inside[n / 2]),
+            _ => mean(inside[n / 2 - 1], inside[n / 2]),
+        }
+    }
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_exact_mean_of_the_middle_two() {
+        let mut s = Settle::default();
+        for (t, v) in [(1, 970), (2, 985), (3, 990), (4, 1000)] {
+            s.push(t, Exact::ratio(v, 10).unwrap(), 100);
+        }
+        // 98.5 and 99.0: 98.75, not a rounded binary float.
+        assert_eq!(s.median(4, 100), Exact::ratio(9875, 100));
+        // Later, the first two have left the stretch (t > 105 − 100 = 5 is none of them).
+        assert_eq!(s.median(105, 100), None);
+        assert_eq!(s.median(102, 100), Exact::ratio(995, 10));
+    }
+
+    #[test]
+    fn the_state_is_bounded_by_distinct_values_not_by_samples() {
+        let mut s = Settle::default();
+        for t in 0..120_000_000i64 / 1_000_000 * 10 {
+            // A 1 Hz heart rate wandering over 12 values, for 20 minutes.
+            s.push(t * 1_000_000, Exact::integer(70 + t % 12), 120_000_000);
+        }
+        assert!(s.by_time.len() <= 120, "{}", s.by_time.len());
+        assert_eq!(s.order.len(), 12);
+        assert!(s.heap_bytes() < 2_000, "{} bytes", s.heap_bytes());
+    }
+
+    proptest! {
+        /// The settled median equals a sort of the values in the stretch, read at any time.
+        #[test]
+        fn the_median_equals_a_direct_computation(
+            steps in proptest::collection::vec((0i64..8, 300i64..320), 1..400),
+            settle in 1i64..3000,
+            read_after in 0i64..3000,
+        ) {
+            let mut s = Settle::default();
+            let mut values = Vec::new();
+            let mut t = 1_700_000_000_000_000i64;
+            for (dt, v) in steps {
+                t += dt;
+                s.push(t, Exact::ratio(v, 10).unwrap(), settle);
+                values.push((t, v));
+                prop_assert_eq!(s.median(t, settle), naive(&values, t, settle));
+            }
+            prop_assert_eq!(s.median(t + read_after, settle), naive(&values, t + read_after, settle));
+            let held: u32 = s.slots.iter().map(|&(_, c)| c).sum();
+            prop_assert_eq!(held as usize, s.by_time.len());
+        }
+    }
+}
