@@ -8,14 +8,14 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use super::{Event, WorkerState};
+use super::{Event, FastMap, WorkerState};
 use crate::alerting::Alert;
 use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::news2::Scale;
@@ -39,10 +39,10 @@ pub(super) fn monitors<'scope>(
         move |capability, _info| {
             let mut cap = Some(capability);
             let mut pending: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
-            let mut patients: HashMap<Identifier, PatientMonitor> = HashMap::new();
-            let mut scales: HashMap<Identifier, Scale> = HashMap::new();
+            let mut patients: FastMap<Identifier, PatientMonitor> = FastMap::default();
+            let mut scales: FastMap<Identifier, Scale> = FastMap::default();
             let mut timers: BTreeSet<(i64, Identifier)> = BTreeSet::new();
-            let mut due_of: HashMap<Identifier, i64> = HashMap::new();
+            let mut due_of: FastMap<Identifier, i64> = FastMap::default();
             let mut end_us: Option<i64> = None;
             let mut alerts: Vec<Alert> = Vec::new();
             move |(input, frontier), (registry, registry_frontier), output| {
@@ -237,10 +237,15 @@ fn event_name(a: &Alert) -> String {
 
 fn reschedule(
     timers: &mut BTreeSet<(i64, Identifier)>,
-    due_of: &mut HashMap<Identifier, i64>,
+    due_of: &mut FastMap<Identifier, i64>,
     patient: &Identifier,
     due: Option<i64>,
 ) {
+    // Most observations leave a patient's next timer where it was (it is set by the parameter
+    // heard from least recently): nothing to move.
+    if due_of.get(patient).copied() == due {
+        return;
+    }
     if let Some(old) = due_of.remove(patient) {
         timers.remove(&(old, patient.clone()));
     }
