@@ -171,8 +171,9 @@ impl Default for TimeConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WindowsConfig {
     pub durations: Vec<Dur>,
-    /// Width of the buckets windows are built from: state per vital is at most
-    /// `max(durations) / resolution` buckets.
+    /// The finest width of the buckets windows are built from: each window is kept in buckets
+    /// of this width or a whole multiple of it up to a twelfth of the window (see
+    /// [`crate::windows`]), so state per vital is about 13 buckets per distinct width.
     pub resolution: Dur,
 }
 

@@ -1,11 +1,14 @@
 //! Rolling windows over event time, per patient and vital: last value and its age, count, mean,
 //! minimum, maximum, standard deviation and slope per hour over each configured duration.
 //!
-//! Samples are folded into fixed-width buckets (the `resolution` of the pipeline's `[windows]`), so
-//! a window's state is bounded by `max(durations) / resolution` buckets whatever the sampling rate;
-//! buckets older than the longest window are evicted as time moves on. A window of duration `d`
-//! at time `now` covers the buckets whose start is at or after `now − d` rounded down to the
-//! resolution, so its edge is exact to one bucket.
+//! Samples are folded into fixed-width buckets, so a window's state is bounded whatever the
+//! sampling rate. Each window has its own bucket width: the pipeline's `resolution`, or a whole
+//! multiple of it up to a twelfth of the window ([`BUCKETS_PER_WINDOW`]), so a 12 h window is
+//! kept in 1 h buckets and a 15 min one in 5 min buckets rather than both in the finest. Windows
+//! of the same width share one ring of buckets (a *level*), which keeps what the longest of them
+//! covers. A window of duration `d` at time `now` covers the buckets of its level whose start is
+//! at or after `now − d` rounded down to the level's width, so its edge is exact to one bucket:
+//! at most a twelfth of the window, and never finer than `resolution`.
 //!
 //! Samples are expected in event-time order per vital (the dataflow guarantees it); one that
 //! arrives earlier than the newest bucket is still folded into its own bucket.
@@ -13,7 +16,7 @@
 //! ```
 //! use vigil::windows::{VitalWindow, WindowSpec};
 //!
-//! let spec = WindowSpec::new(vec![3_600_000], 60_000); // 1 h at 1 min resolution
+//! let spec = WindowSpec::new(vec![3_600_000], 60_000); // 1 h: 5 min buckets (a twelfth)
 //! let mut w = VitalWindow::default();
 //! for minute in 0..60 {
 //!     w.push(&spec, minute * 60_000, 80.0 + minute as f64 * 0.5); // rising 30 /min per hour
@@ -29,23 +32,53 @@ use serde::Serialize;
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
-/// Window durations and bucket width, in milliseconds.
+/// A window is kept in at least this many buckets (when the resolution allows): its edge is
+/// exact to a twelfth of its length.
+pub const BUCKETS_PER_WINDOW: i64 = 12;
+
+/// Window durations and bucket widths, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowSpec {
     durations: Vec<i64>,
-    resolution: i64,
-    longest: i64,
+    /// Bucket widths in use, finest first.
+    levels: Vec<Level>,
+    /// The level of each duration, in the order of `durations`.
+    level_of: Vec<usize>,
+}
+
+/// One bucket width and the longest window it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Level {
+    width: i64,
+    span: i64,
 }
 
 impl WindowSpec {
     /// `durations` and `resolution` in milliseconds; a zero resolution is taken as 1 ms.
     pub fn new(durations: Vec<u64>, resolution: u64) -> WindowSpec {
         let durations: Vec<i64> = durations.into_iter().map(|d| d as i64).collect();
-        let longest = durations.iter().copied().max().unwrap_or(0);
+        let resolution = (resolution as i64).max(1);
+        let width_of = |d: i64| resolution * (d / (BUCKETS_PER_WINDOW * resolution)).max(1);
+        let mut levels: Vec<Level> = Vec::new();
+        for &d in &durations {
+            let width = width_of(d);
+            match levels.iter_mut().find(|l| l.width == width) {
+                Some(level) => level.span = level.span.max(d),
+                None => levels.push(Level { width, span: d }),
+            }
+        }
+        levels.sort_by_key(|l| l.width);
+        let level_of = durations
+            .iter()
+            .map(|&d| {
+                let width = width_of(d);
+                levels.iter().position(|l| l.width == width).unwrap_or(0)
+            })
+            .collect();
         WindowSpec {
             durations,
-            resolution: (resolution as i64).max(1),
-            longest,
+            levels,
+            level_of,
         }
     }
 
@@ -54,9 +87,30 @@ impl WindowSpec {
         &self.durations
     }
 
+    /// The bucket width of the window of `duration_ms` (a configured one; otherwise the finest
+    /// level that covers it, or the coarsest).
+    pub fn width(&self, duration_ms: i64) -> i64 {
+        self.levels
+            .get(self.level(duration_ms))
+            .map_or(1, |l| l.width)
+    }
+
     /// The most buckets one vital can hold.
     pub fn max_buckets(&self) -> usize {
-        (self.longest / self.resolution) as usize + 1
+        self.levels
+            .iter()
+            .map(|l| (l.span / l.width) as usize + 1)
+            .sum()
+    }
+
+    fn level(&self, duration_ms: i64) -> usize {
+        if let Some(i) = self.durations.iter().position(|&d| d == duration_ms) {
+            return self.level_of[i];
+        }
+        self.levels
+            .iter()
+            .position(|l| l.span >= duration_ms)
+            .unwrap_or(self.levels.len().saturating_sub(1))
     }
 }
 
@@ -117,42 +171,53 @@ impl Bucket {
 /// The rolling state of one vital of one patient.
 #[derive(Clone, Debug, Default)]
 pub struct VitalWindow {
-    buckets: VecDeque<Bucket>,
+    /// One ring of buckets per level of the spec, oldest first; empty until the first sample.
+    levels: Vec<VecDeque<Bucket>>,
     last: Option<(i64, f64)>,
 }
 
 impl VitalWindow {
-    /// Adds a sample at `time_ms` and evicts buckets older than the longest window.
+    /// Adds a sample at `time_ms` and evicts buckets older than each level's longest window.
     pub fn push(&mut self, spec: &WindowSpec, time_ms: i64, value: f64) {
         if self.last.is_none_or(|(t, _)| time_ms >= t) {
             self.last = Some((time_ms, value));
         }
-        let index = time_ms.div_euclid(spec.resolution);
-        let into = (time_ms - index * spec.resolution) as f64 / MS_PER_HOUR;
-        match self.buckets.back_mut() {
-            Some(b) if b.index == index => b.add(into, value),
-            Some(b) if b.index > index => {
-                // Out of order (rare): find or insert the bucket, keeping the order.
-                let at = self.buckets.partition_point(|b| b.index < index);
-                if self.buckets.get(at).is_none_or(|b| b.index != index) {
-                    self.buckets.insert(at, Bucket::empty(index));
-                }
-                self.buckets[at].add(into, value);
-            }
-            _ => {
-                let mut b = Bucket::empty(index);
-                b.add(into, value);
-                self.buckets.push_back(b);
-            }
+        if self.levels.len() != spec.levels.len() {
+            self.levels = vec![VecDeque::new(); spec.levels.len()];
         }
-        self.evict(spec, self.last.map_or(time_ms, |(t, _)| t));
+        let now = self.last.map_or(time_ms, |(t, _)| t);
+        for (level, buckets) in spec.levels.iter().zip(&mut self.levels) {
+            let index = time_ms.div_euclid(level.width);
+            let into = (time_ms - index * level.width) as f64 / MS_PER_HOUR;
+            match buckets.back_mut() {
+                Some(b) if b.index == index => b.add(into, value),
+                Some(b) if b.index > index => {
+                    // Out of order (rare): find or insert the bucket, keeping the order.
+                    let at = buckets.partition_point(|b| b.index < index);
+                    if buckets.get(at).is_none_or(|b| b.index != index) {
+                        buckets.insert(at, Bucket::empty(index));
+                    }
+                    buckets[at].add(into, value);
+                }
+                _ => {
+                    let mut b = Bucket::empty(index);
+                    b.add(into, value);
+                    if buckets.len() == buckets.capacity() {
+                        // Grow one bucket at a time: a level holds at most 13 (a rarely sampled
+                        // vital far fewer), and doubling would leave up to half of it unused.
+                        buckets.reserve_exact(1);
+                    }
+                    buckets.push_back(b);
+                }
+            }
+            evict(buckets, level, now);
+        }
     }
 
     /// Drops buckets that no window ending at `now_ms` or later can cover.
     pub fn evict(&mut self, spec: &WindowSpec, now_ms: i64) {
-        let oldest = (now_ms - spec.longest).div_euclid(spec.resolution);
-        while self.buckets.front().is_some_and(|b| b.index < oldest) {
-            self.buckets.pop_front();
+        for (level, buckets) in spec.levels.iter().zip(&mut self.levels) {
+            evict(buckets, level, now_ms);
         }
     }
 
@@ -163,28 +228,34 @@ impl VitalWindow {
 
     /// Heap bytes held by this window.
     pub fn heap_bytes(&self) -> usize {
-        self.buckets.capacity() * std::mem::size_of::<Bucket>()
+        self.levels.capacity() * std::mem::size_of::<VecDeque<Bucket>>()
+            + self
+                .levels
+                .iter()
+                .map(|b| b.capacity() * std::mem::size_of::<Bucket>())
+                .sum::<usize>()
     }
 
-    /// Buckets held now: the measure of this window's memory.
+    /// Buckets held now, over every level: the measure of this window's memory.
     pub fn buckets(&self) -> usize {
-        self.buckets.len()
+        self.levels.iter().map(VecDeque::len).sum()
     }
 
     /// Statistics over the `duration_ms` ending at `now_ms`; `None` when the window is empty.
     pub fn stats(&self, spec: &WindowSpec, duration_ms: i64, now_ms: i64) -> Option<WindowStats> {
-        let first = (now_ms - duration_ms).div_euclid(spec.resolution);
-        let last = now_ms.div_euclid(spec.resolution);
+        let level = spec.level(duration_ms);
+        let buckets = self.levels.get(level)?;
+        let width = spec.levels[level].width;
+        let first = (now_ms - duration_ms).div_euclid(width);
+        let last = now_ms.div_euclid(width);
         let (mut n, mut sum, mut sum_sq) = (0u32, 0.0, 0.0);
         let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
         let (mut st, mut stt, mut stv) = (0.0, 0.0, 0.0);
-        for b in self
-            .buckets
-            .iter()
-            .filter(|b| b.index >= first && b.index <= last)
-        {
+        // Buckets are in index order: skip the old ones, stop at the first after `now`.
+        let from = buckets.partition_point(|b| b.index < first);
+        for b in buckets.range(from..).take_while(|b| b.index <= last) {
             // Shift the bucket's times to hours relative to `now`, so sums stay small.
-            let s = (b.index * spec.resolution - now_ms) as f64 / MS_PER_HOUR;
+            let s = (b.index * width - now_ms) as f64 / MS_PER_HOUR;
             let c = b.count as f64;
             n += b.count;
             sum += b.sum;
@@ -215,6 +286,13 @@ impl VitalWindow {
             std: variance.sqrt(),
             slope_per_hour: slope,
         })
+    }
+}
+
+fn evict(buckets: &mut VecDeque<Bucket>, level: &Level, now_ms: i64) {
+    let oldest = (now_ms - level.span).div_euclid(level.width);
+    while buckets.front().is_some_and(|b| b.index < oldest) {
+        buckets.pop_front();
     }
 }
 
@@ -268,7 +346,36 @@ mod tests {
             w.push(&spec, second * 1000, 70.0);
         }
         assert!(w.buckets() <= spec.max_buckets(), "{} buckets", w.buckets());
-        assert_eq!(spec.max_buckets(), 61);
+        // 15 min in 1 min buckets, 1 h in 5 min buckets (a twelfth of it).
+        assert_eq!(spec.max_buckets(), 16 + 13);
+    }
+
+    #[test]
+    fn each_window_is_kept_in_about_twelve_buckets_of_its_own_width() {
+        const H: i64 = 60 * MIN;
+        let spec = WindowSpec::new(
+            [15 * MIN, H, 4 * H, 12 * H].map(|d| d as u64).to_vec(),
+            5 * MIN as u64,
+        );
+        let widths = [15 * MIN, H, 4 * H, 12 * H].map(|d| spec.width(d));
+        assert_eq!(widths, [5 * MIN, 5 * MIN, 20 * MIN, H]);
+        // A coarse resolution is never refined: PhysioNet's hourly charts stay in 1 h buckets.
+        let hourly = WindowSpec::new([H, 4 * H, 12 * H].map(|d| d as u64).to_vec(), H as u64);
+        assert_eq!([H, 4 * H, 12 * H].map(|d| hourly.width(d)), [H; 3]);
+        let mut w = VitalWindow::default();
+        for second in 0..(13 * 3600) {
+            w.push(&spec, second * 1000, 70.0 + (second % 7) as f64);
+        }
+        assert_eq!(w.buckets(), 13 + 13 + 13);
+        // The 12 h window ends at now and starts at the hour boundary at or before now − 12 h
+        // (0:59:59 → 0:00), the 15 min one at the 5 min boundary (12:44:59 → 12:40).
+        let now = 13 * H - 1000;
+        let s = w.stats(&spec, 12 * H, now).unwrap();
+        assert_eq!(s.count as i64, 13 * H / 1000);
+        let s = w.stats(&spec, 12 * H, now + 1000).unwrap();
+        assert_eq!(s.count as i64, 12 * H / 1000);
+        let s = w.stats(&spec, 15 * MIN, now).unwrap();
+        assert_eq!(s.count as i64, 20 * MIN / 1000);
     }
 
     #[test]
@@ -289,7 +396,7 @@ mod tests {
         /// Bucketed statistics equal a direct computation over the same samples.
         #[test]
         fn buckets_agree_with_a_direct_computation(
-            samples in proptest::collection::vec((0i64..3_600_000, 30.0f64..200.0), 1..200),
+            samples in proptest::collection::vec((0i64..3 * 3_600_000, 30.0f64..200.0), 1..200),
         ) {
             let spec = spec();
             let mut sorted = samples.clone();
@@ -299,7 +406,8 @@ mod tests {
                 w.push(&spec, t, v);
             }
             let now = sorted.last().unwrap().0;
-            let first = (now - 60 * MIN).div_euclid(MIN) * MIN;
+            let width = spec.width(60 * MIN);
+            let first = (now - 60 * MIN).div_euclid(width) * width;
             let inside: Vec<(f64, f64)> = sorted.iter().filter(|s| s.0 >= first).map(|&(t, v)| ((t - now) as f64 / MS_PER_HOUR, v)).collect();
             let n = inside.len() as f64;
             let mean = inside.iter().map(|s| s.1).sum::<f64>() / n;

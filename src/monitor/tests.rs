@@ -232,8 +232,13 @@ fn state_is_bounded() {
     for second in 0..(8 * 3600) {
         m.observe(&s, &obs(second * S, Vital::HeartRate, 70.0), &mut out);
     }
-    // 4 h of 1-minute buckets at most, whatever the rate.
-    assert!(m.window(Vital::HeartRate).buckets() <= 241);
+    // About 13 buckets per window width, whatever the rate.
+    assert!(m.window(Vital::HeartRate).buckets() <= s.windows.max_buckets());
+    assert!(
+        s.windows.max_buckets() <= 3 * 13 + 3,
+        "{}",
+        s.windows.max_buckets()
+    );
     assert!(m.state_bytes() < 64 * 1024, "{} bytes", m.state_bytes());
 }
 
