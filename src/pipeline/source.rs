@@ -42,7 +42,9 @@ fn wall_clock_us() -> i64 {
 /// waits (for at most [`IDLE`]).
 #[derive(Default)]
 struct PartitionClock {
-    latest: BTreeMap<Option<i32>, (i64, Instant)>,
+    /// Per partition: its latest event time and when it was last heard from. A consumer reads a
+    /// handful of partitions, so a short list searched in place is cheapest.
+    latest: Vec<(Option<i32>, i64, Instant)>,
     expected: Option<usize>,
     started: Option<Instant>,
 }
@@ -58,18 +60,22 @@ impl PartitionClock {
     /// Records a time from `partition`, read at `now` (one reading of the clock per batch: it
     /// only measures silences of seconds); returns the watermark time, if it may move.
     fn observe(&mut self, partition: Option<i32>, time_us: i64, now: Instant) -> Option<i64> {
-        let entry = self.latest.entry(partition).or_insert((time_us, now));
-        entry.0 = entry.0.max(time_us);
-        entry.1 = now;
+        match self.latest.iter_mut().find(|(p, _, _)| *p == partition) {
+            Some(entry) => {
+                entry.1 = entry.1.max(time_us);
+                entry.2 = now;
+            }
+            None => self.latest.push((partition, time_us, now)),
+        }
         let waiting = self.expected.is_some_and(|n| self.latest.len() < n)
-            && self.started.is_some_and(|s| s.elapsed() < IDLE);
+            && self.started.is_some_and(|s| now.duration_since(s) < IDLE);
         if waiting {
             return None;
         }
         self.latest
-            .values()
-            .filter(|(_, seen)| now.duration_since(*seen) < IDLE)
-            .map(|(t, _)| *t)
+            .iter()
+            .filter(|(_, _, seen)| now.duration_since(*seen) < IDLE)
+            .map(|(_, t, _)| *t)
             .min()
     }
 }
@@ -95,18 +101,17 @@ fn fingerprint(obs: &Observation) -> Fingerprint {
     (hash(0x5eed_0001) as u128) << 64 | hash(0x5eed_0002) as u128
 }
 
-/// Remembers the observations seen within a horizon behind the watermark.
+/// Remembers the observations seen within a horizon behind the watermark, one set per second
+/// of event time: a duplicate has its original's time, so a lookup touches one small set (hot
+/// in cache), and forgetting a second drops its set whole.
 struct Dedup {
-    seen: HashSet<Fingerprint, foldhash::fast::FixedState>,
-    /// Fingerprints by the second of their event time, to forget them in time order.
-    by_second: BTreeMap<i64, Vec<Fingerprint>>,
+    by_second: BTreeMap<i64, HashSet<Fingerprint, foldhash::fast::FixedState>>,
     horizon_us: i64,
 }
 
 impl Dedup {
     fn new(lateness_us: i64) -> Dedup {
         Dedup {
-            seen: HashSet::default(),
             by_second: BTreeMap::new(),
             // Keep keys for twice the lateness (at least a minute), so that a late re-delivery is
             // still recognised.
@@ -116,15 +121,10 @@ impl Dedup {
 
     /// Whether this is the first observation with its key.
     fn first(&mut self, obs: &Observation) -> bool {
-        let key = fingerprint(obs);
-        if !self.seen.insert(key) {
-            return false;
-        }
         self.by_second
             .entry(obs.time().micros().div_euclid(1_000_000))
             .or_default()
-            .push(key);
-        true
+            .insert(fingerprint(obs))
     }
 
     /// Forgets the keys of every whole second before the horizon.
@@ -134,9 +134,7 @@ impl Dedup {
             if (*entry.key() + 1).saturating_mul(1_000_000) > oldest {
                 break;
             }
-            for key in entry.remove() {
-                self.seen.remove(&key);
-            }
+            entry.remove();
         }
     }
 }
