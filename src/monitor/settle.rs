@@ -37,6 +37,9 @@ pub(super) struct Settle {
     slots: Vec<(Exact, u32)>,
     /// The slots in use, by value.
     order: Vec<u16>,
+    /// The median of every value held, as of the last push: read at each rescore (of any
+    /// parameter) until the oldest value leaves the stretch.
+    median: Option<Exact>,
 }
 
 impl Settle {
@@ -55,6 +58,12 @@ impl Settle {
         let slot = self.acquire(value);
         self.by_time
             .push_back(((now - self.base) as u64) << SLOT_BITS | slot as u64);
+        let n = self.by_time.len();
+        self.median = if n % 2 == 1 {
+            Some(self.nth(n / 2))
+        } else {
+            mean(self.nth(n / 2 - 1), self.nth(n / 2))
+        };
     }
 
     /// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an
@@ -63,12 +72,7 @@ impl Settle {
         let inside = |t: i64| t > now_us - settle_us && t <= now_us;
         let (first, last) = (self.by_time.front()?, self.by_time.back()?);
         if inside(self.time_of(*first)) && inside(self.time_of(*last)) {
-            let n = self.by_time.len();
-            return if n % 2 == 1 {
-                Some(self.nth(n / 2))
-            } else {
-                mean(self.nth(n / 2 - 1), self.nth(n / 2))
-            };
+            return self.median;
         }
         // Read later than the last value (a staleness timer): some have left the stretch.
         let mut values: Vec<Exact> = self
