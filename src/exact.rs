@@ -84,6 +84,12 @@ impl Exact {
         if value == 0.0 {
             return Some(Exact::integer(0));
         }
+        Exact::from_short_decimal(value).or_else(|| Exact::from_printed(value))
+    }
+
+    /// [`Exact::from_f64`] of a finite, non-zero value, by printing its shortest round-trip
+    /// digits.
+    fn from_printed(value: f64) -> Option<Exact> {
         // `{:e}` prints the shortest round-trip digits as `d.ddddde±x`.
         let text = format!("{value:e}");
         let (mantissa, exponent) = text.split_once('e')?;
@@ -110,6 +116,29 @@ impl Exact {
         } else {
             Exact::new(signed, pow)
         }
+    }
+
+    /// [`Exact::from_f64`] without printing, for the values devices send: a decimal `m / 10^k`
+    /// with `k ≤ 6` and at most 15 significant digits that round-trips to `value`. It is the
+    /// shortest round-trip decimal's value, because two decimals of at most 15 significant digits
+    /// never round to one double. `None` when the value is not of that shape.
+    fn from_short_decimal(value: f64) -> Option<Exact> {
+        const POWERS: [f64; 7] = [1.0, 10.0, 100.0, 1e3, 1e4, 1e5, 1e6];
+        for (k, &p) in POWERS.iter().enumerate() {
+            // The product is within a few ulps of the numerator (below 0.5 under 10^15), so the
+            // nearest integer is it; the division checks that it round-trips.
+            let m = (value * p).round();
+            if m.abs() < 1e15 && m / p == value {
+                // Both are below 2^53: exact as integers; reduce in 64 bits.
+                let (num, den) = (m as i64, 10i64.pow(k as u32));
+                let g = gcd64(num.unsigned_abs(), den as u64).max(1) as i64;
+                return Some(Exact {
+                    num: (num / g) as i128,
+                    den: (den / g) as i128,
+                });
+            }
+        }
+        None
     }
 
     /// `self + n`, or `None` on overflow.
@@ -194,6 +223,13 @@ impl fmt::Display for Exact {
     }
 }
 
+fn gcd64(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
 fn gcd(mut a: u128, mut b: u128) -> u128 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -208,6 +244,46 @@ mod tests {
 
     fn ex(v: f64) -> Exact {
         Exact::from_f64(v).unwrap()
+    }
+
+    proptest! {
+        /// The fast path reads the same decimal as printing the shortest round-trip digits:
+        /// for decimals as devices send them, and for arbitrary doubles.
+        #[test]
+        fn the_short_decimal_path_agrees_with_printing(
+            n in -10_000_000_000i64..10_000_000_000,
+            k in 0u32..9,
+            bits in any::<u64>(),
+        ) {
+            let decimal = n as f64 / 10f64.powi(k as i32);
+            for v in [decimal, f64::from_bits(bits)] {
+                if v.is_finite() && v != 0.0 && let Some(fast) = Exact::from_short_decimal(v) {
+                    prop_assert_eq!(Some(fast), Exact::from_printed(v), "{}", v);
+                }
+            }
+            if decimal != 0.0 && k <= 6 {
+                prop_assert!(Exact::from_short_decimal(decimal).is_some(), "{}", decimal);
+            }
+        }
+    }
+
+    #[test]
+    fn the_short_decimal_path_takes_what_devices_send_and_leaves_the_rest() {
+        for (v, num, den) in [
+            (35.05, 701, 20),
+            (98.6, 493, 5),
+            (72.0, 72, 1),
+            (-0.5, -1, 2),
+        ] {
+            assert_eq!(Exact::from_short_decimal(v), Exact::ratio(num, den), "{v}");
+        }
+        // Not a short decimal: printed instead, same contract.
+        assert_eq!(Exact::from_short_decimal(0.1 + 0.2), None);
+        assert_eq!(
+            ex(0.1 + 0.2),
+            Exact::from_printed(0.30000000000000004).unwrap()
+        );
+        assert_eq!(Exact::from_short_decimal(1e20), None);
     }
 
     #[test]
