@@ -121,9 +121,15 @@ impl Dedup {
 
     /// Whether this is the first observation with its key.
     fn first(&mut self, obs: &Observation) -> bool {
+        let second = obs.time().micros().div_euclid(1_000_000);
+        // A new second is sized like the latest one, so its set does not grow by rehashing.
+        let size = self
+            .by_second
+            .last_key_value()
+            .map_or(0, |(_, set)| set.len());
         self.by_second
-            .entry(obs.time().micros().div_euclid(1_000_000))
-            .or_default()
+            .entry(second)
+            .or_insert_with(|| HashSet::with_capacity_and_hasher(size, Default::default()))
             .insert(fingerprint(obs))
     }
 
