@@ -40,6 +40,8 @@ pub const BUCKETS_PER_WINDOW: i64 = 12;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowSpec {
     durations: Vec<i64>,
+    /// The finest width; every level's width is a whole multiple of it.
+    resolution: i64,
     /// Bucket widths in use, finest first.
     levels: Vec<Level>,
     /// The level of each duration, in the order of `durations`.
@@ -77,6 +79,7 @@ impl WindowSpec {
             .collect();
         WindowSpec {
             durations,
+            resolution,
             levels,
             level_of,
         }
@@ -156,6 +159,19 @@ impl Bucket {
         }
     }
 
+    /// Folds in `other`, whose times are `shift` hours after this bucket's start.
+    fn merge(&mut self, other: &Bucket, shift: f64) {
+        let c = other.count as f64;
+        self.count += other.count;
+        self.sum += other.sum;
+        self.sum_sq += other.sum_sq;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum_t += c * shift + other.sum_t;
+        self.sum_tt += c * shift * shift + 2.0 * shift * other.sum_t + other.sum_tt;
+        self.sum_tv += shift * other.sum + other.sum_tv;
+    }
+
     fn add(&mut self, hours_into_bucket: f64, value: f64) {
         self.count += 1;
         self.sum += value;
@@ -169,10 +185,17 @@ impl Bucket {
 }
 
 /// The rolling state of one vital of one patient.
+///
+/// A sample is added to one bucket: `pending`, the newest resolution step. When a later step
+/// begins, the pending bucket is folded into the bucket of each level that contains it (widths
+/// are whole multiples of the resolution, so one always does), so that a 1 Hz vital touches one
+/// bucket per sample, not one per level. Statistics add the pending bucket to the level's.
 #[derive(Clone, Debug, Default)]
 pub struct VitalWindow {
     /// One ring of buckets per level of the spec, oldest first; empty until the first sample.
     levels: Vec<VecDeque<Bucket>>,
+    /// The newest resolution step (its index in steps), not yet in `levels`; at most one.
+    pending: Option<Box<Bucket>>,
     last: Option<(i64, f64)>,
 }
 
@@ -185,32 +208,54 @@ impl VitalWindow {
         if self.levels.len() != spec.levels.len() {
             self.levels = vec![VecDeque::new(); spec.levels.len()];
         }
+        let step = time_ms.div_euclid(spec.resolution);
+        let into = (time_ms - step * spec.resolution) as f64 / MS_PER_HOUR;
+        match self.pending.as_deref_mut() {
+            Some(p) if p.index == step => p.add(into, value),
+            Some(p) if p.index > step => {
+                // Out of order (rare): straight into the levels, into its own buckets.
+                let mut one = Bucket::empty(step);
+                one.add(into, value);
+                self.fold(spec, &one);
+            }
+            _ => {
+                let mut next = Bucket::empty(step);
+                next.add(into, value);
+                if let Some(done) = self.pending.replace(Box::new(next)) {
+                    self.fold(spec, &done);
+                }
+            }
+        }
         let now = self.last.map_or(time_ms, |(t, _)| t);
+        self.evict(spec, now);
+    }
+
+    /// Adds a resolution step's bucket to the bucket of each level that contains it.
+    fn fold(&mut self, spec: &WindowSpec, step: &Bucket) {
+        let start_ms = step.index * spec.resolution;
         for (level, buckets) in spec.levels.iter().zip(&mut self.levels) {
-            let index = time_ms.div_euclid(level.width);
-            let into = (time_ms - index * level.width) as f64 / MS_PER_HOUR;
-            match buckets.back_mut() {
-                Some(b) if b.index == index => b.add(into, value),
+            let index = start_ms.div_euclid(level.width);
+            let shift = (start_ms - index * level.width) as f64 / MS_PER_HOUR;
+            let at = match buckets.back() {
+                Some(b) if b.index == index => buckets.len() - 1,
                 Some(b) if b.index > index => {
-                    // Out of order (rare): find or insert the bucket, keeping the order.
                     let at = buckets.partition_point(|b| b.index < index);
                     if buckets.get(at).is_none_or(|b| b.index != index) {
                         buckets.insert(at, Bucket::empty(index));
                     }
-                    buckets[at].add(into, value);
+                    at
                 }
                 _ => {
-                    let mut b = Bucket::empty(index);
-                    b.add(into, value);
                     if buckets.len() == buckets.capacity() {
                         // Grow one bucket at a time: a level holds at most 13 (a rarely sampled
                         // vital far fewer), and doubling would leave up to half of it unused.
                         buckets.reserve_exact(1);
                     }
-                    buckets.push_back(b);
+                    buckets.push_back(Bucket::empty(index));
+                    buckets.len() - 1
                 }
-            }
-            evict(buckets, level, now);
+            };
+            buckets[at].merge(step, shift);
         }
     }
 
@@ -229,6 +274,7 @@ impl VitalWindow {
     /// Heap bytes held by this window.
     pub fn heap_bytes(&self) -> usize {
         self.levels.capacity() * std::mem::size_of::<VecDeque<Bucket>>()
+            + self.pending.as_ref().map_or(0, |_| std::mem::size_of::<Bucket>())
             + self
                 .levels
                 .iter()
@@ -238,7 +284,7 @@ impl VitalWindow {
 
     /// Buckets held now, over every level: the measure of this window's memory.
     pub fn buckets(&self) -> usize {
-        self.levels.iter().map(VecDeque::len).sum()
+        self.levels.iter().map(VecDeque::len).sum::<usize>() + usize::from(self.pending.is_some())
     }
 
     /// Statistics over the `duration_ms` ending at `now_ms`; `None` when the window is empty.
@@ -248,24 +294,33 @@ impl VitalWindow {
         let width = spec.levels[level].width;
         let first = (now_ms - duration_ms).div_euclid(width);
         let last = now_ms.div_euclid(width);
-        let (mut n, mut sum, mut sum_sq) = (0u32, 0.0, 0.0);
-        let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-        let (mut st, mut stt, mut stv) = (0.0, 0.0, 0.0);
         // Buckets are in index order: skip the old ones, stop at the first after `now`.
         let from = buckets.partition_point(|b| b.index < first);
-        for b in buckets.range(from..).take_while(|b| b.index <= last) {
-            // Shift the bucket's times to hours relative to `now`, so sums stay small.
-            let s = (b.index * width - now_ms) as f64 / MS_PER_HOUR;
-            let c = b.count as f64;
-            n += b.count;
-            sum += b.sum;
-            sum_sq += b.sum_sq;
-            min = min.min(b.min);
-            max = max.max(b.max);
-            st += c * s + b.sum_t;
-            stt += c * s * s + 2.0 * s * b.sum_t + b.sum_tt;
-            stv += s * b.sum + b.sum_tv;
+        let held = buckets
+            .range(from..)
+            .take_while(|b| b.index <= last)
+            .map(|b| (b.index * width, b));
+        let pending = self
+            .pending
+            .as_deref()
+            .map(|p| (p.index * spec.resolution, p))
+            .filter(|(start, _)| (first..=last).contains(&start.div_euclid(width)));
+        let mut total = Bucket::empty(0);
+        for (start_ms, b) in held.chain(pending) {
+            // Times relative to `now` (negative hours), so sums stay small.
+            total.merge(b, (start_ms - now_ms) as f64 / MS_PER_HOUR);
         }
+        let Bucket {
+            count: n,
+            sum,
+            sum_sq,
+            min,
+            max,
+            sum_t: st,
+            sum_tt: stt,
+            sum_tv: stv,
+            ..
+        } = total;
         if n == 0 {
             return None;
         }
@@ -393,6 +448,41 @@ mod tests {
     }
 
     proptest! {
+        /// Samples delivered out of order (as late as the dataflow allows) give the statistics
+        /// of the same samples in order, on every level.
+        #[test]
+        fn arrival_order_does_not_change_the_statistics(
+            samples in proptest::collection::vec((0i64..3 * 3_600_000, 30.0f64..200.0), 1..200),
+            swaps in proptest::collection::vec((0usize..200, 0usize..200), 0..50),
+        ) {
+            let spec = spec();
+            let mut sorted = samples.clone();
+            sorted.sort_by_key(|s| s.0);
+            let mut shuffled = sorted.clone();
+            for (a, b) in swaps {
+                let (a, b) = (a % shuffled.len(), b % shuffled.len());
+                shuffled.swap(a, b);
+            }
+            let (mut x, mut y) = (VitalWindow::default(), VitalWindow::default());
+            for &(t, v) in &sorted {
+                x.push(&spec, t, v);
+            }
+            for &(t, v) in &shuffled {
+                y.push(&spec, t, v);
+            }
+            let now = sorted.last().unwrap().0;
+            for d in [15 * MIN, 60 * MIN] {
+                let (a, b) = (x.stats(&spec, d, now), y.stats(&spec, d, now));
+                prop_assert_eq!(a.map(|s| s.count), b.map(|s| s.count));
+                if let (Some(a), Some(b)) = (a, b) {
+                    prop_assert_eq!((a.min, a.max), (b.min, b.max));
+                    prop_assert!((a.mean - b.mean).abs() < 1e-9);
+                    prop_assert!((a.std - b.std).abs() < 1e-6);
+                    prop_assert!((a.slope_per_hour - b.slope_per_hour).abs() < 1e-6 * (1.0 + a.slope_per_hour.abs()));
+                }
+            }
+        }
+
         /// Bucketed statistics equal a direct computation over the same samples.
         #[test]
         fn buckets_agree_with_a_direct_computation(
