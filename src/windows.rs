@@ -274,7 +274,10 @@ impl VitalWindow {
     /// Heap bytes held by this window.
     pub fn heap_bytes(&self) -> usize {
         self.levels.capacity() * std::mem::size_of::<VecDeque<Bucket>>()
-            + self.pending.as_ref().map_or(0, |_| std::mem::size_of::<Bucket>())
+            + self
+                .pending
+                .as_ref()
+                .map_or(0, |_| std::mem::size_of::<Bucket>())
             + self
                 .levels
                 .iter()
