@@ -455,6 +455,40 @@ impl Identifier {
     }
 }
 
+impl std::borrow::Borrow<str> for Identifier {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The identifiers a source has decoded, so that each patient's and device's id is allocated
+/// once and shared by all its observations (a decode otherwise allocates two strings per
+/// message, and every observation in flight holds its own copies).
+///
+/// Bounded: past [`Interner::CAPACITY`] distinct ids (a stream of ever new ids) new ones are
+/// still decoded, just not remembered.
+#[derive(Debug, Default)]
+pub struct Interner {
+    ids: std::collections::HashSet<Identifier, foldhash::fast::FixedState>,
+}
+
+impl Interner {
+    /// The most ids remembered.
+    pub const CAPACITY: usize = 1 << 20;
+
+    /// The identifier `s`, shared with earlier ones of the same text.
+    pub fn get(&mut self, s: &str) -> Result<Identifier, IdentifierError> {
+        if let Some(id) = self.ids.get(s) {
+            return Ok(id.clone());
+        }
+        let id = Identifier::new(s)?;
+        if self.ids.len() < Self::CAPACITY {
+            self.ids.insert(id.clone());
+        }
+        Ok(id)
+    }
+}
+
 impl fmt::Display for Identifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -563,12 +597,21 @@ impl Observation {
     /// clinicians can be told about the bad data.
     pub fn decode(bytes: &[u8]) -> Result<Observation, Rejection> {
         let mut subject = None;
-        Observation::decode_into(bytes, &mut subject).map_err(|error| Rejection { error, subject })
+        Observation::decode_into(bytes, &mut subject, None)
+            .map_err(|error| Rejection { error, subject })
+    }
+
+    /// [`Observation::decode`] for a source: ids come from (and go into) `ids`.
+    pub fn decode_with(bytes: &[u8], ids: &mut Interner) -> Result<Observation, Rejection> {
+        let mut subject = None;
+        Observation::decode_into(bytes, &mut subject, Some(ids))
+            .map_err(|error| Rejection { error, subject })
     }
 
     fn decode_into(
         bytes: &[u8],
         subject: &mut Option<Subject>,
+        mut ids: Option<&mut Interner>,
     ) -> Result<Observation, DecodeError> {
         if bytes.len() > MAX_MESSAGE_BYTES {
             return Err(DecodeError::Oversize { bytes: bytes.len() });
@@ -582,9 +625,17 @@ impl Observation {
             })?;
 
         let patient = required(wire.patient, "patient")?;
-        let patient = identifier(&string_field(patient, "patient")?, "patient")?;
+        let patient = identifier(
+            &string_field(patient, "patient")?,
+            "patient",
+            ids.as_deref_mut(),
+        )?;
         let device = match wire.device.filter(|raw| raw.get() != "null") {
-            Some(raw) => Some(identifier(&string_field(raw, "device")?, "device")?),
+            Some(raw) => Some(identifier(
+                &string_field(raw, "device")?,
+                "device",
+                ids,
+            )?),
             None => None,
         };
         let time = EventTime::parse_rfc3339(&string_field(required(wire.time, "time")?, "time")?)?;
@@ -835,8 +886,16 @@ fn string_field<'a>(raw: &'a RawValue, field: &'static str) -> Result<Cow<'a, st
     }
 }
 
-fn identifier(s: &str, field: &'static str) -> Result<Identifier, DecodeError> {
-    Identifier::new(s).map_err(|reason| DecodeError::BadIdentifier {
+fn identifier(
+    s: &str,
+    field: &'static str,
+    ids: Option<&mut Interner>,
+) -> Result<Identifier, DecodeError> {
+    match ids {
+        Some(ids) => ids.get(s),
+        None => Identifier::new(s),
+    }
+    .map_err(|reason| DecodeError::BadIdentifier {
         field,
         value: quote(s),
         reason,

@@ -464,3 +464,35 @@ proptest! {
         prop_assert_eq!(decoded, Ok(obs));
     }
 }
+
+#[test]
+fn a_source_decodes_each_id_once_and_shares_it() {
+    let mut ids = Interner::default();
+    let a = br#"{"patient": "p1", "device": "m1", "time": "2026-11-24T10:15:00Z", "vital": "heart_rate", "value": 80, "unit": "/min"}"#;
+    let b = br#"{"patient": "p1", "device": "m1", "time": "2026-11-24T10:15:01Z", "vital": "heart_rate", "value": 81, "unit": "/min"}"#;
+    let (x, y) = (
+        Observation::decode_with(a, &mut ids).unwrap(),
+        Observation::decode_with(b, &mut ids).unwrap(),
+    );
+    // The same decoding as without the interner, and one allocation per id.
+    assert_eq!(x, Observation::decode(a).unwrap());
+    assert!(std::ptr::eq(x.patient().as_str(), y.patient().as_str()));
+    assert!(std::ptr::eq(
+        x.device().unwrap().as_str(),
+        y.device().unwrap().as_str()
+    ));
+    // A bad id is still refused, with its reason, and not remembered.
+    let bad = br#"{"patient": "", "time": "2026-11-24T10:15:00Z", "vital": "heart_rate", "value": 80, "unit": "/min"}"#;
+    let err = Observation::decode_with(bad, &mut ids).unwrap_err();
+    assert!(
+        matches!(
+            err.error,
+            DecodeError::BadIdentifier {
+                field: "patient",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(ids.get("p1").unwrap().as_str(), "p1");
+}

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::{Position, Progress, Rejected, Source, SourceError, SourceItem};
-use crate::observation::{MAX_MESSAGE_BYTES, Observation};
+use crate::observation::{Interner, MAX_MESSAGE_BYTES, Observation};
 
 /// Reads observations from JSON lines.
 pub struct JsonLines {
@@ -17,6 +17,7 @@ pub struct JsonLines {
     bytes_read: u64,
     total_bytes: Option<u64>,
     buffer: Vec<u8>,
+    ids: Interner,
 }
 
 impl JsonLines {
@@ -47,6 +48,7 @@ impl JsonLines {
             reader,
             line: 0,
             bytes_read: 0,
+            ids: Interner::default(),
             total_bytes,
             buffer: Vec::new(),
         }
@@ -94,7 +96,7 @@ impl Source for JsonLines {
             if text.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            match Observation::decode(text) {
+            match Observation::decode_with(text, &mut self.ids) {
                 Ok(obs) => out.push(SourceItem::Observation(
                     obs,
                     Some(Position::line(self.line)),

@@ -23,7 +23,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Checkpoint, Position, Progress, Rejected, Source, SourceError, SourceItem};
 use crate::config::KafkaSourceConfig;
-use crate::observation::Observation;
+use crate::observation::{Interner, Observation};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(100);
@@ -94,6 +94,7 @@ pub struct KafkaSource {
     partitions: Vec<i32>,
     stop: Arc<AtomicBool>,
     polled: u64,
+    ids: Interner,
 }
 
 impl KafkaSource {
@@ -167,6 +168,7 @@ impl KafkaSource {
             partitions: mine,
             stop,
             polled: 0,
+            ids: Interner::default(),
         })
     }
 
@@ -208,7 +210,7 @@ impl Source for KafkaSource {
                 offset,
             });
             let payload = message.payload().unwrap_or_default();
-            match Observation::decode(payload) {
+            match Observation::decode_with(payload, &mut self.ids) {
                 Ok(obs) => out.push(SourceItem::Observation(obs, at)),
                 Err(rejection) => {
                     let rejected = Rejected::from_rejection(

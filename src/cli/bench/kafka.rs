@@ -208,7 +208,15 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         let chunk = payloads.len().div_ceil(args.workers.max(1)).max(1);
         let handles: Vec<_> = payloads
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().filter(|p| Observation::decode(p).is_ok()).count()))
+            .map(|c| {
+                s.spawn(move || {
+                    // Decoded as a source does: ids interned.
+                    let mut ids = vigil::observation::Interner::default();
+                    c.iter()
+                        .filter(|p| Observation::decode_with(p, &mut ids).is_ok())
+                        .count()
+                })
+            })
             .collect();
         handles
             .into_iter()

@@ -261,10 +261,12 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             SourceItem::Rejected(_) => None,
         })
         .collect();
+    // Decoded as a source does: ids interned.
+    let mut ids = vigil::observation::Interner::default();
     let started = Instant::now();
     let mut decoded = 0u64;
     for line in &lines {
-        decoded += u64::from(Observation::decode(line.as_bytes()).is_ok());
+        decoded += u64::from(Observation::decode_with(line.as_bytes(), &mut ids).is_ok());
     }
     let seconds = started.elapsed().as_secs_f64();
     if decoded != lines.len() as u64 {
