@@ -631,11 +631,7 @@ impl Observation {
             ids.as_deref_mut(),
         )?;
         let device = match wire.device.filter(|raw| raw.get() != "null") {
-            Some(raw) => Some(identifier(
-                &string_field(raw, "device")?,
-                "device",
-                ids,
-            )?),
+            Some(raw) => Some(identifier(&string_field(raw, "device")?, "device", ids)?),
             None => None,
         };
         let time = EventTime::parse_rfc3339(&string_field(required(wire.time, "time")?, "time")?)?;
