@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 
 use super::AlertSink;
 use crate::alerting::Alert;
@@ -84,9 +84,9 @@ impl AlertSink for KafkaAlerts {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.producer.flush(Duration::from_secs(120)).map_err(|e| {
-            io::Error::other(format!("kafka: alerts not confirmed by the broker: {e}"))
-        })?;
+        crate::sources::kafka::flush_promptly(&self.producer, Duration::from_secs(120)).map_err(
+            |e| io::Error::other(format!("kafka: alerts not confirmed by the broker: {e}")),
+        )?;
         match self.deliveries.failure.lock().ok().and_then(|f| f.clone()) {
             Some(failure) => Err(io::Error::other(format!(
                 "kafka: an alert was not delivered: {failure}"
