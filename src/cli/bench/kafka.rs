@@ -45,9 +45,16 @@ pub struct KafkaArgs {
     /// Seconds of the latency run.
     #[arg(long = "latency-seconds", default_value_t = 30)]
     pub latency_seconds: u64,
+    /// Only the latency run, at this many observations/s (skips the throughput runs and the
+    /// limits, so a load can be tried in a minute).
+    #[arg(long, value_name = "OBS_PER_S")]
+    pub rate: Option<f64>,
     #[command(flatten)]
     pub common: Common,
 }
+
+/// Probes of the first seconds of a latency run are the warm-up, reported apart.
+const WARM_UP_US: i64 = 3_000_000;
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -137,6 +144,9 @@ fn consume_raw(
 }
 
 pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
+    if let Some(rate) = args.rate {
+        return latency(args, rate);
+    }
     let json = args.common.json.as_ref();
     let topic = unique("bench-vitals");
     ensure_topic(&args.brokers, &topic, PARTITIONS, &BTreeMap::new())?;
@@ -381,7 +391,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     let reader = {
         let brokers = args.brokers.clone();
         let done = Arc::clone(&done);
-        std::thread::spawn(move || -> anyhow::Result<Vec<f64>> {
+        std::thread::spawn(move || -> anyhow::Result<Vec<(i64, f64)>> {
             let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
                 .set("group.id", unique("bench-alerts"))
                 .set("auto.offset.reset", "earliest")
@@ -403,7 +413,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
                     if alert["event"] == "invalid"
                         && let Some(t) = alert["time_us"].as_i64()
                     {
-                        latencies.push((received - t) as f64 / 1000.0);
+                        latencies.push((t, (received - t) as f64 / 1000.0));
                     }
                 }
             }
@@ -426,6 +436,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     });
     let start = Instant::now();
     let start_us = now_us();
+    let probes_until_us = (args.latency_seconds.saturating_sub(1) * 1_000_000) as i64;
     let mut items = Vec::new();
     let mut sent = 0u64;
     let mut probes = 0u64;
@@ -452,9 +463,10 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
             )?;
             send(&producer, &topic, &live)?;
             sent += 1;
-            // A probe every 10 ms.
+            // A probe every 10 ms, but not in the last second: an alert comes once the
+            // watermark passes its probe, which takes later observations.
             let elapsed_us = now_us() - start_us;
-            if elapsed_us / 10_000 >= probes as i64 {
+            if elapsed_us / 10_000 >= probes as i64 && elapsed_us < probes_until_us {
                 probes += 1;
                 let payload = format!(
                     r#"{{"patient":"probe-{probes:07}","time":"{}","vital":"heart_rate","value":900,"unit":"/min"}}"#,
@@ -479,22 +491,44 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     };
     std::thread::sleep(Duration::from_secs(1));
     done.store(true, Ordering::Relaxed);
-    let mut latencies = match reader.join() {
+    let timed = match reader.join() {
         Ok(r) => r?,
         Err(_) => bail!("the alert reader panicked"),
     };
-    if latencies.is_empty() {
+    if timed.is_empty() {
         bail!("no probe alert arrived ({probes} probes sent)");
     }
+    // The first seconds are the warm-up (consumers' first fetches, caches, allocations), shown
+    // apart: the figures are of the steady state.
+    let warm_until = start_us + WARM_UP_US;
+    let warm_up: Vec<f64> = timed
+        .iter()
+        .filter(|(t, _)| *t < warm_until)
+        .map(|(_, l)| *l)
+        .collect();
+    let mut latencies: Vec<f64> = timed
+        .iter()
+        .filter(|(t, _)| *t >= warm_until)
+        .map(|(_, l)| *l)
+        .collect();
+    if latencies.is_empty() {
+        bail!("no probe alert arrived after the warm-up ({probes} probes sent)");
+    }
+    let warm_up_max = warm_up.iter().copied().fold(0.0, f64::max);
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     println!(
-        "kafka    event-to-alert latency at {offered:.0} obs/s offered ({:.0} % of the maximum), {} of {probes} probes: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} observations processed)",
-        100.0 * args.load,
+        "kafka    event-to-alert latency at {offered:.0} obs/s offered ({}), {} of {probes} probes after a {} s warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (warm-up: {} probes, max {warm_up_max:.1} ms; {} observations processed)",
+        match args.rate {
+            Some(_) => "--rate".to_owned(),
+            None => format!("{:.0} % of the maximum", 100.0 * args.load),
+        },
         latencies.len(),
+        WARM_UP_US / 1_000_000,
         q(0.5),
         q(0.99),
         q(1.0),
+        warm_up.len(),
         summary.observations
     );
     if let Some(path) = &args.common.json {
@@ -503,7 +537,9 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
             &serde_json::json!({
                 "bench": "kafka", "what": "event-to-alert latency", "offered_per_second": offered,
                 "load": args.load, "probes": probes, "alerts": latencies.len(),
-                "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers
+                "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers,
+                "warm_up_s": WARM_UP_US / 1_000_000, "warm_up_probes": warm_up.len(),
+                "warm_up_max_ms": warm_up_max
             }),
         )?;
     }
