@@ -224,10 +224,12 @@ impl VitalWindow {
                 if let Some(done) = self.pending.replace(Box::new(next)) {
                     self.fold(spec, &done);
                 }
+                // Buckets leave a level only as time crosses a step: evicting here, not at
+                // every sample, keeps at most one bucket more per level (statistics skip it).
+                let now = self.last.map_or(time_ms, |(t, _)| t);
+                self.evict(spec, now);
             }
         }
-        let now = self.last.map_or(time_ms, |(t, _)| t);
-        self.evict(spec, now);
     }
 
     /// Adds a resolution step's bucket to the bucket of each level that contains it.
