@@ -200,7 +200,8 @@ pub struct VitalWindow {
 }
 
 impl VitalWindow {
-    /// Adds a sample at `time_ms` and evicts buckets older than each level's longest window.
+    /// Adds a sample at `time_ms`; as a new resolution step begins, evicts buckets older than
+    /// each level's longest window.
     pub fn push(&mut self, spec: &WindowSpec, time_ms: i64, value: f64) {
         if self.last.is_none_or(|(t, _)| time_ms >= t) {
             self.last = Some((time_ms, value));

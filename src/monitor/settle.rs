@@ -58,12 +58,7 @@ impl Settle {
         let slot = self.acquire(value);
         self.by_time
             .push_back(((now - self.base) as u64) << SLOT_BITS | slot as u64);
-        let n = self.by_time.len();
-        self.median = if n % 2 == 1 {
-            Some(self.nth(n / 2))
-        } else {
-            mean(self.nth(n / 2 - 1), self.nth(n / 2))
-        };
+        self.median = middle(self.by_time.len(), |k| self.nth(k));
     }
 
     /// The median of the values in `(now − settle, now]` (the mean of the two middle ones for an
@@ -82,12 +77,7 @@ impl Settle {
             .map(|&e| self.slots[(e & SLOT_MASK) as usize].0)
             .collect();
         values.sort();
-        let n = values.len();
-        match n {
-            0 => None,
-            _ if n % 2 == 1 => Some(values[n / 2]),
-            _ => mean(values[n / 2 - 1], values[n / 2]),
-        }
+        middle(values.len(), |k| values[k])
     }
 
     /// Heap bytes held.
@@ -180,6 +170,16 @@ impl Settle {
         self.order
             .last()
             .map_or(Exact::integer(0), |&s| self.slots[s as usize].0)
+    }
+}
+
+/// The median of `n` values given by rank (`nth(k)` is the `k`-th smallest): the middle one,
+/// or the exact mean of the two middle ones for an even count; `None` when there are none.
+fn middle(n: usize, nth: impl Fn(usize) -> Exact) -> Option<Exact> {
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(nth(n / 2)),
+        _ => mean(nth(n / 2 - 1), nth(n / 2)),
     }
 }
 

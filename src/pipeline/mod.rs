@@ -120,12 +120,12 @@ fn feed_registry(
     }
 }
 
-/// FNV-1a of the patient id: stable across runs, machines and releases.
 /// A hash map for the per-patient state of the hot path: foldhash with a fixed seed (no
 /// HashDoS exposure here: keys are ids from the operator's own devices, and the map's order is
 /// never observed).
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
+/// FNV-1a of the patient id: stable across runs, machines and releases.
 fn patient_hash(patient: &Identifier) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in patient.as_str().bytes() {

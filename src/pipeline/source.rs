@@ -122,15 +122,19 @@ impl Dedup {
     /// Whether this is the first observation with its key.
     fn first(&mut self, obs: &Observation) -> bool {
         let second = obs.time().micros().div_euclid(1_000_000);
+        let key = fingerprint(obs);
+        if let Some(set) = self.by_second.get_mut(&second) {
+            return set.insert(key);
+        }
         // A new second is sized like the latest one, so its set does not grow by rehashing.
         let size = self
             .by_second
             .last_key_value()
             .map_or(0, |(_, set)| set.len());
-        self.by_second
-            .entry(second)
-            .or_insert_with(|| HashSet::with_capacity_and_hasher(size, Default::default()))
-            .insert(fingerprint(obs))
+        let mut set = HashSet::with_capacity_and_hasher(size, Default::default());
+        set.insert(key);
+        self.by_second.insert(second, set);
+        true
     }
 
     /// Forgets the keys of every whole second before the horizon.

@@ -335,8 +335,13 @@ fn broker_round_trip(brokers: &str) -> anyhow::Result<(f64, f64, f64)> {
         bail!("no message came back from {brokers}");
     }
     latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let q = |p: f64| quantile(&latencies, p);
     Ok((q(0.5), q(0.99), q(1.0)))
+}
+
+/// The `p` quantile (nearest rank) of sorted, non-empty figures.
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 /// Event-to-alert latency at `rate` observations/s: a live workload (event time = wall clock)
@@ -501,22 +506,14 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     // The first seconds are the warm-up (consumers' first fetches, caches, allocations), shown
     // apart: the figures are of the steady state.
     let warm_until = start_us + WARM_UP_US;
-    let warm_up: Vec<f64> = timed
-        .iter()
-        .filter(|(t, _)| *t < warm_until)
-        .map(|(_, l)| *l)
-        .collect();
-    let mut latencies: Vec<f64> = timed
-        .iter()
-        .filter(|(t, _)| *t >= warm_until)
-        .map(|(_, l)| *l)
-        .collect();
+    let (warm_up, steady): (Vec<_>, Vec<_>) = timed.into_iter().partition(|(t, _)| *t < warm_until);
+    let mut latencies: Vec<f64> = steady.into_iter().map(|(_, l)| l).collect();
     if latencies.is_empty() {
         bail!("no probe alert arrived after the warm-up ({probes} probes sent)");
     }
-    let warm_up_max = warm_up.iter().copied().fold(0.0, f64::max);
+    let warm_up_max = warm_up.iter().map(|(_, l)| *l).fold(0.0, f64::max);
     latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    let q = |p: f64| quantile(&latencies, p);
     println!(
         "kafka    event-to-alert latency at {offered:.0} obs/s offered ({}), {} of {probes} probes after a {} s warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (warm-up: {} probes, max {warm_up_max:.1} ms; {} observations processed)",
         match args.rate {
