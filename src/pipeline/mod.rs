@@ -167,7 +167,8 @@ pub struct RunOptions {
 pub struct RunSummary {
     pub observations: u64,
     pub rejected: u64,
-    /// Rejected records whose patient was known: reported to the patient's monitor.
+    /// Rejected records whose patient was known and that came in time (not late): reported to
+    /// the patient's monitor. A late one is only rejected, like a late observation is only late.
     pub invalid_values: u64,
     pub late: u64,
     pub duplicates: u64,

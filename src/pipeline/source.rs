@@ -389,7 +389,6 @@ pub fn source<'scope>(
                         }
                         match r.subject {
                             Some(subject) => {
-                                st.summary.invalid_values += 1;
                                 let event = Event::Invalid {
                                     subject,
                                     reason: r.reason,
@@ -416,6 +415,10 @@ pub fn source<'scope>(
                         }
                     }
                     continue;
+                }
+                // Counted once it is known to be processed: a late one is only rejected.
+                if matches!(event, Event::Invalid { .. }) {
+                    st.summary.invalid_values += 1;
                 }
                 max_us = max_us.max(Some(time_us));
                 let partition = offset.and_then(|p| p.partition);

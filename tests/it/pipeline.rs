@@ -603,3 +603,27 @@ fn an_empty_input_is_a_run_with_nothing_to_do() {
         "{s}"
     );
 }
+
+#[test]
+fn a_late_invalid_value_is_rejected_and_not_reported_to_its_patient() {
+    // The demo allows 1 min of lateness: the value at 00:30 comes after 02:00 was read.
+    let dir = scratch("late_invalid");
+    let input = dir.join("input.jsonl");
+    let line = |time: &str, value: u32| {
+        format!(
+            r#"{{"patient":"p1","time":"2026-01-05T{time}Z","vital":"heart_rate","value":{value},"unit":"/min"}}"#
+        )
+    };
+    let lines = [
+        line("00:00:00", 80),
+        line("02:00:00", 82),
+        line("00:30:00", 900),
+        line("02:00:30", 900),
+    ];
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let s = summary_of(&[demo().to_str().unwrap(), "--input", input.to_str().unwrap()]);
+    // Only the one in time reaches the patient's monitor; both are rejected (dead-lettered).
+    assert_eq!(s["invalid_values"], 1, "{s}");
+    assert_eq!(s["rejected"], 2, "{s}");
+    assert_eq!(s["observations"], 2, "{s}");
+}
