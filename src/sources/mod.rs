@@ -103,8 +103,8 @@ pub trait Source: Send {
         None
     }
 
-    /// The positions consumed so far, to commit once what was read up to them is durable; `None`
-    /// for sources that keep no positions.
+    /// The positions of what `fill` has returned so far (never of what a wrapper still holds), to
+    /// commit once it is durable; `None` for sources that keep no positions.
     fn checkpoint(&self) -> Option<Checkpoint> {
         None
     }
