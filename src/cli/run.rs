@@ -59,6 +59,12 @@ pub struct RunArgs {
     #[arg(long = "exit-when-idle", value_name = "DURATION", value_parser = parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
 
+    /// Flush the archive this often, e.g. 1s or 30s: each flush closes a Parquet file, and the
+    /// topic's offsets are committed only up to a flush whose alerts are delivered. Shorter means
+    /// less to read again after a crash, but more and smaller files.
+    #[arg(long = "flush-every", value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub flush_every: std::time::Duration,
+
     /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     pub speed: Option<f64>,
@@ -105,6 +111,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         archive: args.archive.clone(),
         stop: Some(stop_on_signals()?),
         exit_when_idle: args.exit_when_idle,
+        flush_every: Some(args.flush_every),
         speed: args.speed,
         progress: match args.progress.as_str() {
             "always" => true,
@@ -135,6 +142,13 @@ pub fn parse_speed(text: &str) -> Result<f64, String> {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     vigil::config::Dur::parse(text).map(|d| d.0)
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err("must be longer than 0s, e.g. 1s".into()),
+        d => Ok(d),
+    }
 }
 
 /// A flag raised by SIGINT or SIGTERM: the pipeline then stops reading, drains, flushes and

@@ -49,8 +49,12 @@ use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier, Observation, Subject};
 
-/// Rows per archive file (at most; files are also closed every few seconds and at the end).
+/// Rows per archive file (at most; files are also closed at each flush and at the end).
 const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
+
+/// How often the archive is flushed by default. A flush closes a Parquet file and makes what was
+/// read before it committable: shorter re-reads less after a crash but writes more, smaller files.
+pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
 /// What flows from the source to the monitors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +158,9 @@ pub struct RunOptions {
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Stop gracefully once the sources have read nothing for this long (drain a topic and exit).
     pub exit_when_idle: Option<Duration>,
+    /// Flush the archive this often ([`DEFAULT_FLUSH_EVERY`] when `None`); the source's
+    /// positions are committed only up to the last flush whose alerts are delivered.
+    pub flush_every: Option<Duration>,
     /// Release records at this multiple of real time (a replay at `60` plays an hour a minute).
     pub speed: Option<f64>,
     /// Print progress to standard error.
@@ -421,6 +428,7 @@ fn run_sources(
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let progress = options.progress;
     let exit_when_idle = options.exit_when_idle;
+    let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
     let speed = options.speed;
     let registry = Arc::new(registry);
     let started = Instant::now();
@@ -488,6 +496,7 @@ fn run_sources(
                     side: Some(my_side),
                     stop,
                     exit_when_idle,
+                    flush_every,
                     delivery: source_delivery,
                     worker: index,
                     peers: peers as u64,

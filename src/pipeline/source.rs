@@ -25,9 +25,6 @@ use crate::sources::{Checkpoint, Position, Rejected, Source, SourceItem};
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
 
-/// The archive is made durable at least this often while records flow.
-const ARCHIVE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
-
 fn wall_clock_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -296,6 +293,8 @@ pub struct SourceParts {
     pub stop: Arc<AtomicBool>,
     /// Stop once nothing was read for this long.
     pub exit_when_idle: Option<std::time::Duration>,
+    /// How often the archive is flushed: what it then holds becomes committable.
+    pub flush_every: std::time::Duration,
     /// How far alerts are delivered: positions are committed only behind it.
     pub delivery: Arc<Delivery>,
     pub worker: usize,
@@ -316,6 +315,7 @@ pub fn source<'scope>(
         mut side,
         stop,
         exit_when_idle,
+        flush_every,
         delivery,
         worker,
         peers,
@@ -429,7 +429,7 @@ pub fn source<'scope>(
             }
             dedup.evict(watermark_tick.saturating_mul(tick_us));
             if let Some(side) = side.as_mut()
-                && last_flush.elapsed() >= ARCHIVE_FLUSH_INTERVAL
+                && last_flush.elapsed() >= flush_every
             {
                 last_flush = Instant::now();
                 match side.flush_archive() {

@@ -387,8 +387,15 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
 
     // Kill the first run once it has committed offsets and recorded alerts as delivered, before
     // it can finish: a restart then starts mid-stream, with patients' history behind it.
+    // Paced (12 h in about 18 s) and flushed each second, so that it commits mid-stream and is
+    // still reading when killed, however fast the build.
     let a1 = dir.join("a1.jsonl");
-    let mut first = spawn_run(&pipeline, &archive, &a1);
+    let mut first = run_command(&pipeline, &archive, &a1)
+        .args(["--speed", "2400", "--flush-every", "1s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let line = read_delivered().map_or(i64::MIN, |d| d.before_us);
