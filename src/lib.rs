@@ -13,6 +13,7 @@ pub mod monitor;
 pub mod news2;
 pub mod observation;
 pub mod pipeline;
+pub mod prefetch;
 pub mod registry;
 pub mod risk;
 pub mod sinks;

@@ -178,6 +178,22 @@ impl PatientMonitor {
             .collect()
     }
 
+    /// Asks for the blocks an observation set reads: first the monitor itself (`heap` false),
+    /// then, once that has arrived, the blocks it points to (`heap` true). See
+    /// [`crate::prefetch`].
+    pub fn prefetch(&self, heap: bool) {
+        if !heap {
+            crate::prefetch::object(self);
+            return;
+        }
+        for recent in &self.recent {
+            recent.prefetch();
+        }
+        for window in &self.windows {
+            window.prefetch();
+        }
+    }
+
     /// Approximate bytes of state held for this patient.
     pub fn state_bytes(&self) -> usize {
         std::mem::size_of::<Self>()

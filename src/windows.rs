@@ -200,6 +200,14 @@ pub struct VitalWindow {
 }
 
 impl VitalWindow {
+    /// Asks for the block a push to the current resolution step writes (see
+    /// [`crate::prefetch`]).
+    pub fn prefetch(&self) {
+        if let Some(p) = self.pending.as_deref() {
+            crate::prefetch::line(p);
+        }
+    }
+
     /// Adds a sample at `time_ms`; as a new resolution step begins, evicts buckets older than
     /// each level's longest window.
     pub fn push(&mut self, spec: &WindowSpec, time_ms: i64, value: f64) {

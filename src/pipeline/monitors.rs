@@ -39,7 +39,9 @@ pub(super) fn monitors<'scope>(
         move |capability, _info| {
             let mut cap = Some(capability);
             let mut pending: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
-            let mut patients: FastMap<Identifier, PatientMonitor> = FastMap::default();
+            // Boxed: the map's table stays small (and in cache) and each monitor's address is
+            // known without touching it, to prefetch.
+            let mut patients: FastMap<Identifier, Box<PatientMonitor>> = FastMap::default();
             let mut scales: FastMap<Identifier, Scale> = FastMap::default();
             let mut timers: BTreeSet<(i64, Identifier)> = BTreeSet::new();
             let mut due_of: FastMap<Identifier, i64> = FastMap::default();
@@ -111,7 +113,17 @@ pub(super) fn monitors<'scope>(
                     let mut st = state.borrow_mut();
                     if let Some(mut events) = pending.remove(&t) {
                         st.summary.duplicates += normalise(&mut events);
-                        for set in events.chunk_by(same_patient_and_time) {
+                        let sets: Vec<&[Event]> = events.chunk_by(same_patient_and_time).collect();
+                        // Memory-bound: ask for the monitor two sets ahead, and for the blocks
+                        // of the one after this (its monitor asked for a set ago), while this
+                        // one is worked on.
+                        for (i, set) in sets.iter().copied().enumerate() {
+                            if let Some(m) = monitor_of(&patients, sets.get(i + 2)) {
+                                m.prefetch(false);
+                            }
+                            if let Some(m) = monitor_of(&patients, sets.get(i + 1)) {
+                                m.prefetch(true);
+                            }
                             if let Event::End { time_us, .. } = &set[0] {
                                 end_us = end_us.max(Some(*time_us));
                                 continue;
@@ -131,7 +143,7 @@ pub(super) fn monitors<'scope>(
                                 st.summary.last_event_us.max(Some(time.micros()));
                             let monitor = patients.entry(patient.clone()).or_insert_with(|| {
                                 let scale = scales.get(patient).copied().unwrap_or_default();
-                                PatientMonitor::new(patient.as_str(), time, scale)
+                                Box::new(PatientMonitor::new(patient.as_str(), time, scale))
                             });
                             st.summary.observations +=
                                 apply_set(monitor, &settings, set, &mut alerts) as u64;
@@ -179,10 +191,8 @@ pub(super) fn monitors<'scope>(
                 if done {
                     let mut st = state.borrow_mut();
                     st.summary.patients = patients.len() as u64;
-                    st.summary.state_bytes = patients
-                        .values()
-                        .map(PatientMonitor::state_bytes)
-                        .sum::<usize>() as u64;
+                    st.summary.state_bytes =
+                        patients.values().map(|m| m.state_bytes()).sum::<usize>() as u64;
                     cap = None;
                 } else if limit > *c.time() {
                     c.downgrade(&limit);
@@ -240,6 +250,15 @@ pub fn apply_set(
     }
     monitor.observe_set(settings, &observations, alerts);
     observations.len()
+}
+
+/// The monitor of a set's patient, if it has one yet.
+fn monitor_of<'a>(
+    patients: &'a FastMap<Identifier, Box<PatientMonitor>>,
+    set: Option<&&[Event]>,
+) -> Option<&'a PatientMonitor> {
+    let (patient, _) = set?.first()?.subject()?;
+    patients.get(patient).map(|m| &**m)
 }
 
 fn event_name(a: &Alert) -> String {
