@@ -39,11 +39,16 @@ fn wall_clock_us() -> i64 {
 /// waits (for at most [`IDLE`]).
 #[derive(Default)]
 struct PartitionClock {
-    /// Per partition: its latest event time and when it was last heard from. A consumer reads a
-    /// handful of partitions, so a short list searched in place is cheapest.
-    latest: Vec<(Option<i32>, i64, Instant)>,
+    /// Per partition: its latest event time, when it was last heard from, and whether that was
+    /// within [`IDLE`] of the current batch. A consumer reads a handful of partitions, so a short
+    /// list searched in place is cheapest.
+    latest: Vec<(Option<i32>, i64, Instant, bool)>,
     expected: Option<usize>,
     started: Option<Instant>,
+    /// The current batch's clock reading, and whether the watermark may still wait for
+    /// partitions not heard from yet.
+    now: Option<Instant>,
+    may_wait: bool,
 }
 
 const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
@@ -54,25 +59,35 @@ impl PartitionClock {
         self.started.get_or_insert_with(Instant::now);
     }
 
-    /// Records a time from `partition`, read at `now` (one reading of the clock per batch: it
-    /// only measures silences of seconds); returns the watermark time, if it may move.
-    fn observe(&mut self, partition: Option<i32>, time_us: i64, now: Instant) -> Option<i64> {
-        match self.latest.iter_mut().find(|(p, _, _)| *p == partition) {
+    /// Starts a batch read at `now`: one reading of the clock per batch, as it only measures
+    /// silences of seconds (and none per record, where it was a measurable cost).
+    fn begin(&mut self, now: Instant) {
+        self.now = Some(now);
+        for entry in &mut self.latest {
+            entry.3 = now.duration_since(entry.2) < IDLE;
+        }
+        self.may_wait = self.started.is_some_and(|s| now.duration_since(s) < IDLE);
+    }
+
+    /// Records a time from `partition` in the current batch; returns the watermark time, if it
+    /// may move.
+    fn observe(&mut self, partition: Option<i32>, time_us: i64) -> Option<i64> {
+        let now = *self.now.get_or_insert_with(Instant::now);
+        match self.latest.iter_mut().find(|(p, ..)| *p == partition) {
             Some(entry) => {
                 entry.1 = entry.1.max(time_us);
                 entry.2 = now;
+                entry.3 = true;
             }
-            None => self.latest.push((partition, time_us, now)),
+            None => self.latest.push((partition, time_us, now, true)),
         }
-        let waiting = self.expected.is_some_and(|n| self.latest.len() < n)
-            && self.started.is_some_and(|s| now.duration_since(s) < IDLE);
-        if waiting {
+        if self.may_wait && self.expected.is_some_and(|n| self.latest.len() < n) {
             return None;
         }
         self.latest
             .iter()
-            .filter(|(_, _, seen)| now.duration_since(*seen) < IDLE)
-            .map(|(_, t, _)| *t)
+            .filter(|(.., alive)| *alive)
+            .map(|(_, t, ..)| *t)
             .min()
     }
 }
@@ -368,7 +383,7 @@ pub fn source<'scope>(
             // The watermark moves with every record, so lateness does not depend on batching.
             let mut watermark_tick = *c.time();
             let ingest_us = wall_clock_us();
-            let batch_read = Instant::now();
+            partitions.begin(Instant::now());
             let mut st = state.borrow_mut();
             read += items.len() as u64;
             for item in items.drain(..) {
@@ -422,7 +437,7 @@ pub fn source<'scope>(
                 }
                 max_us = max_us.max(Some(time_us));
                 let partition = offset.and_then(|p| p.partition);
-                if let Some(w) = partitions.observe(partition, time_us, batch_read) {
+                if let Some(w) = partitions.observe(partition, time_us) {
                     watermark_tick = watermark_tick.max(tick(w.saturating_sub(lateness_us)));
                 }
                 stamped.push((tick(time_us), event));
@@ -546,6 +561,37 @@ fn report_progress(
 mod tests {
     use super::*;
     use crate::observation::{EventTime, Unit, Value, Vital};
+
+    #[test]
+    fn the_watermark_follows_the_slowest_partition_heard_from_lately() {
+        let start = Instant::now();
+        let mut clock = PartitionClock::default();
+        clock.expect(Some(2));
+        clock.begin(start);
+        // One of two partitions heard from: wait for the other.
+        assert_eq!(clock.observe(Some(0), 100), None);
+        assert_eq!(clock.observe(Some(1), 50), Some(50));
+        assert_eq!(clock.observe(Some(0), 200), Some(50));
+        assert_eq!(clock.observe(Some(1), 300), Some(200));
+        // Partition 1 falls silent for longer than IDLE: it stops holding the watermark back.
+        clock.begin(start + IDLE / 2);
+        assert_eq!(clock.observe(Some(0), 400), Some(300));
+        clock.begin(start + IDLE + IDLE / 2);
+        assert_eq!(clock.observe(Some(0), 500), Some(500));
+        // Heard from again, it holds it back again.
+        assert_eq!(clock.observe(Some(1), 450), Some(450));
+    }
+
+    #[test]
+    fn a_partition_never_heard_from_is_waited_for_at_most_idle() {
+        let start = Instant::now();
+        let mut clock = PartitionClock::default();
+        clock.expect(Some(3));
+        clock.begin(start + IDLE / 2);
+        assert_eq!(clock.observe(Some(0), 100), None);
+        clock.begin(start + IDLE * 2);
+        assert_eq!(clock.observe(Some(0), 200), Some(200));
+    }
 
     fn hr(patient: &str, device: Option<&str>, time_us: i64, bpm: f64) -> Observation {
         Observation::new(
