@@ -425,7 +425,44 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
             Ok(latencies)
         })
     };
-    // Give the pipeline and the reader time to connect and take their partitions.
+    // The broker's share: a plain consumer of the same topic timing the same probes from their
+    // event time to their arrival, with no processing. The engine cannot beat it.
+    let plain = {
+        let brokers = args.brokers.clone();
+        let topic = topic.clone();
+        let done = Arc::clone(&done);
+        std::thread::spawn(move || -> anyhow::Result<Vec<(i64, f64)>> {
+            let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
+                .set("group.id", unique("bench-plain"))
+                .set("fetch.wait.max.ms", "5")
+                .create()?;
+            let mut assignment = TopicPartitionList::new();
+            for p in 0..PARTITIONS {
+                assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
+            }
+            consumer.assign(&assignment)?;
+            let mut latencies = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                    let received = now_us();
+                    // A probe's value is impossible on purpose: read its time, not the whole.
+                    if m.key().is_some_and(|k| k.starts_with(b"probe-"))
+                        && let Ok(probe) = serde_json::from_slice::<serde_json::Value>(
+                            m.payload().unwrap_or_default(),
+                        )
+                        && let Some(t) = probe["time"]
+                            .as_str()
+                            .and_then(|t| EventTime::parse_rfc3339(t).ok())
+                    {
+                        let t = t.micros();
+                        latencies.push((t, (received - t) as f64 / 1000.0));
+                    }
+                }
+            }
+            Ok(latencies)
+        })
+    };
+    // Give the pipeline and the readers time to connect and take their partitions.
     std::thread::sleep(Duration::from_secs(6));
 
     let producer = producer(&args.brokers)?;
@@ -500,6 +537,10 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
         Ok(r) => r?,
         Err(_) => bail!("the alert reader panicked"),
     };
+    let plain = match plain.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("the plain reader panicked"),
+    };
     if timed.is_empty() {
         bail!("no probe alert arrived ({probes} probes sent)");
     }
@@ -514,6 +555,26 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     let warm_up_max = warm_up.iter().map(|(_, l)| *l).fold(0.0, f64::max);
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| quantile(&latencies, p);
+    let mut broker: Vec<f64> = plain
+        .into_iter()
+        .filter(|(t, _)| *t >= warm_until)
+        .map(|(_, l)| l)
+        .collect();
+    broker.sort_by(f64::total_cmp);
+    let b = |p: f64| {
+        if broker.is_empty() {
+            f64::NAN
+        } else {
+            quantile(&broker, p)
+        }
+    };
+    println!(
+        "kafka    limit: the same probes read by a plain consumer (event time -> arrival), {} after the warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        broker.len(),
+        b(0.5),
+        b(0.99),
+        b(1.0)
+    );
     println!(
         "kafka    event-to-alert latency at {offered:.0} obs/s offered ({}), {} of {probes} probes after a {} s warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (warm-up: {} probes, max {warm_up_max:.1} ms; {} observations processed)",
         match args.rate {
@@ -536,7 +597,9 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
                 "load": args.load, "probes": probes, "alerts": latencies.len(),
                 "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers,
                 "warm_up_s": WARM_UP_US / 1_000_000, "warm_up_probes": warm_up.len(),
-                "warm_up_max_ms": warm_up_max
+                "warm_up_max_ms": warm_up_max,
+                "plain_consumer_p50_ms": b(0.5), "plain_consumer_p99_ms": b(0.99),
+                "plain_consumer_max_ms": b(1.0)
             }),
         )?;
     }
