@@ -233,15 +233,16 @@ impl PatientMonitor {
             let mut scored = false;
             for obs in same_time {
                 let obs: &Observation = obs.borrow();
+                let reading = obs.reading();
                 self.windows[obs.vital() as usize].push(
                     &settings.windows,
                     obs.time().millis(),
-                    window_value(obs.reading()),
+                    window_value(&reading),
                 );
                 let Some(parameter) = parameter_of(obs.vital()) else {
                     continue;
                 };
-                let value = match *obs.reading() {
+                let value = match reading {
                     Reading::Quantity(q) => ParamValue::Number(q),
                     Reading::Oxygen(o) => ParamValue::AirOrOxygen(AirOrOxygen::from(o)),
                     Reading::Consciousness(a) => ParamValue::Acvpu(a),

@@ -15,7 +15,7 @@ fn message(vital: &str, value: &str, unit: Option<&str>) -> String {
 }
 
 fn reading(vital: &str, value: &str, unit: Option<&str>) -> Result<Reading, DecodeError> {
-    decode(&message(vital, value, unit)).map(|o| *o.reading())
+    decode(&message(vital, value, unit)).map(|o| o.reading())
 }
 
 fn quantity(v: f64) -> Reading {
@@ -32,7 +32,7 @@ fn decodes_the_design_example() {
     assert_eq!(obs.vital(), Vital::HeartRate);
     assert_eq!(obs.value(), Value::Number(88.0));
     assert_eq!(obs.unit(), Some(Unit::PerMinute));
-    assert_eq!(obs.reading(), &quantity(88.0));
+    assert_eq!(obs.reading(), quantity(88.0));
 }
 
 #[test]
@@ -495,4 +495,32 @@ fn a_source_decodes_each_id_once_and_shares_it() {
         "{err:?}"
     );
     assert_eq!(ids.get("p1").unwrap().as_str(), "p1");
+}
+
+#[test]
+fn deserializing_an_observation_checks_it_again() {
+    // Between workers an observation is serialized; an impossible one must not come back.
+    let obs = Observation::new(
+        Identifier::new("p1").unwrap(),
+        None,
+        EventTime::from_micros(0),
+        Vital::HeartRate,
+        Value::Number(80.0),
+        Some(Unit::PerMinute),
+    )
+    .unwrap();
+    let json = serde_json::to_value(&obs).unwrap();
+    assert_eq!(
+        serde_json::from_value::<Observation>(json.clone()).unwrap(),
+        obs
+    );
+    let bad = serde_json::to_string(&json)
+        .unwrap()
+        .replace("80.0", "900.0");
+    assert!(bad.contains("900.0"), "{bad}");
+    let err = serde_json::from_str::<Observation>(&bad).unwrap_err();
+    assert!(
+        err.to_string().contains("impossible") || err.to_string().contains("900"),
+        "{err}"
+    );
 }
