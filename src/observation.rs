@@ -641,6 +641,18 @@ impl Observation {
         let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::NotUtf8 {
             offset: e.valid_up_to(),
         })?;
+        if let Some(obs) = fast::decode(text, ids.as_deref_mut()) {
+            return Ok(obs);
+        }
+        Observation::decode_general(text, subject, ids)
+    }
+
+    /// Any message, every problem named: serde reads the fields, each is then checked in turn.
+    fn decode_general(
+        text: &str,
+        subject: &mut Option<Subject>,
+        mut ids: Option<&mut Interner>,
+    ) -> Result<Observation, DecodeError> {
         let wire: WireFields<'_> =
             serde_json::from_str(text).map_err(|e| DecodeError::NotJson {
                 reason: e.to_string(),
@@ -942,5 +954,6 @@ fn quote(s: &str) -> String {
     }
 }
 
+mod fast;
 #[cfg(test)]
 mod tests;

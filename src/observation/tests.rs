@@ -524,3 +524,146 @@ fn deserializing_an_observation_checks_it_again() {
         "{err}"
     );
 }
+
+/// The general decoder alone.
+fn general(text: &str) -> Result<Observation, DecodeError> {
+    Observation::decode_general(text, &mut None, None)
+}
+
+/// A field's value as written on the wire, in many shapes, some of which the fast path must
+/// leave to the general decoder.
+fn wire_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "\"p-1\"",
+            "\"mon-07\"",
+            "\"2026-11-24T10:15:00.250Z\"",
+            "\"2026-11-24T10:15:00+01:00\"",
+            "\"2026-13-45T99:99:99Z\"",
+            "\"heart_rate\"",
+            "\"spo2\"",
+            "\"consciousness\"",
+            "\"temperature\"",
+            "\"supplemental_oxygen\"",
+            "\"A\"",
+            "\"V\"",
+            "\"x\"",
+            "\"/min\"",
+            "\"%\"",
+            "\"[degF]\"",
+            "\"Cel\"",
+            "\"kPa\"",
+            "\"mm[Hg]\"",
+            "\"L/min\"",
+            "\"1\"",
+            "\"p\\u002d1\"",
+            "\"a\\\"b\"",
+            "\"\"",
+            "null",
+            "true",
+            "[1]",
+            "{\"a\":1}",
+            "0",
+            "-0",
+            "80",
+            "80.5",
+            "-3",
+            "1e2",
+            "1E+2",
+            "2.5e-1",
+            "01",
+            "1.",
+            ".5",
+            "-",
+            "1e",
+            "+1",
+            "98.60000000000001",
+            "1e400",
+            "37.0",
+            "0.94",
+            "nul",
+            "nullx",
+            "\"é\"",
+        ])
+        .prop_map(str::to_owned),
+        (1u32..400, 0u32..100).prop_map(|(i, f)| format!("{i}.{f:02}")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Whenever the fast path decodes a message, the general decoder gives the same
+    /// observation: on messages of any field order, with values valid or not, repeated and
+    /// unknown fields, and any spacing.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_decoder(
+        order in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+        values in proptest::collection::vec(proptest::option::weighted(0.3, wire_value()), 6),
+        extra in proptest::option::weighted(0.3, (
+            prop::sample::select(vec!["patient", "value", "extra", "pat\\u0069ent"]),
+            wire_value(),
+        )),
+        space in prop::sample::select(vec!["", " ", "\n", "\t ", "\r\n"]),
+        trailing in prop::sample::select(vec!["", "", " ", "x", ",", "}"]),
+    ) {
+        let names = ["patient", "device", "time", "vital", "value", "unit"];
+        let valid = ["\"p-1\"", "\"mon-07\"", "\"2026-11-24T10:15:00.250Z\"", "\"temperature\"", "98.6", "\"[degF]\""];
+        let mut body: Vec<String> = order
+            .iter()
+            .map(|&f| format!("\"{}\"{space}:{space}{}", names[f], values[f].as_deref().unwrap_or(valid[f])))
+            .collect();
+        if let Some((k, v)) = extra {
+            body.push(format!("\"{k}\":{v}"));
+        }
+        let text = format!("{space}{{{space}{}{space}}}{trailing}", body.join(&format!("{space},{space}")));
+        if let Some(fast) = super::fast::decode(&text, None) {
+            prop_assert_eq!(Ok(fast), general(&text), "{}", text);
+        }
+    }
+
+    /// Valid messages as devices send them take the fast path.
+    #[test]
+    fn valid_messages_take_the_fast_path(
+        (vital, value, unit) in prop::sample::select(vec![
+            ("heart_rate", "72", "/min"), ("spo2", "96", "%"), ("spo2", "0.96", "1"),
+            ("temperature", "98.6", "[degF]"), ("temperature", "37.2", "Cel"),
+            ("systolic_bp", "16.5", "kPa"), ("respiratory_rate", "18", "/min"),
+        ]),
+        device in prop::sample::select(vec!["", r#""device":"mon-07","#, r#""device":null,"#]),
+    ) {
+        let text = format!(
+            r#"{{"patient":"p-000123",{device}"time":"2026-11-24T10:15:00.250Z","vital":"{vital}","value":{value},"unit":"{unit}"}}"#
+        );
+        let fast = super::fast::decode(&text, None);
+        prop_assert!(fast.is_some(), "{}", text);
+        prop_assert_eq!(Ok(fast.unwrap()), general(&text));
+    }
+}
+
+#[test]
+fn the_fast_path_leaves_every_malformed_message_to_the_general_decoder() {
+    let valid = r#""patient":"p-1","time":"2026-11-24T10:15:00Z","vital":"heart_rate","value":72,"unit":"/min""#;
+    assert!(super::fast::decode(&format!("{{{valid}}}"), None).is_some());
+    for extra in [
+        r#","extra":01"#,
+        r#","extra":1."#,
+        r#","extra":-"#,
+        r#","extra":.5"#,
+        r#","extra":1e"#,
+        r#","extra":nul"#,
+        r#","extra":true"#,
+        r#","extra":[1]"#,
+        r#","patient":"p-2""#,
+        r#","value":72"#,
+        r#","#,
+        r#","extra":"a\"b""#,
+    ] {
+        let text = format!("{{{valid}{extra}}}");
+        assert!(super::fast::decode(&text, None).is_none(), "{text}");
+        if let Ok(obs) = general(&text) {
+            // Only the escaped string is valid JSON; the general decoder reads it.
+            assert_eq!(obs.patient().as_str(), "p-1", "{text}");
+        }
+    }
+}
