@@ -39,6 +39,10 @@ pub(super) fn monitors<'scope>(
         move |capability, _info| {
             let mut cap = Some(capability);
             let mut pending: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
+            // Events of the last tick processed: a new tick is sized like it. A minute of every
+            // patient's data waits in `pending` (the allowed lateness); grown by doubling, each
+            // tick was copied as it grew and kept up to half its capacity unused.
+            let mut tick_len = 0usize;
             // Boxed: the map's table stays small (and in cache) and each monitor's address is
             // known without touching it, to prefetch.
             let mut patients: FastMap<Identifier, Box<PatientMonitor>> = FastMap::default();
@@ -68,7 +72,7 @@ pub(super) fn monitors<'scope>(
                 input.for_each(|time, data| {
                     pending
                         .entry(time.least().copied().unwrap_or(i64::MIN))
-                        .or_default()
+                        .or_insert_with(|| Vec::with_capacity(tick_len + tick_len / 16))
                         .append(data);
                 });
                 let Some(c) = cap.as_mut() else {
@@ -112,6 +116,7 @@ pub(super) fn monitors<'scope>(
                     }
                     let mut st = state.borrow_mut();
                     if let Some(mut events) = pending.remove(&t) {
+                        tick_len = events.len();
                         st.summary.duplicates += normalise(&mut events);
                         let sets: Vec<&[Event]> = events.chunk_by(same_patient_and_time).collect();
                         // Memory-bound: ask for the monitor two sets ahead, and for the blocks
