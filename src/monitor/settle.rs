@@ -41,20 +41,18 @@ pub(super) struct Settle {
     /// The median of every value held, as of the last push: read at each rescore (of any
     /// parameter) until the oldest value leaves the stretch.
     median: Option<Exact>,
-    /// Counts pushes: the values held change only then.
-    generation: u32,
     /// The median of the values held after the oldest `left` have left the stretch, as the
-    /// slots of its two middle values (equal for an odd count), for the
-    /// `generation` it was computed at. Between two pushes of a parameter sampled more slowly
-    /// than the others (respiratory rate every 10 s among 1 Hz rescores) each read would
-    /// otherwise sort what is left; this way it sorts once each time a value leaves.
+    /// slots of its two middle values (equal for an odd count); emptied by each push, the only
+    /// change to the values held (`left` 0 names nothing: that read is the fast path). Between
+    /// two pushes of a parameter sampled more slowly than the others (respiratory rate every
+    /// 10 s among 1 Hz rescores) each read would otherwise sort what is left; this way it sorts
+    /// once each time a value leaves.
     after_leaving: Cell<LeftMedian>,
 }
 
 /// See [`Settle::after_leaving`].
 #[derive(Clone, Copy, Debug, Default)]
 struct LeftMedian {
-    generation: u32,
     left: u16,
     slots: (u16, u16),
 }
@@ -76,8 +74,6 @@ impl Settle {
         self.by_time
             .push_back(((now - self.base) as u64) << SLOT_BITS | slot as u64);
         self.median = middle(self.by_time.len(), |k| self.nth(k));
-        self.generation = self.generation.wrapping_add(1);
-        // The cache names no generation yet (0 left is the fast path, never cached).
         self.after_leaving.set(LeftMedian::default());
     }
 
@@ -99,10 +95,7 @@ impl Settle {
                 return None;
             }
             let cached = self.after_leaving.get();
-            let slots = if cached.generation == self.generation
-                && usize::from(cached.left) == left
-                && left > 0
-            {
+            let slots = if usize::from(cached.left) == left && left > 0 {
                 cached.slots
             } else {
                 let mut held: Vec<(Exact, u16)> = self
@@ -117,7 +110,6 @@ impl Settle {
                 let slots = (held[(n - 1) / 2].1, held[n / 2].1);
                 // `left` is below MAX_RECENT + 1, so it fits.
                 self.after_leaving.set(LeftMedian {
-                    generation: self.generation,
                     left: left as u16,
                     slots,
                 });
