@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -344,6 +344,41 @@ fn quantile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// Reads `topic` (its first `partitions`, from the beginning) until `done`, timing each message
+/// `time_of` finds a probe's event time (µs) in: (event time, ms from it to arrival).
+fn time_probes(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    done: &Arc<AtomicBool>,
+    time_of: fn(&BorrowedMessage<'_>) -> Option<i64>,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<(i64, f64)>>> {
+    let (brokers, topic, done) = (brokers.to_owned(), topic.to_owned(), Arc::clone(done));
+    std::thread::spawn(move || {
+        let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
+            .set("group.id", unique("bench-probes"))
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "5")
+            .create()?;
+        // Assigned, not subscribed: a group's first rebalance takes seconds.
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..partitions {
+            assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        let mut latencies = Vec::new();
+        while !done.load(Ordering::Relaxed) {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
+                let received = now_us();
+                if let Some(t) = time_of(&m) {
+                    latencies.push((t, (received - t) as f64 / 1000.0));
+                }
+            }
+        }
+        Ok(latencies)
+    })
+}
+
 /// Event-to-alert latency at `rate` observations/s: a live workload (event time = wall clock)
 /// plus probes — impossible heart rates of fresh patients, each raising a data-quality alert at
 /// once — timed from the probe's event time to the alert's arrival in the alerts topic.
@@ -391,77 +426,23 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
             )
         })
     };
-    // The alert reader.
+    // The alert reader: a probe's alert, from the probe's event time to the alert's arrival.
     let done = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let brokers = args.brokers.clone();
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || -> anyhow::Result<Vec<(i64, f64)>> {
-            let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
-                .set("group.id", unique("bench-alerts"))
-                .set("auto.offset.reset", "earliest")
-                .set("fetch.wait.max.ms", "5")
-                .create()?;
-            // Assigned, not subscribed: a group's first rebalance takes seconds.
-            let mut assignment = TopicPartitionList::new();
-            assignment.add_partition_offset(&alerts_topic, 0, Offset::Beginning)?;
-            consumer.assign(&assignment)?;
-            let mut latencies = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    let received = now_us();
-                    let Ok(alert) = serde_json::from_slice::<serde_json::Value>(
-                        m.payload().unwrap_or_default(),
-                    ) else {
-                        continue;
-                    };
-                    if alert["event"] == "invalid"
-                        && let Some(t) = alert["time_us"].as_i64()
-                    {
-                        latencies.push((t, (received - t) as f64 / 1000.0));
-                    }
-                }
-            }
-            Ok(latencies)
-        })
-    };
+    let reader = time_probes(&args.brokers, &alerts_topic, 1, &done, |m| {
+        let alert = serde_json::from_slice::<serde_json::Value>(m.payload()?).ok()?;
+        (alert["event"] == "invalid").then(|| alert["time_us"].as_i64())?
+    });
     // The broker's share: a plain consumer of the same topic timing the same probes from their
     // event time to their arrival, with no processing. The engine cannot beat it.
-    let plain = {
-        let brokers = args.brokers.clone();
-        let topic = topic.clone();
-        let done = Arc::clone(&done);
-        std::thread::spawn(move || -> anyhow::Result<Vec<(i64, f64)>> {
-            let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
-                .set("group.id", unique("bench-plain"))
-                .set("fetch.wait.max.ms", "5")
-                .create()?;
-            let mut assignment = TopicPartitionList::new();
-            for p in 0..PARTITIONS {
-                assignment.add_partition_offset(&topic, p, Offset::Beginning)?;
-            }
-            consumer.assign(&assignment)?;
-            let mut latencies = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                if let Some(Ok(m)) = consumer.poll(Duration::from_millis(50)) {
-                    let received = now_us();
-                    // A probe's value is impossible on purpose: read its time, not the whole.
-                    if m.key().is_some_and(|k| k.starts_with(b"probe-"))
-                        && let Ok(probe) = serde_json::from_slice::<serde_json::Value>(
-                            m.payload().unwrap_or_default(),
-                        )
-                        && let Some(t) = probe["time"]
-                            .as_str()
-                            .and_then(|t| EventTime::parse_rfc3339(t).ok())
-                    {
-                        let t = t.micros();
-                        latencies.push((t, (received - t) as f64 / 1000.0));
-                    }
-                }
-            }
-            Ok(latencies)
-        })
-    };
+    let plain = time_probes(&args.brokers, &topic, PARTITIONS, &done, |m| {
+        if !m.key()?.starts_with(b"probe-") {
+            return None;
+        }
+        // A probe's value is impossible on purpose: read its time, not the whole.
+        let probe = serde_json::from_slice::<serde_json::Value>(m.payload()?).ok()?;
+        let time = EventTime::parse_rfc3339(probe["time"].as_str()?).ok()?;
+        Some(time.micros())
+    });
     // Give the pipeline and the readers time to connect and take their partitions.
     std::thread::sleep(Duration::from_secs(6));
 
