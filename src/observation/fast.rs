@@ -20,9 +20,8 @@ enum Token<'a> {
 }
 
 /// Decodes `text`, or `None` when the general decoder must.
-pub(super) fn decode(text: &str, ids: Option<&mut Interner>) -> Option<Observation> {
-    let [patient, device, time, vital, value, unit] = fields(text.as_bytes(), text)?;
-    let mut ids = ids;
+pub(super) fn decode(text: &str, mut ids: Option<&mut Interner>) -> Option<Observation> {
+    let [patient, device, time, vital, value, unit] = fields(text)?;
     let patient = match patient? {
         Token::Str(s) => identifier(s, "patient", ids.as_deref_mut()).ok()?,
         _ => return None,
@@ -56,8 +55,9 @@ pub(super) fn decode(text: &str, ids: Option<&mut Interner>) -> Option<Observati
 
 /// The six fields of a flat object (patient, device, time, vital, value, unit), unknown fields
 /// with simple values skipped as the general decoder skips them.
-fn fields<'a>(b: &[u8], text: &'a str) -> Option<[Option<Token<'a>>; 6]> {
-    let mut out: [Option<Token<'a>>; 6] = [None; 6];
+fn fields(text: &str) -> Option<[Option<Token<'_>>; 6]> {
+    let b = text.as_bytes();
+    let mut out: [Option<Token<'_>>; 6] = [None; 6];
     let mut i = ws(b, 0);
     if b.get(i) != Some(&b'{') {
         return None;
