@@ -11,6 +11,7 @@ use clap::error::ErrorKind;
 use cli::{Cli, Command};
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
@@ -33,6 +34,23 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(cli::EXIT_INPUT)
         }
+    }
+}
+
+/// Tells glibc's allocator to keep freed memory for reuse rather than hand it back at once.
+///
+/// Vigil frees and allocates in bursts of megabytes (a tick's events, the exchange's
+/// containers). With glibc's defaults the top of the heap is returned to the kernel whenever 128
+/// KiB to 64 MiB of it is free, and every page is faulted in again at the next burst: on the
+/// memory bench (10,000 patients) 1.8 million page faults and 6.4 s of system time in a 14 s run.
+/// Keeping up to 64 MiB free per arena, and serving blocks of up to 32 MiB from the heap, brings
+/// it to 0.1 million faults and 0.6 s (2× the throughput) for 20 MiB more peak memory.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
     }
 }
 
