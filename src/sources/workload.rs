@@ -153,7 +153,7 @@ impl Source for Workload {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
         let start = out.len();
         while out.len() - start < max {
-            if self.second >= self.config.seconds {
+            if self.second >= self.config.seconds || self.config.patients == 0 {
                 return Ok(false);
             }
             self.patient_second(self.patient, out);
@@ -258,5 +258,11 @@ mod tests {
         let mut other = config(5, 600);
         other.seed = 2;
         assert_ne!(a, Workload::all(other));
+    }
+
+    #[test]
+    fn a_cohort_of_no_patients_is_empty() {
+        assert!(Workload::all(config(0, 600)).is_empty());
+        assert!(Workload::all(config(5, 0)).is_empty());
     }
 }

@@ -31,10 +31,10 @@ pub struct KafkaArgs {
     /// The broker, `host:port`.
     #[arg(long, value_name = "BROKERS")]
     pub brokers: String,
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = super::at_least_one())]
     pub patients: u32,
     /// Minutes of event time in the throughput topic.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = super::at_least_one())]
     pub minutes: u32,
     /// Timely workers (each consumes half of the 4 partitions with 2).
     #[arg(long, default_value_t = 2)]

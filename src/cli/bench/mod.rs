@@ -75,10 +75,10 @@ pub struct Common {
 /// at which one core decodes the same observations from the wire format.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one())]
     pub patients: u32,
     /// Minutes of event time.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least_one())]
     pub minutes: u32,
     /// Worker counts to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
@@ -91,12 +91,13 @@ pub struct ReplayArgs {
 #[derive(Debug, Args)]
 pub struct MemoryArgs {
     /// Cohort sizes, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "10000,100000")]
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000", value_parser = at_least_one())]
     pub patients: Vec<u32>,
     /// Minutes of event time for each size.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one())]
     pub minutes: u32,
-    /// Patients of the steady-state run, which lasts longer than the longest window.
+    /// Patients of the steady-state run, which lasts longer than the longest window (13 h of
+    /// event time); 0 skips it.
     #[arg(long = "steady-patients", default_value_t = 100)]
     pub steady_patients: u32,
     #[command(flatten)]
@@ -106,9 +107,9 @@ pub struct MemoryArgs {
 /// Write the workload as wire-format JSON lines (for a peer engine, or `vigil run --input`).
 #[derive(Debug, Args)]
 pub struct WorkloadArgs {
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one())]
     pub patients: u32,
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = at_least_one())]
     pub minutes: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -119,12 +120,17 @@ pub struct WorkloadArgs {
 
 #[derive(Debug, Args)]
 pub struct MemoryOneArgs {
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub patients: u32,
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one())]
     pub minutes: u32,
     #[command(flatten)]
     pub common: Common,
+}
+
+/// A cohort of no patients, or of no minutes, measures nothing: refused when parsed.
+pub(super) fn at_least_one() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
 }
 
 /// One measured figure.
@@ -370,7 +376,9 @@ fn memory(args: &MemoryArgs) -> anyhow::Result<ExitCode> {
     let mut runs: Vec<(u32, u32)> = args.patients.iter().map(|&p| (p, args.minutes)).collect();
     // Steady state: longer than the longest window (12 h in the shipped pipelines), on fewer
     // patients.
-    runs.push((args.steady_patients, 13 * 60));
+    if args.steady_patients > 0 {
+        runs.push((args.steady_patients, 13 * 60));
+    }
     for (patients, minutes) in runs {
         let mut command = std::process::Command::new(&exe);
         command.args([
