@@ -382,13 +382,15 @@ pub fn ensure_topic(
         .create()
         .map_err(|e| err(format!("cannot create an admin client: {e}")))?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = futures_executor::block_on(admin.create_topics(
-        [&new],
-        // The request's own timeout too: without it an unreachable broker is waited for forever.
-        &AdminOptions::new()
-            .request_timeout(Some(Duration::from_secs(30)))
-            .operation_timeout(Some(Duration::from_secs(30))),
-    ))
+    let results = futures_executor::block_on(
+        admin.create_topics(
+            [&new],
+            // The request's own timeout too: without it an unreachable broker is waited for forever.
+            &AdminOptions::new()
+                .request_timeout(Some(Duration::from_secs(30)))
+                .operation_timeout(Some(Duration::from_secs(30))),
+        ),
+    )
     .map_err(|e| err(format!("cannot create topic {topic} on {brokers}: {e}")))?;
     for result in results {
         match result {
