@@ -57,17 +57,31 @@ impl JsonLines {
 
 impl Source for JsonLines {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
+        // At most one byte past the limit is read, so a huge line cannot exhaust memory.
+        let limit = (MAX_MESSAGE_BYTES + 2) as u64;
         for _ in 0..max {
+            // The common case: the whole line is in the reader's buffer, and is decoded where it
+            // lies rather than copied out first.
+            let io = |source| SourceError::Io {
+                path: self.path.clone(),
+                source,
+            };
+            let available = self.reader.fill_buf().map_err(io)?;
+            if available.is_empty() {
+                return Ok(false);
+            }
+            if let Some(end) = memchr::memchr(b'\n', available).filter(|&e| (e as u64) < limit) {
+                self.line += 1;
+                self.bytes_read += end as u64 + 1;
+                push_line(trim_line(&available[..=end]), self.line, &mut self.ids, out);
+                self.reader.consume(end + 1);
+                continue;
+            }
             self.buffer.clear();
-            // Read at most one byte past the limit, so a huge line cannot exhaust memory.
-            let limit = (MAX_MESSAGE_BYTES + 2) as u64;
             let n = (&mut self.reader)
                 .take(limit)
                 .read_until(b'\n', &mut self.buffer)
-                .map_err(|source| SourceError::Io {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                .map_err(io)?;
             if n == 0 {
                 return Ok(false);
             }
@@ -92,22 +106,7 @@ impl Source for JsonLines {
                 }));
                 continue;
             }
-            let text = trim_line(&self.buffer);
-            if text.iter().all(u8::is_ascii_whitespace) {
-                continue;
-            }
-            match Observation::decode_with(text, &mut self.ids) {
-                Ok(obs) => out.push(SourceItem::Observation(
-                    obs,
-                    Some(Position::line(self.line)),
-                )),
-                Err(rejection) => out.push(SourceItem::Rejected(Rejected::from_rejection(
-                    format!("line {}", self.line),
-                    Some(Position::line(self.line)),
-                    rejection,
-                    Some(String::from_utf8_lossy(text).into_owned()),
-                ))),
-            }
+            push_line(trim_line(&self.buffer), self.line, &mut self.ids, out);
         }
         Ok(true)
     }
@@ -117,6 +116,22 @@ impl Source for JsonLines {
             done: self.bytes_read,
             total: self.total_bytes,
         }
+    }
+}
+
+/// Decodes line number `line` (without its line break) into `out`; a blank line gives nothing.
+fn push_line(text: &[u8], line: u64, ids: &mut Interner, out: &mut Vec<SourceItem>) {
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return;
+    }
+    match Observation::decode_with(text, ids) {
+        Ok(obs) => out.push(SourceItem::Observation(obs, Some(Position::line(line)))),
+        Err(rejection) => out.push(SourceItem::Rejected(Rejected::from_rejection(
+            format!("line {line}"),
+            Some(Position::line(line)),
+            rejection,
+            Some(String::from_utf8_lossy(text).into_owned()),
+        ))),
     }
 }
 
@@ -151,6 +166,45 @@ mod tests {
         assert_eq!(r.position, "line 4");
         assert_eq!(r.field, Some("value"));
         assert_eq!(r.subject.as_ref().map(|s| s.patient.as_str()), Some("p1"));
+    }
+
+    #[test]
+    fn lines_across_the_read_buffer_give_what_whole_lines_give() {
+        let line = |s: u32| {
+            format!(
+                "{{\"patient\":\"p{s}\",\"time\":\"2026-01-01T00:00:{:02}Z\",\"vital\":\"heart_rate\",\"value\":{},\"unit\":\"/min\"}}",
+                s % 60,
+                60 + s
+            )
+        };
+        let mut text = String::new();
+        for s in 0..40 {
+            text.push_str(&line(s));
+            text.push_str(if s % 3 == 0 { "\r\n" } else { "\n" });
+            if s % 7 == 0 {
+                text.push_str("{\"patient\":\"p1\",\"vital\":\"nope\"}\n\n");
+            }
+        }
+        text.push_str(&line(99)); // no final line break
+        let read = |capacity: usize| {
+            let reader =
+                std::io::BufReader::with_capacity(capacity, std::io::Cursor::new(text.clone()));
+            let mut source = JsonLines::from_reader(Path::new("t"), Box::new(reader), None);
+            let mut out = Vec::new();
+            while source.fill(5, &mut out).unwrap() {}
+            (out, source.progress().done)
+        };
+        let (whole, bytes) = read(1 << 16);
+        assert_eq!(whole.len(), 40 + 6 + 1);
+        assert_eq!(bytes, text.len() as u64);
+        // A buffer shorter than a line: every line is read across it.
+        for capacity in [7, 64, 150, 1000] {
+            assert_eq!(
+                read(capacity),
+                (whole.clone(), bytes),
+                "capacity {capacity}"
+            );
+        }
     }
 
     #[test]
