@@ -143,18 +143,16 @@ impl Exact {
 
     /// `self + n`, or `None` on overflow.
     pub fn add_integer(self, n: i64) -> Option<Exact> {
-        let num = (n as i128).checked_mul(self.den)?.checked_add(self.num)?;
+        let num = mul(n as i128, self.den)?.checked_add(self.num)?;
         Exact::new(num, self.den)
     }
 
     /// `self + other`, or `None` on overflow.
     pub fn checked_add(self, other: Exact) -> Option<Exact> {
         let g = gcd(self.den.unsigned_abs(), other.den.unsigned_abs()).max(1) as i128;
-        let num = self
-            .num
-            .checked_mul(other.den / g)?
-            .checked_add(other.num.checked_mul(self.den / g)?)?;
-        Exact::new(num, self.den.checked_mul(other.den / g)?)
+        let num =
+            mul(self.num, div(other.den, g))?.checked_add(mul(other.num, div(self.den, g))?)?;
+        Exact::new(num, mul(self.den, div(other.den, g))?)
     }
 
     /// `self × num / den`, or `None` on overflow or a zero `den`.
@@ -164,8 +162,8 @@ impl Exact {
         let g1 = gcd(self.num.unsigned_abs(), factor.den.unsigned_abs()).max(1) as i128;
         let g2 = gcd(factor.num.unsigned_abs(), self.den.unsigned_abs()).max(1) as i128;
         Exact::new(
-            (self.num / g1).checked_mul(factor.num / g2)?,
-            (self.den / g2).checked_mul(factor.den / g1)?,
+            mul(div(self.num, g1), div(factor.num, g2))?,
+            mul(div(self.den, g2), div(factor.den, g1))?,
         )
     }
 
@@ -174,7 +172,7 @@ impl Exact {
     ///
     /// `None` on overflow (impossible for the ranges Vigil accepts).
     pub fn round_half_up(self, decimals: u32) -> Option<i64> {
-        let scaled = self.num.checked_mul(10i128.checked_pow(decimals)?)?;
+        let scaled = mul(self.num, 10i128.checked_pow(decimals)?)?;
         // floor((scaled + den/2) / den) == floor((2·scaled + den) / (2·den))
         let n = scaled.checked_mul(2)?.checked_add(self.den)?;
         let d = self.den.checked_mul(2)?;
@@ -259,6 +257,15 @@ fn gcd(mut a: u128, mut b: u128) -> u128 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+/// `a × b`, or `None` on overflow.
+fn mul(a: i128, b: i128) -> Option<i128> {
+    match (i64::try_from(a), i64::try_from(b)) {
+        // Two 64-bit factors: the product fits.
+        (Ok(a), Ok(b)) => Some(i128::from(a) * i128::from(b)),
+        _ => a.checked_mul(b),
+    }
 }
 
 /// `a / g` for a divisor `g > 0`.
@@ -418,6 +425,22 @@ mod tests {
                 i64::try_from(n.div_euclid(a.den.checked_mul(2)?)).ok()
             });
             prop_assert_eq!(a.round_half_up(decimals), wide_round);
+            // Sums and ratios: the same reduced fraction as 128-bit arithmetic throughout.
+            let wide_sum = {
+                let g = gcd(a.den.unsigned_abs(), b.den.unsigned_abs()) as i128;
+                a.num.checked_mul(b.den / g).and_then(|x| x.checked_add(b.num.checked_mul(a.den / g)?))
+                    .and_then(|n| Exact::new(n, a.den.checked_mul(b.den / g)?))
+            };
+            prop_assert_eq!(a.checked_add(b), wide_sum);
+            let (rn, rd) = (i64::try_from(bn % 1_000_000).unwrap(), i64::try_from(bd % 1_000_000 + 1).unwrap());
+            let wide_ratio = Exact::ratio(rn, rd).and_then(|f| {
+                let g1 = gcd(a.num.unsigned_abs(), f.den.unsigned_abs()).max(1) as i128;
+                let g2 = gcd(f.num.unsigned_abs(), a.den.unsigned_abs()).max(1) as i128;
+                Exact::new((a.num / g1).checked_mul(f.num / g2)?, (a.den / g2).checked_mul(f.den / g1)?)
+            });
+            prop_assert_eq!(a.mul_ratio(rn, rd), wide_ratio);
+            let wide_plus = (7i128).checked_mul(a.den).and_then(|x| Exact::new(x.checked_add(a.num)?, a.den));
+            prop_assert_eq!(a.add_integer(7), wide_plus);
         }
 
         /// Any decimal with up to 15 significant digits survives the trip through f64.
