@@ -31,7 +31,8 @@ pub const PER_PATIENT_HOUR: f64 = 2.0 * 3600.0 + 360.0 + 2.0 * 4.0 + 3.0 / 4.0;
 pub struct Workload {
     config: WorkloadConfig,
     ids: Vec<Identifier>,
-    device: Identifier,
+    /// Each patient's bedside monitor.
+    devices: Vec<Identifier>,
     second: u32,
     patient: u32,
     emitted: u64,
@@ -50,13 +51,13 @@ fn unit(key: u64) -> f64 {
 
 impl Workload {
     pub fn new(config: WorkloadConfig) -> Workload {
-        let ids = (0..config.patients)
-            .map(|p| Identifier::new(&format!("bench-{p:06}")).expect("a generated id is valid"))
-            .collect();
+        let id = |prefix: &str, p: u32| {
+            Identifier::new(&format!("{prefix}-{p:06}")).expect("a generated id is valid")
+        };
         Workload {
+            ids: (0..config.patients).map(|p| id("bench", p)).collect(),
+            devices: (0..config.patients).map(|p| id("monitor", p)).collect(),
             config,
-            ids,
-            device: Identifier::new("bench-monitor").expect("a constant id is valid"),
             second: 0,
             patient: 0,
             emitted: 0,
@@ -96,7 +97,7 @@ impl Workload {
             EventTime::from_micros(self.config.start_us + i64::from(self.second) * 1_000_000);
         if let Ok(obs) = Observation::new(
             self.ids[p as usize].clone(),
-            Some(self.device.clone()),
+            Some(self.devices[p as usize].clone()),
             time,
             vital,
             value,
