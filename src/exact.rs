@@ -155,6 +155,23 @@ impl Exact {
         Exact::new(num, mul(self.den, div(other.den, g))?)
     }
 
+    /// `self / 2` (the mean of two values is their sum's half), or `None` on overflow. The
+    /// fraction is in lowest terms, so halving an even numerator or doubling the denominator of
+    /// an odd one keeps it there: no common divisor to look for.
+    pub fn half(self) -> Option<Exact> {
+        if self.num % 2 == 0 {
+            Some(Exact {
+                num: self.num / 2,
+                den: self.den,
+            })
+        } else {
+            Some(Exact {
+                num: self.num,
+                den: mul(self.den, 2)?,
+            })
+        }
+    }
+
     /// `self × num / den`, or `None` on overflow or a zero `den`.
     pub fn mul_ratio(self, num: i64, den: i64) -> Option<Exact> {
         let factor = Exact::ratio(num, den)?;
@@ -439,6 +456,7 @@ mod tests {
                 Exact::new((a.num / g1).checked_mul(f.num / g2)?, (a.den / g2).checked_mul(f.den / g1)?)
             });
             prop_assert_eq!(a.mul_ratio(rn, rd), wide_ratio);
+            prop_assert_eq!(a.half(), a.mul_ratio(1, 2));
             let wide_plus = (7i128).checked_mul(a.den).and_then(|x| Exact::new(x.checked_add(a.num)?, a.den));
             prop_assert_eq!(a.add_integer(7), wide_plus);
         }

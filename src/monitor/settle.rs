@@ -247,7 +247,7 @@ fn middle(n: usize, nth: impl Fn(usize) -> Exact) -> Option<Exact> {
 }
 
 fn mean(a: Exact, b: Exact) -> Option<Exact> {
-    a.checked_add(b).and_then(|s| s.mul_ratio(1, 2))
+    a.checked_add(b).and_then(Exact::half)
 }
 
 #[cfg(test)]
