@@ -2,6 +2,7 @@
 //! that it links once.
 
 mod archive;
+mod bench;
 mod kafka;
 mod pipeline;
 mod risk;
