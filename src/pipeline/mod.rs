@@ -31,6 +31,7 @@
 
 pub mod monitors;
 mod ordered_sink;
+pub mod placement;
 mod source;
 
 use std::cell::RefCell;
@@ -48,6 +49,7 @@ use crate::config::{PipelineConfig, SourceConfig};
 use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier, Observation, Subject};
+use placement::Placement;
 
 /// Rows per archive file (at most; files are also closed at each flush and at the end).
 const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
@@ -74,12 +76,12 @@ pub enum Event {
 }
 
 impl Event {
-    /// The worker this event goes to: patients are spread by a stable hash.
-    pub fn route(&self) -> u64 {
+    /// The worker this event goes to: its patient's, or the one an end marker is addressed to.
+    pub fn worker(&self, placement: &Placement) -> u64 {
         match self {
-            Event::Observation(o) => patient_hash(o.patient()),
-            Event::Invalid { subject, .. } => patient_hash(&subject.patient),
-            Event::Prescription { patient, .. } => patient_hash(patient),
+            Event::Observation(o) => placement.worker(o.patient()),
+            Event::Invalid { subject, .. } => placement.worker(&subject.patient),
+            Event::Prescription { patient, .. } => placement.worker(patient),
             Event::End { worker, .. } => *worker,
         }
     }
@@ -128,16 +130,6 @@ fn feed_registry(
 /// HashDoS exposure here: keys are ids from the operator's own devices, and the map's order is
 /// never observed).
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
-
-/// FNV-1a of the patient id: stable across runs, machines and releases.
-fn patient_hash(patient: &Identifier) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in patient.as_str().bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
 
 /// Run-time choices on top of the pipeline file.
 #[derive(Clone, Debug, Default)]
@@ -372,6 +364,10 @@ fn run_sources(
         Sources::One(s) => (Some(s), None),
         Sources::PerWorker(f) => (None, Some(f)),
     };
+    let placement = match &factory {
+        Some(_) => Placement::even(workers),
+        None => Placement::weighted(workers, placement::SOURCE_WORKER_WEIGHT),
+    };
     let one_source = Arc::new(Mutex::new(one_source));
     let mut sink_configs = config.sinks.clone();
     if options.quiet {
@@ -510,6 +506,7 @@ fn run_sources(
                 events,
                 prescriptions.consolidate().inner,
                 settings,
+                placement,
                 tick_us,
                 Rc::clone(&st),
             );

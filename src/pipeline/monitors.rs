@@ -15,6 +15,7 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+use super::placement::{Placement, patient_hash};
 use super::{Event, FastMap, WorkerState};
 use crate::alerting::Alert;
 use crate::monitor::{MonitorSettings, PatientMonitor};
@@ -28,13 +29,14 @@ pub(super) fn monitors<'scope>(
     events: Stream<'scope, i64, Vec<Event>>,
     prescriptions: Stream<'scope, i64, Vec<Prescription>>,
     settings: MonitorSettings,
+    placement: Placement,
     tick_us: i64,
     state: Rc<RefCell<WorkerState>>,
 ) -> Stream<'scope, i64, Vec<Alert>> {
     events.binary_frontier(
         prescriptions,
-        Exchange::new(|e: &Event| e.route()),
-        Exchange::new(|p: &Prescription| super::patient_hash(&(p.0).0)),
+        Exchange::new(move |e: &Event| e.worker(&placement)),
+        Exchange::new(move |p: &Prescription| placement.worker(&(p.0).0)),
         "Monitors",
         move |capability, _info| {
             let mut cap = Some(capability);
@@ -221,9 +223,7 @@ pub fn normalise(events: &mut Vec<Event>) -> u64 {
         .iter()
         .enumerate()
         .map(|(i, e)| {
-            let hash = e
-                .subject()
-                .map_or(u64::MAX, |(p, _)| super::patient_hash(p));
+            let hash = e.subject().map_or(u64::MAX, |(p, _)| patient_hash(p));
             (e.time_us(), hash, i)
         })
         .collect();
@@ -401,7 +401,7 @@ mod tests {
                 .collect();
             let mut expected = events.clone();
             expected.sort_by(|a, b| {
-                let hash = |e: &Event| e.subject().map_or(u64::MAX, |(p, _)| super::super::patient_hash(p));
+                let hash = |e: &Event| e.subject().map_or(u64::MAX, |(p, _)| super::patient_hash(p));
                 (a.time_us(), hash(a))
                     .cmp(&(b.time_us(), hash(b)))
                     .then_with(|| order(a, b))
