@@ -157,6 +157,12 @@ impl Settle {
     /// Moves the base to `now` when it is older than every entry allows (or empty), keeping the
     /// entries' times; entries that cannot be expressed any more (beyond 8.9 years) are dropped.
     fn rebase(&mut self, now: i64) {
+        if self.by_time.is_empty() {
+            // The common case (a parameter slower than the stretch): keep the deque's block,
+            // which a new deque would free and allocate again at every push.
+            self.base = now;
+            return;
+        }
         let oldest = self.by_time.front().map_or(now, |&e| self.time_of(e));
         let base = oldest.min(now);
         let mut kept = VecDeque::with_capacity(self.by_time.len());
