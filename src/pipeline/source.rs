@@ -121,16 +121,23 @@ fn fingerprint(obs: &Observation) -> Fingerprint {
 /// second once it leaves the horizon drops its set whole. An observation behind the watermark
 /// (a late one, rare) would be forgotten sooner that way, at the end of the very batch that
 /// brought it if it is later than the horizon, so it is kept apart until the watermark has moved
-/// one horizon on.
+/// one horizon on, or until [`MAX_BEHIND`] later late ones have come: an input of nothing but
+/// late observations does not move the watermark, and must not grow memory without end.
 struct Dedup {
     by_second: BTreeMap<i64, HashSet<Fingerprint, foldhash::fast::FixedState>>,
     /// The first second still kept in `by_second`: earlier ones are forgotten.
     floor_s: i64,
     behind: HashSet<Fingerprint, foldhash::fast::FixedState>,
-    /// The keys of `behind` by the floor at which they are forgotten.
-    behind_until: BTreeMap<i64, Vec<Fingerprint>>,
+    /// The keys of `behind` by the floor at which they are forgotten, oldest arrival first.
+    behind_until: BTreeMap<i64, VecDeque<Fingerprint>>,
+    max_behind: usize,
     horizon_s: i64,
 }
+
+/// The most late observations remembered (16 bytes each, about 40 with the tables): a
+/// re-delivery of a late one is recognised unless this many other late ones came in between
+/// (or the watermark moved a horizon on).
+const MAX_BEHIND: usize = 1 << 20;
 
 impl Dedup {
     fn new(lateness_us: i64) -> Dedup {
@@ -142,6 +149,7 @@ impl Dedup {
             floor_s: i64::MIN,
             behind: HashSet::default(),
             behind_until: BTreeMap::new(),
+            max_behind: MAX_BEHIND,
             horizon_s: (horizon_us + 999_999) / 1_000_000,
         }
     }
@@ -162,7 +170,17 @@ impl Dedup {
                 return false;
             }
             let until = watermark_s.saturating_add(self.horizon_s);
-            self.behind_until.entry(until).or_default().push(key);
+            self.behind_until.entry(until).or_default().push_back(key);
+            if self.behind.len() > self.max_behind
+                && let Some(mut oldest) = self.behind_until.first_entry()
+            {
+                if let Some(key) = oldest.get_mut().pop_front() {
+                    self.behind.remove(&key);
+                }
+                if oldest.get().is_empty() {
+                    oldest.remove();
+                }
+            }
             return true;
         }
         if let Some(set) = self.by_second.get_mut(&second) {
@@ -689,6 +707,24 @@ mod tests {
         dedup.evict(watermark + 121 * s);
         assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
         assert!(dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
+    }
+
+    #[test]
+    fn late_observations_are_remembered_up_to_a_bound_when_the_watermark_stands_still() {
+        let mut dedup = Dedup::new(30_000_000);
+        dedup.max_behind = 3;
+        let t = 1_700_000_000_000_000;
+        dedup.evict(t + 600_000_000);
+        let late = |k: i64| hr("p1", Some("m1"), t + k * 1_000_000, 80.0);
+        for k in 0..5 {
+            assert!(dedup.first(&late(k)));
+        }
+        assert_eq!(dedup.behind.len(), 3);
+        // The oldest two were forgotten, the last three are still duplicates.
+        assert!(dedup.first(&late(0)));
+        assert!(!dedup.first(&late(3)));
+        assert!(!dedup.first(&late(4)));
+        assert_eq!(dedup.behind.len(), 3);
     }
 
     #[test]
