@@ -302,7 +302,8 @@ pub struct ArchiveWriter {
     name_prefix: String,
     seq: u64,
     rows_per_file: usize,
-    buffered: BTreeMap<String, Vec<Row>>,
+    /// By UTC day number (days since the epoch): the date directory is named at the flush.
+    buffered: BTreeMap<i64, Vec<Row>>,
     buffered_rows: usize,
     files_written: u64,
     rows_written: u64,
@@ -343,8 +344,8 @@ impl ArchiveWriter {
 
     /// Buffers a row; writes files once enough rows are buffered.
     pub fn push(&mut self, row: Row) -> Result<(), ArchiveError> {
-        let date = date_of(row.time);
-        self.buffered.entry(date).or_default().push(row);
+        let day = row.time.micros().div_euclid(DAY_US);
+        self.buffered.entry(day).or_default().push(row);
         self.buffered_rows += 1;
         if self.buffered_rows >= self.rows_per_file {
             self.flush()?;
@@ -371,11 +372,11 @@ impl ArchiveWriter {
     /// Writes every buffered row to durable files (one per date).
     pub fn flush(&mut self) -> Result<(), ArchiveError> {
         let buffered = std::mem::take(&mut self.buffered);
-        for (date, rows) in buffered {
+        for (day, rows) in buffered {
             if rows.is_empty() {
                 continue;
             }
-            let dir = self.dir.join(format!("date={date}"));
+            let dir = self.dir.join(format!("date={}", date_of(day)));
             fs::create_dir_all(&dir).map_err(io(&dir))?;
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
@@ -414,21 +415,43 @@ pub fn encode<W: std::io::Write + Send>(
     writer.into_inner()
 }
 
-fn date_of(time: EventTime) -> String {
-    let rfc = time.to_rfc3339();
+const DAY_US: i64 = 86_400_000_000;
+
+/// `YYYY-MM-DD` of a UTC day number.
+fn date_of(day: i64) -> String {
+    let rfc = EventTime::from_micros(day.saturating_mul(DAY_US)).to_rfc3339();
     rfc.get(..10).unwrap_or("unknown").to_owned()
+}
+
+/// A dictionary column of a small set of values (vitals, units, levels, the source), found by a
+/// linear search of those seen so far: a dictionary builder hashes every row's string, which
+/// is for the open sets (patients, devices).
+fn small_dictionary<'a, T: Copy + PartialEq>(
+    rows: impl Iterator<Item = Option<T>>,
+    name: impl Fn(T) -> &'a str,
+) -> DictionaryArray<Int32Type> {
+    let mut seen: Vec<T> = Vec::new();
+    let keys: Int32Array = rows
+        .map(|v| {
+            v.map(|v| match seen.iter().position(|s| *s == v) {
+                Some(k) => k as i32,
+                None => {
+                    seen.push(v);
+                    seen.len() as i32 - 1
+                }
+            })
+        })
+        .collect();
+    let values = StringArray::from_iter_values(seen.iter().map(|v| name(*v)));
+    DictionaryArray::new(keys, Arc::new(values))
 }
 
 fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut patient = StringDictionaryBuilder::<Int32Type>::new();
     let mut device = StringDictionaryBuilder::<Int32Type>::new();
     let mut time = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-    let mut vital = StringDictionaryBuilder::<Int32Type>::new();
     let mut value = Float64Builder::with_capacity(rows.len());
-    let mut level = StringDictionaryBuilder::<Int32Type>::new();
-    let mut unit = StringDictionaryBuilder::<Int32Type>::new();
     let mut ingest = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
-    let mut src = StringDictionaryBuilder::<Int32Type>::new();
     let mut partition = Int32Builder::with_capacity(rows.len());
     let mut offset = Int64Builder::with_capacity(rows.len());
     let mut processed = BooleanBuilder::with_capacity(rows.len());
@@ -437,39 +460,36 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
         patient.append_value(r.patient.as_str());
         device.append_option(r.device.as_ref().map(Identifier::as_str));
         time.append_value(r.time.micros());
-        vital.append_value(r.vital.wire_name());
         match r.value {
-            Value::Number(n) if n.is_finite() => {
-                value.append_value(n);
-                level.append_null();
-            }
-            Value::Number(_) => {
-                value.append_null();
-                level.append_null();
-            }
-            Value::Acvpu(a) => {
-                value.append_null();
-                level.append_value(a.letter());
-            }
+            Value::Number(n) if n.is_finite() => value.append_value(n),
+            Value::Number(_) | Value::Acvpu(_) => value.append_null(),
         }
-        unit.append_option(r.unit.map(Unit::ucum));
         ingest.append_value(r.ingest_us);
-        src.append_value(source);
         partition.append_option(r.partition);
         offset.append_option(r.offset);
         processed.append_value(r.processed);
         invalid.append_option(r.invalid_reason.as_deref());
     }
+    let vital = small_dictionary(rows.iter().map(|r| Some(r.vital)), Vital::wire_name);
+    let level = small_dictionary(
+        rows.iter().map(|r| match r.value {
+            Value::Acvpu(a) => Some(a),
+            Value::Number(_) => None,
+        }),
+        Acvpu::letter,
+    );
+    let unit = small_dictionary(rows.iter().map(|r| r.unit), Unit::ucum);
+    let src = small_dictionary(rows.iter().map(|_| Some(())), |()| source);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(patient.finish()),
         Arc::new(device.finish()),
         Arc::new(time.finish()),
-        Arc::new(vital.finish()),
+        Arc::new(vital),
         Arc::new(value.finish()),
-        Arc::new(level.finish()),
-        Arc::new(unit.finish()),
+        Arc::new(level),
+        Arc::new(unit),
         Arc::new(ingest.finish()),
-        Arc::new(src.finish()),
+        Arc::new(src),
         Arc::new(partition.finish()),
         Arc::new(offset.finish()),
         Arc::new(processed.finish()),
