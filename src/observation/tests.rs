@@ -667,3 +667,72 @@ fn the_fast_path_leaves_every_malformed_message_to_the_general_decoder() {
         }
     }
 }
+
+/// chrono's reading of an RFC 3339 time, in microseconds (the reference for `parse_utc`).
+fn chrono_micros(s: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+    /// Times near the form devices send, valid or not by one field: whatever the short path
+    /// accepts, chrono accepts with the same microseconds; whatever chrono accepts in that form
+    /// (without a leap second), the short path accepts too.
+    #[test]
+    fn the_short_time_parser_agrees_with_chrono(
+        year in 0i64..=9999,
+        month in 0i64..=13,
+        day in 0i64..=32,
+        hour in 0i64..=25,
+        minute in 0i64..=61,
+        second in 0i64..=61,
+        fraction in proptest::option::of("[0-9]{0,14}"),
+        sep in prop::sample::select(vec!['T', 't', ' ', 'T', 'T']),
+        zone in prop::sample::select(vec!["Z", "z", "+00:00", "+01:30", "Z", "Z", "", "ZZ"]),
+        year_width in prop::sample::select(vec![4usize, 4, 4, 3, 5]),
+    ) {
+        let fraction = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+        let s = format!(
+            "{year:0year_width$}-{month:02}-{day:02}{sep}{hour:02}:{minute:02}:{second:02}{fraction}{zone}"
+        );
+        let short = parse_utc(&s);
+        let reference = chrono_micros(&s);
+        if let Some(micros) = short {
+            prop_assert_eq!(Some(micros), reference, "{}", s);
+        }
+        let canonical = sep == 'T' && zone == "Z" && year_width == 4 && second < 60;
+        if canonical && reference.is_some() {
+            prop_assert_eq!(short, reference, "{}", s);
+        }
+        prop_assert_eq!(
+            EventTime::parse_rfc3339(&s).ok().map(EventTime::micros),
+            reference,
+            "{}", s
+        );
+    }
+}
+
+#[test]
+fn the_short_time_parser_reads_the_usual_forms() {
+    for s in [
+        "2026-11-24T10:15:00Z",
+        "2026-11-24T10:15:00.250Z",
+        "2026-11-24T10:15:00.123456789Z",
+        "2024-02-29T23:59:59.999999Z",
+        "1969-12-31T23:59:59.5Z",
+        "0000-03-01T00:00:00Z",
+    ] {
+        assert_eq!(parse_utc(s), chrono_micros(s), "{s}");
+        assert!(parse_utc(s).is_some(), "{s}");
+    }
+    for s in [
+        "2025-02-29T00:00:00Z",
+        "2026-11-24T10:15:60Z",
+        "2026-11-24T10:15:00.Z",
+    ] {
+        assert_eq!(parse_utc(s), None, "{s}");
+    }
+}
