@@ -217,22 +217,11 @@ impl Ord for Exact {
         if self.den == other.den {
             return self.num.cmp(&other.num);
         }
-        // Four 64-bit values: their cross products cannot overflow 128 bits.
-        if let (Ok(a), Ok(b), Ok(c), Ok(d)) = (
-            i64::try_from(self.num),
-            i64::try_from(other.den),
-            i64::try_from(other.num),
-            i64::try_from(self.den),
-        ) {
-            return (i128::from(a) * i128::from(b)).cmp(&(i128::from(c) * i128::from(d)));
-        }
-        // Both denominators are positive; compare num_a·den_b with num_b·den_a. The values Vigil
-        // builds keep these products far from i128::MAX (see MAX_EXPONENT); fall back to f64 in
-        // the impossible case rather than panic.
-        match (
-            self.num.checked_mul(other.den),
-            other.num.checked_mul(self.den),
-        ) {
+        // Both denominators are positive; compare num_a·den_b with num_b·den_a (`mul` takes
+        // the 64-bit path when the factors fit). The values Vigil builds keep these products
+        // far from i128::MAX (see MAX_EXPONENT); fall back to f64 in the impossible case rather
+        // than panic.
+        match (mul(self.num, other.den), mul(other.num, self.den)) {
             (Some(a), Some(b)) => a.cmp(&b),
             _ => self.to_f64().total_cmp(&other.to_f64()),
         }
