@@ -83,6 +83,10 @@ pub struct ReplayArgs {
     /// Worker counts to run, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub workers: Vec<usize>,
+    /// Also write the alerts to FILE as JSON lines (the golden file of the workload); the runs
+    /// with other worker counts must give the same bytes, or the bench fails.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
     #[command(flatten)]
     pub common: Common,
 }
@@ -295,13 +299,32 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     )?;
     drop(lines);
 
-    for &workers in &args.workers {
+    for (run, &workers) in args.workers.iter().enumerate() {
+        let mut options = quiet(workers);
+        // The first run writes the alerts; the others a copy that must be the same bytes.
+        options.alerts = args.alerts.as_ref().map(|path| match run {
+            0 => path.clone(),
+            _ => path.with_extension(format!("{workers}-workers.jsonl")),
+        });
         let summary = pipeline::run_source(
             &config,
-            &quiet(workers),
+            &options,
             Box::new(Recorded::new(items.clone())),
             "bench",
         )?;
+        if let (Some(first), Some(this)) = (&args.alerts, &options.alerts)
+            && first != this
+        {
+            let same = std::fs::read(first)? == std::fs::read(this)?;
+            std::fs::remove_file(this)?;
+            if !same {
+                bail!(
+                    "the alerts of {workers} workers differ from those of {} written to {}",
+                    args.workers[0],
+                    first.display()
+                );
+            }
+        }
         report(
             &run_figure(
                 "replay",
