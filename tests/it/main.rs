@@ -3,6 +3,7 @@
 
 mod archive;
 mod bench;
+mod golden;
 mod kafka;
 mod pipeline;
 mod risk;
@@ -62,4 +63,32 @@ pub fn scratch(test: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create a scratch directory");
     dir
+}
+
+/// Whether a test that needs something missing must fail rather than skip: `scripts/test` (the
+/// CI command) sets `VIGIL_TEST_REQUIRE=1`, as does a `CI` environment.
+pub fn required() -> bool {
+    std::env::var_os("CI").is_some()
+        || std::env::var_os("VIGIL_TEST_REQUIRE").is_some_and(|v| v != "0")
+}
+
+/// A dataset under `../shared/datasets/`, or `None` (said loudly on standard error) when this
+/// clone stands alone; under `scripts/test` a missing dataset fails the test.
+pub fn shared_dataset(name: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/datasets")
+        .join(name);
+    if path.is_dir() {
+        return Some(path);
+    }
+    assert!(
+        !required(),
+        "{} is missing: the test suite needs ../shared/datasets beside the project",
+        path.display()
+    );
+    eprintln!(
+        "SKIPPED: {} is missing (a standalone clone); the tests that replay it did not run",
+        path.display()
+    );
+    None
 }

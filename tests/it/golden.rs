@@ -1,0 +1,148 @@
+//! Golden alert files: the alerts of the demo, of 200 PhysioNet 2019 stays and of the benchmark
+//! workload, checked byte for byte against `tests/golden/`.
+//!
+//! Determinism tests compare one run with another; a change that shifts every run alike passes
+//! them. These files pin what the alerts *are*. A change that moves them fails here with the
+//! first lines that differ; if the change is meant, regenerate with `scripts/golden` and explain
+//! in the commit which alerts changed and why that is right for a clinician
+//! (`tests/golden/README.md`).
+
+use std::path::{Path, PathBuf};
+
+use crate::{demo, run_ok, scratch, shared_dataset};
+
+fn golden(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name)
+}
+
+/// Compares `produced` with the golden file `name`, or replaces the golden file when
+/// `VIGIL_REGENERATE_GOLDEN=1` (what `scripts/golden` sets).
+fn check(name: &str, produced: &Path) {
+    let expected_path = golden(name);
+    let got = std::fs::read(produced).expect("the run wrote its alerts");
+    assert!(!got.is_empty(), "{name}: the run gave no alerts at all");
+    if std::env::var_os("VIGIL_REGENERATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::write(&expected_path, &got).expect("write the golden file");
+        eprintln!("golden: wrote {}", expected_path.display());
+        return;
+    }
+    let expected = std::fs::read(&expected_path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (scripts/golden writes it)",
+            expected_path.display()
+        )
+    });
+    if got == expected {
+        return;
+    }
+    let got = String::from_utf8_lossy(&got);
+    let expected = String::from_utf8_lossy(&expected);
+    let (got, expected): (Vec<&str>, Vec<&str>) =
+        (got.lines().collect(), expected.lines().collect());
+    let first = got
+        .iter()
+        .zip(&expected)
+        .position(|(a, b)| a != b)
+        .unwrap_or(got.len().min(expected.len()));
+    let show = |lines: &[&str]| {
+        lines.get(first).map_or("(end of file)".to_owned(), |l| {
+            l.chars().take(400).collect()
+        })
+    };
+    panic!(
+        "{name}: the alerts differ from the golden file ({} alerts, golden {}); first difference at \
+         line {}:\n  got:    {}\n  golden: {}\nIf the change is meant, run scripts/golden and explain the \
+         diff of tests/golden/ in the commit.",
+        got.len(),
+        expected.len(),
+        first + 1,
+        show(&got),
+        show(&expected),
+    );
+}
+
+#[test]
+fn the_demo_gives_its_golden_alerts() {
+    let dir = scratch("golden_demo");
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "run",
+        demo().to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    check("demo.jsonl", &alerts);
+}
+
+#[test]
+fn the_bench_workload_gives_its_golden_alerts() {
+    let dir = scratch("golden_workload");
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "bench",
+        "replay",
+        "--patients",
+        "40",
+        "--minutes",
+        "240",
+        "--workers",
+        "1",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    check("bench-workload.jsonl", &alerts);
+}
+
+/// The shipped PhysioNet 2019 pipeline, on its first 200 stays.
+#[test]
+fn two_hundred_physionet_2019_stays_give_their_golden_alerts() {
+    let Some(data) = shared_dataset("physionet2019-setB-dev") else {
+        return;
+    };
+    let dir = scratch("golden_physionet2019");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("pipelines/physionet2019.toml")).unwrap();
+    let mut text = String::from("sinks = []\n");
+    let mut section = String::new();
+    for line in shipped.lines() {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        }
+        match section.as_str() {
+            "[[sinks]]" => continue,
+            // The same stays, read from here, the first 200 of them.
+            "[source]" if line.starts_with("path") => {
+                text.push_str(&format!(
+                    "path = {:?}\nlimit = 200\n",
+                    data.to_str().unwrap()
+                ));
+            }
+            "[risk]" if line.starts_with("model") => {
+                let model = root.join("models/vigil-sepsis.json");
+                text.push_str(&format!("model = {:?}\n", model.to_str().unwrap()));
+            }
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let pipeline = dir.join("physionet2019-200.toml");
+    std::fs::write(&pipeline, text).unwrap();
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    check("physionet2019-200.jsonl", &alerts);
+}
