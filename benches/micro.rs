@@ -42,7 +42,7 @@ fn one_patient(seconds: u32) -> Vec<Observation> {
     .into_iter()
     .filter_map(|i| match i {
         SourceItem::Observation(o, _) => Some(o),
-        SourceItem::Rejected(_) => None,
+        SourceItem::Rejected(_) | SourceItem::Archived(_) => None,
     })
     .collect()
 }
@@ -182,6 +182,7 @@ fn parquet_encode(c: &mut Criterion) {
                     offset: i as i64,
                 }),
                 true,
+                o.time().micros(),
             )
         })
         .collect();

@@ -66,6 +66,8 @@ pub enum AlertEvent {
     Stale,
     /// A physiologically impossible value arrived.
     Invalid,
+    /// A device reports times that cannot be believed: its observations are held aside.
+    Clock,
 }
 
 /// How urgent.
@@ -498,6 +500,29 @@ pub fn data_quality_alert(
         Severity::Warning,
         format!("{}: {detail}", parameter.key()),
         response,
+        None,
+    )
+}
+
+/// A device whose clock cannot be believed: its observations are held aside, not scored.
+/// `device` is `None` for observations sent without one; `how_far` says how far off and from
+/// what ("20 months ahead of the ward's clock").
+pub fn clock_alert(patient: &str, time: EventTime, device: Option<&str>, how_far: &str) -> Alert {
+    let who = match device {
+        Some(device) => format!("device {device} reports"),
+        None => "observations without a device report".to_owned(),
+    };
+    Alert::new(
+        patient,
+        time,
+        AlertKind::DataQuality,
+        AlertEvent::Clock,
+        Severity::Warning,
+        format!("{who} times {how_far}: they are held aside, not scored"),
+        "check the device's date, time zone and network time, and that it is paired with this \
+         patient; until its clock is right its readings are not used: chart this patient's vital \
+         signs by hand"
+            .to_owned(),
         None,
     )
 }

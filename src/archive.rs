@@ -19,8 +19,10 @@
 //! | `source` | string | `jsonl:<file>`, `simulator`, `physionet2019`, `kafka:<topic>` |
 //! | `partition` | int32, null | Kafka partition |
 //! | `offset` | int64, null | Kafka offset, or line number in a file |
-//! | `processed` | bool | false when it arrived later than the allowed lateness |
-//! | `invalid_reason` | string, null | set when the value was impossible (reported, not scored) |
+//! | `processed` | bool | false when it arrived later than the allowed lateness, or was held |
+//! | `invalid_reason` | string, null | set when the value was impossible, or the time held (reported, not scored) |
+//! | `clock` | timestamp[µs, UTC] | its partition's event-time clock when it was judged (see [`crate::pipeline::clock`]) |
+//! | `held` | string, null | `ahead`, `behind` or `wall_clock` when its time was not believed |
 //!
 //! Alerts are archived beside the observations, as JSON lines: `DIR/alerts/alerts-<run>.jsonl`
 //! (one file per run, in the order `vigil run --alerts` writes them). `DIR/pipeline.toml` keeps
@@ -51,6 +53,7 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
+use crate::pipeline::clock::HoldKind;
 use crate::sources::Position;
 
 /// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.
@@ -168,7 +171,8 @@ fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
     }
 }
 
-/// The archive's Arrow schema (version 1).
+/// The archive's Arrow schema (version 2: version 1 and the `clock` and `held` columns, which a
+/// reader of a version 1 file takes as the event time and null).
 pub fn schema() -> SchemaRef {
     let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
@@ -186,6 +190,8 @@ pub fn schema() -> SchemaRef {
         Field::new("offset", DataType::Int64, true),
         Field::new("processed", DataType::Boolean, false),
         Field::new("invalid_reason", DataType::Utf8, true),
+        Field::new("clock", ts(), false),
+        Field::new("held", dict(), true),
     ]))
 }
 
@@ -203,15 +209,20 @@ pub struct Row {
     pub offset: Option<i64>,
     pub processed: bool,
     pub invalid_reason: Option<String>,
+    /// The partition's event-time clock when the record was judged (µs).
+    pub clock_us: i64,
+    /// Set when its time was not believed.
+    pub held: Option<HoldKind>,
 }
 
 impl Row {
-    /// A row for a valid observation.
+    /// A row for a valid observation, judged when its partition's clock read `clock_us`.
     pub fn observation(
         obs: &Observation,
         ingest_us: i64,
         at: Option<Position>,
         processed: bool,
+        clock_us: i64,
     ) -> Row {
         Row {
             patient: obs.patient().clone(),
@@ -225,6 +236,8 @@ impl Row {
             offset: at.map(|p| p.offset),
             processed,
             invalid_reason: None,
+            clock_us,
+            held: None,
         }
     }
 
@@ -235,6 +248,7 @@ impl Row {
         ingest_us: i64,
         at: Option<Position>,
         processed: bool,
+        clock_us: i64,
     ) -> Row {
         Row {
             patient: subject.patient.clone(),
@@ -248,7 +262,17 @@ impl Row {
             offset: at.map(|p| p.offset),
             processed,
             invalid_reason: Some(reason.to_owned()),
+            clock_us,
+            held: None,
         }
+    }
+
+    /// The same row, held aside for `reason`: not processed.
+    pub fn held(mut self, kind: HoldKind, reason: String) -> Row {
+        self.processed = false;
+        self.held = Some(kind);
+        self.invalid_reason = Some(reason);
+        self
     }
 }
 
@@ -456,6 +480,7 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     let mut offset = Int64Builder::with_capacity(rows.len());
     let mut processed = BooleanBuilder::with_capacity(rows.len());
     let mut invalid = arrow::array::StringBuilder::new();
+    let mut clock = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
     for r in rows {
         patient.append_value(r.patient.as_str());
         device.append_option(r.device.as_ref().map(Identifier::as_str));
@@ -469,6 +494,7 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
         offset.append_option(r.offset);
         processed.append_value(r.processed);
         invalid.append_option(r.invalid_reason.as_deref());
+        clock.append_value(r.clock_us);
     }
     let vital = small_dictionary(rows.iter().map(|r| Some(r.vital)), Vital::wire_name);
     let level = small_dictionary(
@@ -480,6 +506,7 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     );
     let unit = small_dictionary(rows.iter().map(|r| r.unit), Unit::ucum);
     let src = small_dictionary(rows.iter().map(|_| Some(())), |()| source);
+    let held = small_dictionary(rows.iter().map(|r| r.held), HoldKind::name);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(patient.finish()),
         Arc::new(device.finish()),
@@ -494,6 +521,8 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
         Arc::new(offset.finish()),
         Arc::new(processed.finish()),
         Arc::new(invalid.finish()),
+        Arc::new(clock.finish()),
+        Arc::new(held),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -606,6 +635,9 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
     let offset: &Int64Array = column(batch, "offset")?;
     let processed: &BooleanArray = column(batch, "processed")?;
     let invalid: &StringArray = column(batch, "invalid_reason")?;
+    // Version 1 files have neither: the clock is taken as the event time, nothing as held.
+    let clock: Option<&TimestampMicrosecondArray> = column(batch, "clock").ok();
+    let held: Option<&DictionaryArray<Int32Type>> = column(batch, "held").ok();
     for i in 0..batch.num_rows() {
         if only.is_some_and(|only| dict_str(source, i) != Some(only)) {
             continue;
@@ -643,6 +675,13 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
             offset: (!offset.is_null(i)).then(|| offset.value(i)),
             processed: processed.value(i),
             invalid_reason: (!invalid.is_null(i)).then(|| invalid.value(i).to_owned()),
+            clock_us: clock.map_or(time.value(i), |c| c.value(i)),
+            held: match held.and_then(|h| dict_str(h, i)) {
+                Some(name) => Some(
+                    HoldKind::from_name(name).ok_or_else(|| format!("row {i}: held {name:?}"))?,
+                ),
+                None => None,
+            },
         });
     }
     Ok(())
@@ -704,6 +743,7 @@ mod tests {
                     offset: 1,
                 }),
                 true,
+                1_767_571_200_000_000,
             ),
             Row::observation(
                 &obs(
@@ -716,6 +756,7 @@ mod tests {
                 6,
                 Some(Position::line(2)),
                 true,
+                1_767_571_200_000_000,
             ),
             Row::observation(
                 &obs(
@@ -728,6 +769,7 @@ mod tests {
                 7,
                 None,
                 false,
+                1_767_571_200_000_000,
             ),
         ];
         for r in &rows {

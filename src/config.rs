@@ -153,8 +153,17 @@ pub struct TimeConfig {
     /// The granularity of timely timestamps; within a tick records are ordered by their exact
     /// time, so the tick trades progress-tracking overhead against latency, never results.
     pub tick: Dur,
-    /// How far behind the latest event time an observation may arrive and still be processed.
+    /// How far behind its partition's clock an observation may arrive and still be processed.
     pub allowed_lateness: Dur,
+    /// Each partition's clock follows its `clock_devices`-th most advanced device, so that
+    /// fewer devices than this, however wrong their clocks, cannot move it.
+    pub clock_devices: usize,
+    /// A time further than this ahead of its partition's clock (unless `clock_devices` devices
+    /// make the jump together), or behind it, is not believed: held aside and reported.
+    pub max_time_jump: Dur,
+    /// From a live source (Kafka), a time further than this ahead of the wall clock when it
+    /// arrives is not believed either.
+    pub max_clock_skew: Dur,
 }
 
 impl Default for TimeConfig {
@@ -162,6 +171,9 @@ impl Default for TimeConfig {
         TimeConfig {
             tick: Dur::secs(1),
             allowed_lateness: Dur::secs(60),
+            clock_devices: 2,
+            max_time_jump: Dur::secs(15 * 60),
+            max_clock_skew: Dur::secs(5 * 60),
         }
     }
 }
@@ -516,6 +528,31 @@ impl PipelineConfig {
         }
         if time.tick.0.is_zero() {
             problem("tick", "`tick` must be longer than 0".into());
+        }
+        if !(1..=16).contains(&time.clock_devices) {
+            problem(
+                "clock_devices",
+                format!(
+                    "`clock_devices` must be between 1 and 16, found {}",
+                    time.clock_devices
+                ),
+            );
+        }
+        if time.max_time_jump <= time.allowed_lateness {
+            problem(
+                "max_time_jump",
+                format!(
+                    "`max_time_jump` {} must be longer than `allowed_lateness` {}: a late \
+                     record would be taken for a wrong clock",
+                    time.max_time_jump, time.allowed_lateness
+                ),
+            );
+        }
+        if time.max_clock_skew.0.is_zero() {
+            problem(
+                "max_clock_skew",
+                "`max_clock_skew` must be longer than 0".into(),
+            );
         }
         if windows.resolution.0.is_zero() {
             problem("resolution", "`resolution` must be longer than 0".into());
@@ -909,6 +946,36 @@ x = 1
         assert_eq!(got[4].0, Some(15)); // deescalate_after
         assert_eq!(got[5].0, Some(17)); // bogus
         assert!(got[5].1.starts_with("unknown section `bogus`"));
+    }
+
+    #[test]
+    fn the_clock_settings_are_checked() {
+        let c = PipelineConfig::parse("[source]\nkind = \"simulator\"\n", None).unwrap();
+        assert_eq!(c.time.clock_devices, 2);
+        assert_eq!(c.time.max_time_jump, Dur::secs(900));
+        assert_eq!(c.time.max_clock_skew, Dur::secs(300));
+        let text = "[source]\nkind = \"simulator\"\n\n[time]\nallowed_lateness = \"20m\"\n\
+                    clock_devices = 0\nmax_time_jump = \"10m\"\nmax_clock_skew = \"0s\"\n";
+        let err = PipelineConfig::parse(text, None).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert_eq!(got[0].0, Some(6));
+        assert!(
+            got[0]
+                .1
+                .contains("`clock_devices` must be between 1 and 16")
+        );
+        assert_eq!(got[1].0, Some(7));
+        assert!(
+            got[1]
+                .1
+                .contains("must be longer than `allowed_lateness` 20m")
+        );
+        assert_eq!(got[2].0, Some(8));
     }
 
     #[test]

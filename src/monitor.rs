@@ -18,7 +18,7 @@ use crate::alerting::{self, Alert, AlertEvent, BandPolicy, Evidence};
 use crate::config::{AlertsConfig, PipelineConfig};
 use crate::exact::Exact;
 use crate::news2::{self, AirOrOxygen, Input, Parameter, Parameters, Scale, Score};
-use crate::observation::{Acvpu, EventTime, Observation, Reading, Vital};
+use crate::observation::{Acvpu, EventTime, Identifier, Observation, Reading, Vital};
 use crate::windows::{VitalWindow, WindowSpec, WindowStats};
 
 mod settle;
@@ -127,9 +127,18 @@ pub struct PatientMonitor {
     band: BandPolicy,
     /// A risk alert is raised and not yet cleared.
     risk_raised: bool,
-    /// When the risk was last scored (µs).
-    risk_scored_us: Option<i64>,
+    /// When the risk was last scored (µs; `i64::MIN`: never).
+    risk_scored_us: i64,
+    /// When each device whose clock was wrong was last reported (µs); boxed, as few patients
+    /// ever have one.
+    clock_alerts: Option<Box<ClockAlerts>>,
 }
+
+/// Per device (none: observations sent without one), when its wrong clock was last reported.
+type ClockAlerts = Vec<(Option<Identifier>, i64)>;
+
+/// A device whose clock stays wrong is reported again at most this often (µs of event time).
+const CLOCK_ALERT_EVERY_US: i64 = 3_600_000_000;
 
 impl PatientMonitor {
     /// A patient first seen at `first_seen`.
@@ -144,7 +153,8 @@ impl PatientMonitor {
             windows: Default::default(),
             band: BandPolicy::default(),
             risk_raised: false,
-            risk_scored_us: None,
+            risk_scored_us: i64::MIN,
+            clock_alerts: None,
         }
     }
 
@@ -204,6 +214,10 @@ impl PatientMonitor {
                 .map(VitalWindow::heap_bytes)
                 .sum::<usize>()
             + self.recent.iter().map(Settle::heap_bytes).sum::<usize>()
+            + self.clock_alerts.as_ref().map_or(0, |a| {
+                std::mem::size_of::<ClockAlerts>()
+                    + a.capacity() * std::mem::size_of::<(Option<Identifier>, i64)>()
+            })
             + self
                 .latest
                 .iter()
@@ -300,6 +314,36 @@ impl PatientMonitor {
             ));
         }
         self.rescore(settings, now, out);
+    }
+
+    /// A record of `device` held aside at `at` because its time was not believed (`how_far`:
+    /// "20 months ahead of the ward's clock"): reported once, then at most hourly while the
+    /// device's clock stays wrong; never scored.
+    pub fn held(
+        &mut self,
+        settings: &MonitorSettings,
+        device: Option<&Identifier>,
+        at: EventTime,
+        how_far: &str,
+        out: &mut Vec<Alert>,
+    ) {
+        let now = at.micros();
+        self.advance(settings, now, out);
+        if !settings.alerts.data_quality {
+            return;
+        }
+        let alerts = self.clock_alerts.get_or_insert_with(Default::default);
+        match alerts.iter_mut().find(|(d, _)| d.as_ref() == device) {
+            Some((_, last)) if now - *last < CLOCK_ALERT_EVERY_US => return,
+            Some((_, last)) => *last = now,
+            None => alerts.push((device.cloned(), now)),
+        }
+        out.push(alerting::clock_alert(
+            &self.patient,
+            at,
+            device.map(Identifier::as_str),
+            how_far,
+        ));
     }
 
     /// A change of SpO2 scale prescription, effective from `time`.
@@ -457,13 +501,10 @@ impl PatientMonitor {
         let Some(risk) = &settings.risk else {
             return;
         };
-        if self
-            .risk_scored_us
-            .is_some_and(|last| now_us - last < risk.every_us)
-        {
+        if self.risk_scored_us > i64::MIN && now_us - self.risk_scored_us < risk.every_us {
             return;
         }
-        self.risk_scored_us = Some(now_us);
+        self.risk_scored_us = now_us;
         let now = EventTime::from_micros(now_us);
         let x = risk.features_of(self, settings, now);
         let probability = risk.model.probability(&x);

@@ -182,7 +182,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
         "\nvigil: {} observations in {:.2} s ({:.0} observations/s, {} worker{})\n\
          \x20 event time  {span}\n\
          \x20 patients    {} ({:.1} KiB of state, {:.1} KiB per patient)\n\
-         \x20 rejected    {} ({} impossible values reported to clinicians), late {}, duplicates {}\n\
+         \x20 rejected    {} ({} impossible values reported to clinicians), late {}, duplicates {}, held {}\n\
          \x20 alerts      {}{}\n",
         s.observations,
         s.elapsed.as_secs_f64(),
@@ -196,6 +196,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
         s.invalid_values,
         s.late,
         s.duplicates,
+        s.held,
         s.alerts,
         if kinds.is_empty() {
             String::new()
@@ -213,7 +214,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
     }
     if s.restored > 0 || s.already_archived > 0 {
         text.push_str(&format!(
-            "  resumed     {} archived observations replayed to rebuild patients' state; {} messages \
+            "  resumed     {} archived records replayed to rebuild patients' state; {} messages \
              read again and skipped (already archived); {} alerts already delivered, not sent again\n",
             s.restored, s.already_archived, s.alerts_already_delivered
         ));
@@ -221,6 +222,11 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
     if s.rejected > 0 && options.dead_letter.is_none() {
         text.push_str(
             "  (use --dead-letter FILE to keep the rejected records and their reasons)\n",
+        );
+    }
+    if s.held > 0 && options.dead_letter.is_none() {
+        text.push_str(
+            "  (held: records whose device clock could not be believed; --dead-letter FILE keeps them with the reason)\n",
         );
     }
     if s.late > 0 && options.late.is_none() {

@@ -29,9 +29,12 @@
 //! timers (reminders, staleness) fire up to that time and no further, so the end of a file is
 //! the same instant in every run.
 
+pub mod clock;
+mod dedup;
 pub mod monitors;
 mod ordered_sink;
 pub mod placement;
+mod side;
 mod source;
 
 use std::cell::RefCell;
@@ -48,7 +51,7 @@ use thiserror::Error;
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
-use crate::observation::{EventTime, Identifier, Observation, Subject};
+use crate::observation::{EventTime, Identifier, Observation, Subject, Vital};
 use placement::Placement;
 
 /// Rows per archive file (at most; files are also closed at each flush and at the end).
@@ -71,8 +74,24 @@ pub enum Event {
         time: EventTime,
         scale: Scale,
     },
+    /// A record whose time was not believed (its device's clock, see [`clock`]): reported to its
+    /// patient at its partition's clock, never scored. Boxed: rare, and every event in flight
+    /// is as large as the largest kind.
+    Held(Box<Held>),
     /// The source has ended; its latest event time, addressed to one worker.
     End { worker: u64, time_us: i64 },
+}
+
+/// A record held aside, as its patient's monitor hears of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Held {
+    pub patient: Identifier,
+    pub device: Option<Identifier>,
+    pub vital: Vital,
+    /// The time it claimed.
+    pub claimed: EventTime,
+    /// How far off, from what, and when it was held (`hold.at_us`: its event time here).
+    pub hold: clock::Hold,
 }
 
 impl Event {
@@ -82,6 +101,7 @@ impl Event {
             Event::Observation(o) => placement.worker(o.patient()),
             Event::Invalid { subject, .. } => placement.worker(&subject.patient),
             Event::Prescription { patient, .. } => placement.worker(patient),
+            Event::Held(held) => placement.worker(&held.patient),
             Event::End { worker, .. } => *worker,
         }
     }
@@ -92,6 +112,7 @@ impl Event {
             Event::Observation(o) => Some((o.patient(), o.time())),
             Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
             Event::Prescription { patient, time, .. } => Some((patient, *time)),
+            Event::Held(held) => Some((&held.patient, EventTime::from_micros(held.hold.at_us))),
             Event::End { .. } => None,
         }
     }
@@ -102,6 +123,7 @@ impl Event {
             Event::Observation(o) => o.time().micros(),
             Event::Invalid { subject, .. } => subject.time.micros(),
             Event::Prescription { time, .. } => time.micros(),
+            Event::Held(held) => held.hold.at_us,
             Event::End { time_us, .. } => *time_us,
         }
     }
@@ -171,6 +193,8 @@ pub struct RunSummary {
     pub invalid_values: u64,
     pub late: u64,
     pub duplicates: u64,
+    /// Records held aside because their device's clock could not be believed.
+    pub held: u64,
     pub alerts: u64,
     /// Rows and files written to the archive.
     pub archived: u64,
@@ -201,6 +225,7 @@ impl RunSummary {
         self.invalid_values += other.invalid_values;
         self.late += other.late;
         self.duplicates += other.duplicates;
+        self.held += other.held;
         self.alerts += other.alerts;
         self.archived += other.archived;
         self.archive_files += other.archive_files;
@@ -386,12 +411,13 @@ fn run_sources(
         ));
     }
     let sinks = Arc::new(Mutex::new(Some(sinks)));
-    let files = source::SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?;
+    let files = side::SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?;
     let archive_dir = options.archive.clone();
     let name = name.to_owned();
     let stop = options.stop.clone().unwrap_or_default();
     let delivery = Arc::new(ordered_sink::Delivery::new(workers));
     let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let mut resend_from = None;
     let delivery_log = match &options.archive {
         Some(dir) => {
             let resend_from_us = if archived.is_empty() {
@@ -410,6 +436,7 @@ fn run_sources(
                 );
                 delivered.map(|d| d.before_us)
             };
+            resend_from = resend_from_us;
             Some(ordered_sink::DeliveryLog {
                 dir: dir.clone(),
                 source: name.to_owned(),
@@ -422,6 +449,15 @@ fn run_sources(
     let delivery_log = Arc::new(Mutex::new(delivery_log));
 
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
+    let clock = clock::ClockSettings {
+        devices: config.time.clock_devices,
+        tick_us,
+        lateness_us,
+        max_jump_us: config.time.max_time_jump.0.as_micros() as i64,
+        max_skew_us: Some(config.time.max_clock_skew.0.as_micros() as i64),
+    };
+    // A resumed run: what the earlier run delivered is behind every partition's watermark.
+    let resume_clock_us = resend_from.map(|us: i64| us.saturating_add(lateness_us));
     let progress = options.progress;
     let exit_when_idle = options.exit_when_idle;
     let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
@@ -474,7 +510,7 @@ fn run_sources(
             },
             _ => None,
         };
-        let my_side = source::SideOutputs::new(archive, files.clone());
+        let my_side = side::SideOutputs::new(archive, files.clone());
         let my_source = Rc::new(RefCell::new(my_source));
         let commit_source = Rc::clone(&my_source);
         let stop = Arc::clone(&stop);
@@ -496,8 +532,8 @@ fn run_sources(
                     delivery: source_delivery,
                     worker: index,
                     peers: peers as u64,
-                    tick_us,
-                    lateness_us,
+                    clock,
+                    resume_clock_us,
                     progress,
                     state: Rc::clone(&st),
                 },

@@ -259,6 +259,13 @@ pub fn apply_set(
             Event::Invalid { subject, reason } => {
                 monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
             }
+            Event::Held(held) => monitor.held(
+                settings,
+                held.device.as_ref(),
+                EventTime::from_micros(held.hold.at_us),
+                &held.hold.describe(),
+                alerts,
+            ),
             Event::Observation(o) => observations.push(o),
             Event::End { .. } => {}
         }
@@ -310,8 +317,8 @@ fn order(a: &Event, b: &Event) -> Ordering {
         .then_with(|| value_key(a).cmp(&value_key(b)))
 }
 
-/// (time, patient, kind, vital, device): prescriptions first, then invalid values, then
-/// observations, and the end marker last.
+/// (time, patient, kind, vital, device): prescriptions first, then invalid values and held
+/// records, then observations, and the end marker last.
 fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
     match e {
         Event::Prescription { patient, time, .. } => (time.micros(), patient.as_str(), 0, 0, ""),
@@ -321,6 +328,13 @@ fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
             1,
             subject.vital as u8,
             "",
+        ),
+        Event::Held(held) => (
+            held.hold.at_us,
+            held.patient.as_str(),
+            1,
+            held.vital as u8,
+            held.device.as_ref().map_or("", Identifier::as_str),
         ),
         Event::Observation(o) => (
             o.time().micros(),
@@ -340,6 +354,7 @@ fn value_key(e: &Event) -> (u64, &str) {
             Value::Acvpu(a) => (a as u64, ""),
         },
         Event::Invalid { reason, .. } => (0, reason.as_str()),
+        Event::Held(held) => (held.claimed.micros() as u64, ""),
         _ => (0, ""),
     }
 }

@@ -1,26 +1,46 @@
-//! The source operator: reads a [`Source`] on worker 0, stamps records with their event-time
-//! tick, holds its capability at the watermark, and sends late and rejected records aside.
+//! The source operator: reads a worker's [`Source`], gives each record its verdict against its
+//! partition's event-time clock ([`super::clock`]), stamps what is on time with its tick, and
+//! holds its capability at the slowest partition's watermark.
+//!
+//! Each batch goes through short steps: **dedup** (a repeat of an observation its partition has
+//! seen is counted and dropped, [`super::dedup`]); the **clock** (on time, late, or held aside
+//! for a device clock that cannot be believed); the **side outputs** (late records to the late
+//! file, rejected and held ones to the dead letters); the **archive** (every record with its
+//! verdict, in its partition's arrival order, [`super::side::ArchiveOrder`]); **durability** (a
+//! flush every `flush_every`, and the checkpoint it makes committable once the alerts behind it
+//! are delivered, [`super::ordered_sink::Delivery`]). Then the records on time enter the
+//! dataflow at their ticks, and the capability moves to the watermark.
+//!
+//! Invariants: a record is judged only by its own partition's records, so which are late or held
+//! does not depend on batching or on how partitions interleave; a record whose verdict waits is
+//! neither archived nor committed, and holds back the archive rows of its partition's later
+//! records; every record that reaches this operator is archived, with its verdict, or, when it is
+//! not a record of a known patient, dead-lettered.
 
 use std::cell::RefCell;
-use std::io;
-use std::path::Path;
+use std::collections::VecDeque;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use serde::Serialize;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::generic::OutputBuilderSession;
 use timely::dataflow::operators::generic::operator::source as timely_source;
 use timely::dataflow::{Scope, Stream};
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-
+use super::clock::{ClockSettings, Hold, HoldKind, IDLE, Judged, PartitionClock, Verdict};
+use super::dedup::Dedup;
 use super::ordered_sink::Delivery;
-use super::{Event, WorkerState};
-use crate::archive::{ArchiveWriter, Row};
-use crate::observation::{Identifier, Observation};
-use crate::sinks::{JsonLines, with_path};
-use crate::sources::{Checkpoint, Position, Rejected, Source, SourceItem};
+use super::side::{ArchiveOrder, DeadLetter, SideOutputs};
+use super::{Event, PipelineError, WorkerState};
+use crate::archive::Row;
+use crate::observation::{EventTime, Identifier};
+use crate::sources::{Archived, Checkpoint, Position, Recorded, Rejected, Source, SourceItem};
+
+/// The source operator's output.
+type Output<'a> = OutputBuilderSession<'a, i64, CapacityContainerBuilder<Vec<Event>>>;
 
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
@@ -31,331 +51,35 @@ fn wall_clock_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-/// The event-time clock of a source's partitions. A source that reads several partitions (a
-/// Kafka consumer) gets them interleaved in any order, so its watermark is the *slowest*
-/// partition's latest time, not the fastest's: otherwise one partition read ahead would make
-/// every other partition's records late. A partition silent for [`IDLE`] (wall clock) stops
-/// holding the watermark back, and until every expected partition has spoken the watermark
-/// waits (for at most [`IDLE`]).
-#[derive(Default)]
-struct PartitionClock {
-    /// Per partition: its latest event time, when it was last heard from, and whether that was
-    /// within [`IDLE`] of the current batch. A consumer reads a handful of partitions, so a short
-    /// list searched in place is cheapest.
-    latest: Vec<(Option<i32>, i64, Instant, bool)>,
-    expected: Option<usize>,
-    started: Option<Instant>,
-    /// The current batch's clock reading, and whether the watermark may still wait for
-    /// partitions not heard from yet.
-    now: Option<Instant>,
-    may_wait: bool,
-}
-
-const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
-
-impl PartitionClock {
-    fn expect(&mut self, expected: Option<usize>) {
-        self.expected = expected;
-        self.started.get_or_insert_with(Instant::now);
-    }
-
-    /// Starts a batch read at `now`: one reading of the clock per batch, as it only measures
-    /// silences of seconds (and none per record, where it was a measurable cost).
-    fn begin(&mut self, now: Instant) {
-        self.now = Some(now);
-        for entry in &mut self.latest {
-            entry.3 = now.duration_since(entry.2) < IDLE;
-        }
-        self.may_wait = self.started.is_some_and(|s| now.duration_since(s) < IDLE);
-    }
-
-    /// Records a time from `partition` in the current batch; returns the watermark time, if it
-    /// may move.
-    fn observe(&mut self, partition: Option<i32>, time_us: i64) -> Option<i64> {
-        let now = *self.now.get_or_insert_with(Instant::now);
-        match self.latest.iter_mut().find(|(p, ..)| *p == partition) {
-            Some(entry) => {
-                entry.1 = entry.1.max(time_us);
-                entry.2 = now;
-                entry.3 = true;
-            }
-            None => self.latest.push((partition, time_us, now, true)),
-        }
-        if self.may_wait && self.expected.is_some_and(|n| self.latest.len() < n) {
-            return None;
-        }
-        self.latest
-            .iter()
-            .filter(|(.., alive)| *alive)
-            .map(|(_, t, ..)| *t)
-            .min()
-    }
-}
-
-/// The identity of an observation, (patient, device, vital, event time), as a 128-bit
-/// fingerprint: two independent 64-bit hashes. The first arrival wins; later ones are duplicates,
-/// counted and neither processed nor archived. A fingerprint is 16 bytes where the key itself
-/// held two shared strings (48 bytes, kept twice, with reference counts touched at every
-/// observation); two distinct observations share one with a probability of about 2⁻¹²⁸ per
-/// pair, far below the loss rate of any disk that holds the archive.
-type Fingerprint = u128;
-
-fn fingerprint(obs: &Observation) -> Fingerprint {
+/// The clock of a record's device: the device, or the patient when it came without one.
+fn device_key(patient: &Identifier, device: Option<&Identifier>) -> u64 {
     use std::hash::{BuildHasher, Hash, Hasher};
-    let hash = |seed: u64| {
-        let mut h = foldhash::quality::FixedState::with_seed(seed).build_hasher();
-        obs.patient().as_str().hash(&mut h);
-        obs.device().map(Identifier::as_str).hash(&mut h);
-        (obs.vital() as u8).hash(&mut h);
-        obs.time().micros().hash(&mut h);
-        h.finish()
-    };
-    (hash(0x5eed_0001) as u128) << 64 | hash(0x5eed_0002) as u128
+    let mut h = foldhash::fast::FixedState::with_seed(0x000c_10c4).build_hasher();
+    match device {
+        Some(d) => (1u8, d.as_str()).hash(&mut h),
+        None => (0u8, patient.as_str()).hash(&mut h),
+    }
+    h.finish()
 }
 
-/// Remembers each observation for at least one horizon of watermark progress after it arrived,
-/// so that a re-delivery within that time is a duplicate, whatever the batches.
-///
-/// Observations at or ahead of the watermark are filed by second of event time: a duplicate has
-/// its original's time, so a lookup touches one small set (hot in cache), and forgetting a
-/// second once it leaves the horizon drops its set whole. An observation behind the watermark
-/// (a late one, rare) would be forgotten sooner that way, at the end of the very batch that
-/// brought it if it is later than the horizon, so it is kept apart until the watermark has moved
-/// one horizon on, or until [`MAX_BEHIND`] later late ones have come: an input of nothing but
-/// late observations does not move the watermark, and must not grow memory without end.
-struct Dedup {
-    by_second: BTreeMap<i64, HashSet<Fingerprint, foldhash::fast::FixedState>>,
-    /// The first second still kept in `by_second`: earlier ones are forgotten.
-    floor_s: i64,
-    behind: HashSet<Fingerprint, foldhash::fast::FixedState>,
-    /// The keys of `behind` by the floor at which they are forgotten, oldest arrival first.
-    behind_until: BTreeMap<i64, VecDeque<Fingerprint>>,
-    max_behind: usize,
-    horizon_s: i64,
+/// A record on its way through the clock.
+struct Slot {
+    event: Event,
+    at: Option<Position>,
+    ingest_us: i64,
+    /// Its place in the partition's archive order, when there is an archive.
+    seq: Option<u64>,
 }
 
-/// The most late observations remembered (16 bytes each, about 40 with the tables): a
-/// re-delivery of a late one is recognised unless this many other late ones came in between
-/// (or the watermark moved a horizon on).
-const MAX_BEHIND: usize = 1 << 20;
-
-impl Dedup {
-    fn new(lateness_us: i64) -> Dedup {
-        // Keep keys for twice the lateness (at least a minute), so that a late re-delivery is
-        // still recognised.
-        let horizon_us = (2 * lateness_us).max(60_000_000);
-        Dedup {
-            by_second: BTreeMap::new(),
-            floor_s: i64::MIN,
-            behind: HashSet::default(),
-            behind_until: BTreeMap::new(),
-            max_behind: MAX_BEHIND,
-            horizon_s: (horizon_us + 999_999) / 1_000_000,
-        }
-    }
-
-    /// Whether this is the first observation with its key.
-    fn first(&mut self, obs: &Observation) -> bool {
-        let second = obs.time().micros().div_euclid(1_000_000);
-        let key = fingerprint(obs);
-        let watermark_s = self.floor_s.saturating_add(self.horizon_s);
-        if second < watermark_s {
-            // Its original may have come in time, or late like itself.
-            if self
-                .by_second
-                .get(&second)
-                .is_some_and(|set| set.contains(&key))
-                || !self.behind.insert(key)
-            {
-                return false;
-            }
-            let until = watermark_s.saturating_add(self.horizon_s);
-            self.behind_until.entry(until).or_default().push_back(key);
-            if self.behind.len() > self.max_behind
-                && let Some(mut oldest) = self.behind_until.first_entry()
-            {
-                if let Some(key) = oldest.get_mut().pop_front() {
-                    self.behind.remove(&key);
-                }
-                if oldest.get().is_empty() {
-                    oldest.remove();
-                }
-            }
-            return true;
-        }
-        if let Some(set) = self.by_second.get_mut(&second) {
-            return set.insert(key);
-        }
-        // A new second is sized like the latest one, so its set does not grow by rehashing.
-        let size = self
-            .by_second
-            .last_key_value()
-            .map_or(0, |(_, set)| set.len());
-        let mut set = HashSet::with_capacity_and_hasher(size, Default::default());
-        set.insert(key);
-        self.by_second.insert(second, set);
-        true
-    }
-
-    /// Forgets the keys of every whole second before the horizon, and the late keys that
-    /// arrived more than a horizon ago.
-    fn evict(&mut self, watermark_us: i64) {
-        let oldest = watermark_us.saturating_sub(self.horizon_s.saturating_mul(1_000_000));
-        self.floor_s = self.floor_s.max(oldest.div_euclid(1_000_000));
-        while let Some(entry) = self.by_second.first_entry() {
-            if *entry.key() >= self.floor_s {
-                break;
-            }
-            entry.remove();
-        }
-        let watermark_s = self.floor_s.saturating_add(self.horizon_s);
-        while let Some(entry) = self.behind_until.first_entry() {
-            if *entry.key() > watermark_s {
-                break;
-            }
-            for key in entry.remove() {
-                self.behind.remove(&key);
-            }
-        }
-    }
-}
-
-/// The dead-letter and late files, shared by the workers' sources.
-#[derive(Clone, Default)]
-pub struct SharedFiles {
-    dead_letter: Option<Arc<Mutex<JsonLines>>>,
-    late: Option<Arc<Mutex<JsonLines>>>,
-}
-
-impl SharedFiles {
-    pub fn open(dead_letter: Option<&Path>, late: Option<&Path>) -> io::Result<SharedFiles> {
-        let open = |p: Option<&Path>| {
-            p.map(|p| {
-                JsonLines::create(p)
-                    .map(|f| Arc::new(Mutex::new(f)))
-                    .map_err(|e| with_path(e, p))
-            })
-            .transpose()
-        };
-        Ok(SharedFiles {
-            dead_letter: open(dead_letter)?,
-            late: open(late)?,
-        })
-    }
-}
-
-/// Where raw records go besides the dataflow: the archive (every observation), the dead letters
-/// (rejected records) and the late file.
-pub struct SideOutputs {
-    archive: Option<ArchiveWriter>,
-    files: SharedFiles,
-}
-
-#[derive(Serialize)]
-struct DeadLetter<'a> {
-    position: &'a str,
-    reason: &'a str,
-    field: Option<&'a str>,
-    raw: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct LateRecord {
-    reason: &'static str,
-    watermark: String,
-    observation: serde_json::Value,
-}
-
-impl SideOutputs {
-    pub fn new(archive: Option<ArchiveWriter>, files: SharedFiles) -> SideOutputs {
-        SideOutputs { archive, files }
-    }
-
-    fn rejected(&mut self, r: &Rejected) -> io::Result<()> {
-        if let Some(out) = &self.files.dead_letter {
-            let mut out = out
-                .lock()
-                .map_err(|_| io::Error::other("dead-letter file poisoned"))?;
-            out.write_record(&DeadLetter {
-                position: &r.position,
-                reason: &r.reason,
-                field: r.field,
-                raw: r.raw.as_deref(),
-            })?;
-        }
-        Ok(())
-    }
-
-    fn late(&mut self, obs: &Observation, watermark_us: i64) -> io::Result<()> {
-        if let Some(out) = &self.files.late {
-            let mut out = out
-                .lock()
-                .map_err(|_| io::Error::other("late file poisoned"))?;
-            let observation =
-                serde_json::from_str(&obs.to_json()).unwrap_or(serde_json::Value::Null);
-            out.write_record(&LateRecord {
-                reason: "event time is before the watermark (latest event time minus allowed lateness)",
-                watermark: crate::observation::EventTime::from_micros(watermark_us).to_rfc3339(),
-                observation,
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Archives an observation or an impossible value.
-    fn archive(
-        &mut self,
-        event: &Event,
-        ingest_us: i64,
-        at: Option<Position>,
-        processed: bool,
-    ) -> Result<(), super::PipelineError> {
-        let Some(archive) = &mut self.archive else {
-            return Ok(());
-        };
-        if archive.already_archived(at) {
-            return Ok(());
-        }
-        let row = match event {
-            Event::Observation(obs) => Row::observation(obs, ingest_us, at, processed),
-            Event::Invalid { subject, reason } => {
-                Row::invalid(subject, reason, ingest_us, at, processed)
-            }
-            Event::Prescription { .. } | Event::End { .. } => return Ok(()),
-        };
-        archive.push(row).map_err(super::PipelineError::Archive)
-    }
-
-    /// Makes everything archived so far durable.
-    fn flush_archive(&mut self) -> Result<(), super::PipelineError> {
-        match &mut self.archive {
-            Some(archive) => archive.flush().map_err(super::PipelineError::Archive),
-            None => Ok(()),
-        }
-    }
-
-    /// Whether there is an archive.
-    pub fn archives(&self) -> bool {
-        self.archive.is_some()
-    }
-
-    /// (files, rows) archived.
-    pub fn archived(&self) -> (u64, u64) {
-        self.archive.as_ref().map_or((0, 0), ArchiveWriter::written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        for out in [&self.files.dead_letter, &self.files.late]
-            .into_iter()
-            .flatten()
-        {
-            let mut out = out
-                .lock()
-                .map_err(|_| io::Error::other("side file poisoned"))?;
-            crate::sinks::AlertSink::flush(&mut *out)?;
-        }
-        Ok(())
-    }
+/// One partition's state: its clock, what it has seen, and its archive order.
+struct Partition {
+    id: Option<i32>,
+    clock: PartitionClock<Slot>,
+    dedup: Dedup,
+    order: ArchiveOrder,
+    heard: Instant,
+    /// A resumed run's floor has been applied (what was delivered is behind its watermark).
+    floored: bool,
 }
 
 /// What the source operator of one worker needs.
@@ -373,227 +97,665 @@ pub struct SourceParts {
     pub delivery: Arc<Delivery>,
     pub worker: usize,
     pub peers: u64,
-    pub tick_us: i64,
-    pub lateness_us: i64,
+    /// How each partition's clock judges (`max_skew_us` applies to live sources only).
+    pub clock: ClockSettings,
+    /// A resumed run: every partition's clock starts at least here, the line before which
+    /// alerts were delivered plus the lateness, so what the earlier run judged late stays late.
+    pub resume_clock_us: Option<i64>,
     pub progress: bool,
     pub state: Rc<RefCell<WorkerState>>,
 }
 
-/// The source operator. Workers other than 0 have no source and close at once.
+/// The source operator. Workers without a source close at once.
 pub fn source<'scope>(
     scope: Scope<'scope, i64>,
     parts: SourceParts,
 ) -> Stream<'scope, i64, Vec<Event>> {
-    let SourceParts {
-        source,
-        mut side,
-        stop,
-        exit_when_idle,
-        flush_every,
-        delivery,
-        worker,
-        peers,
-        tick_us,
-        lateness_us,
-        progress,
-        state,
-    } = parts;
-    let tick = move |us: i64| us.div_euclid(tick_us);
-    if !side.as_ref().is_some_and(SideOutputs::archives) {
+    if !parts.side.as_ref().is_some_and(SideOutputs::archives) {
         // Nothing to make durable here: this worker never holds the delivery log back.
-        delivery.set_durable(worker, i64::MAX);
+        parts.delivery.set_durable(parts.worker, i64::MAX);
     }
     timely_source(scope, "Source", move |capability, info| {
         let activator = scope.activator_for(info.address);
         let mut cap = Some(capability);
-        let mut items = Vec::with_capacity(BATCH);
-        let mut stamped: Vec<(i64, Event)> = Vec::with_capacity(BATCH);
-        let mut max_us: Option<i64> = None;
-        let mut read: u64 = 0;
-        let mut dedup = Dedup::new(lateness_us);
-        let mut partitions = PartitionClock::default();
-        let mut last_flush = Instant::now();
-        let started = Instant::now();
-        let mut last_report = Instant::now();
-        let mut uncommitted: VecDeque<(i64, Checkpoint)> = VecDeque::new();
-        let mut last_read = Instant::now();
+        let mut reader = Reader::new(parts);
         move |output| {
             let Some(c) = cap.as_mut() else { return };
+            let source = Rc::clone(&reader.source);
             let mut source = source.borrow_mut();
             let Some(src) = source.as_mut() else {
                 cap = None;
                 return;
             };
-            partitions.expect(src.expected_partitions());
-            items.clear();
-            let more = match src.fill(BATCH, &mut items) {
-                Ok(more) => {
-                    if !items.is_empty() {
-                        last_read = Instant::now();
-                    }
-                    let idle = exit_when_idle.is_some_and(|idle| last_read.elapsed() >= idle);
-                    more && !idle && !stop.load(Ordering::Relaxed)
-                }
-                Err(e) => {
-                    state.borrow_mut().error = Some(e.into());
-                    false
-                }
-            };
-            // The watermark moves with every record, so lateness does not depend on batching.
-            let mut watermark_tick = *c.time();
-            let ingest_us = wall_clock_us();
-            partitions.begin(Instant::now());
-            let mut st = state.borrow_mut();
-            read += items.len() as u64;
-            for item in items.drain(..) {
-                let (time_us, event, offset) = match item {
-                    SourceItem::Observation(obs, offset) => {
-                        if !dedup.first(&obs) {
-                            st.summary.duplicates += 1;
-                            continue;
-                        }
-                        (obs.time().micros(), Event::Observation(obs), offset)
-                    }
-                    SourceItem::Rejected(r) => {
-                        st.summary.rejected += 1;
-                        if let Some(side) = side.as_mut()
-                            && let Err(e) = side.rejected(&r)
-                        {
-                            st.error.get_or_insert(e.into());
-                        }
-                        match r.subject {
-                            Some(subject) => {
-                                let event = Event::Invalid {
-                                    subject,
-                                    reason: r.reason,
-                                };
-                                (event.time_us(), event, r.at)
-                            }
-                            None => continue,
-                        }
-                    }
-                };
-                let late = tick(time_us) < watermark_tick;
-                if let Some(side) = side.as_mut()
-                    && let Err(e) = side.archive(&event, ingest_us, offset, !late)
-                {
-                    st.error.get_or_insert(e);
-                }
-                if late {
-                    if let Event::Observation(obs) = &event {
-                        st.summary.late += 1;
-                        if let Some(side) = side.as_mut()
-                            && let Err(e) = side.late(obs, watermark_tick.saturating_mul(tick_us))
-                        {
-                            st.error.get_or_insert(e.into());
-                        }
-                    }
-                    continue;
-                }
-                // Counted once it is known to be processed: a late one is only rejected.
-                if matches!(event, Event::Invalid { .. }) {
-                    st.summary.invalid_values += 1;
-                }
-                max_us = max_us.max(Some(time_us));
-                let partition = offset.and_then(|p| p.partition);
-                if let Some(w) = partitions.observe(partition, time_us) {
-                    watermark_tick = watermark_tick.max(tick(w.saturating_sub(lateness_us)));
-                }
-                stamped.push((tick(time_us), event));
-            }
-            dedup.evict(watermark_tick.saturating_mul(tick_us));
-            if let Some(side) = side.as_mut()
-                && last_flush.elapsed() >= flush_every
-            {
-                last_flush = Instant::now();
-                match side.flush_archive() {
-                    // What was read so far is durable: its positions can be committed once its
-                    // alerts are delivered too (they come at ticks up to the latest read), and
-                    // whatever comes from now on before the watermark is late, not processed.
-                    Ok(()) => {
-                        delivery.set_durable(worker, watermark_tick);
-                        if let Some(checkpoint) = src.checkpoint() {
-                            uncommitted.push_back((max_us.map_or(i64::MIN, tick), checkpoint));
-                        }
-                    }
-                    Err(e) => {
-                        st.error.get_or_insert(e);
-                    }
-                }
-            }
-            if st.error.is_none() {
-                let delivered = delivery.delivered_below();
-                let mut ready = None;
-                while uncommitted.front().is_some_and(|(t, _)| *t < delivered) {
-                    ready = uncommitted.pop_front();
-                }
-                if let Some((_, checkpoint)) = ready
-                    && let Err(e) = src.commit(&checkpoint)
-                {
-                    st.error.get_or_insert(e.into());
-                }
-            }
-            drop(st);
-
-            // One session per tick.
-            stamped.sort_by_key(|(t, _)| *t);
-            let mut session_time = None;
-            let mut batch_cap = None;
-            for (t, event) in stamped.drain(..) {
-                if session_time != Some(t) {
-                    batch_cap = Some(c.delayed(&t));
-                    session_time = Some(t);
-                }
-                if let Some(bc) = &batch_cap {
-                    output.session(bc).give(event);
-                }
-            }
-            drop(batch_cap);
-
-            // Hold the capability at the watermark.
-            if watermark_tick > *c.time() {
-                c.downgrade(&watermark_tick);
-            }
-            if progress && last_report.elapsed().as_millis() >= 500 {
-                last_report = Instant::now();
-                report_progress(src.progress(), read, max_us, started);
-            }
-            if more && state.borrow().error.is_none() {
+            let more = reader.read(src.as_mut(), *c.time());
+            reader.emit(c, output);
+            if more && reader.state.borrow().error.is_none() {
                 activator.activate();
             } else {
-                // The end: every worker learns the latest event time, then the source closes.
-                let end_us = max_us.unwrap_or(c.time().saturating_mul(tick_us));
-                let end_cap = c.delayed(&tick(end_us).max(*c.time()));
-                for worker in 0..peers {
-                    output.session(&end_cap).give(Event::End {
-                        worker,
-                        time_us: end_us,
-                    });
-                }
-                if let Some(side) = side.as_mut() {
-                    let mut st = state.borrow_mut();
-                    if let Err(e) = side.flush_archive() {
-                        st.error.get_or_insert(e);
-                    }
-                    if let Err(e) = side.flush() {
-                        st.error.get_or_insert(e.into());
-                    }
-                    let (files, rows) = side.archived();
-                    st.summary.archive_files = files;
-                    st.summary.archived = rows;
-                    if st.error.is_none() {
-                        delivery.set_durable(worker, i64::MAX);
-                    }
-                }
-                let resumed = src.resumed();
-                let mut st = state.borrow_mut();
-                st.summary.restored = resumed.restored;
-                st.summary.already_archived = resumed.skipped;
-                drop(st);
+                reader.finish(src.as_mut(), c, output);
                 cap = None;
             }
         }
     })
+}
+
+/// A worker's source operator between activations.
+struct Reader {
+    source: Rc<RefCell<Option<Box<dyn Source>>>>,
+    side: Option<SideOutputs>,
+    partitions: Vec<Partition>,
+    /// The partition of the last record.
+    last_partition: usize,
+    clock: ClockSettings,
+    stop: Arc<AtomicBool>,
+    exit_when_idle: Option<std::time::Duration>,
+    flush_every: std::time::Duration,
+    delivery: Arc<Delivery>,
+    worker: usize,
+    peers: u64,
+    resume_clock_us: Option<i64>,
+    /// Whether the source is live (its times are checked against the wall clock) and whether it
+    /// archives (its rows keep each partition's arrival order).
+    live: bool,
+    archiving: bool,
+    progress: bool,
+    state: Rc<RefCell<WorkerState>>,
+    items: Vec<SourceItem>,
+    verdicts: Vec<(Slot, Verdict)>,
+    /// Records on time (and held ones' reports) for the dataflow, with their ticks.
+    stamped: Vec<(i64, Event)>,
+    /// The tick the capability is held at.
+    watermark_tick: i64,
+    /// The latest event time processed.
+    max_us: Option<i64>,
+    read: u64,
+    expected: Option<usize>,
+    started: Instant,
+    last_flush: Instant,
+    last_report: Instant,
+    last_read: Instant,
+    /// Checkpoints taken at flushes, each with the tick its alerts must be delivered below.
+    uncommitted: VecDeque<(i64, Checkpoint)>,
+}
+
+impl Reader {
+    fn new(parts: SourceParts) -> Reader {
+        let now = Instant::now();
+        Reader {
+            archiving: parts.side.as_ref().is_some_and(SideOutputs::archives),
+            live: false,
+            source: parts.source,
+            side: parts.side,
+            partitions: Vec::new(),
+            last_partition: 0,
+            clock: parts.clock,
+            stop: parts.stop,
+            exit_when_idle: parts.exit_when_idle,
+            flush_every: parts.flush_every,
+            delivery: parts.delivery,
+            worker: parts.worker,
+            peers: parts.peers,
+            resume_clock_us: parts.resume_clock_us,
+            progress: parts.progress,
+            state: parts.state,
+            items: Vec::with_capacity(BATCH),
+            verdicts: Vec::new(),
+            stamped: Vec::with_capacity(BATCH),
+            watermark_tick: i64::MIN,
+            max_us: None,
+            read: 0,
+            expected: None,
+            started: now,
+            last_flush: now,
+            last_report: now,
+            last_read: now,
+            uncommitted: VecDeque::new(),
+        }
+    }
+
+    fn tick(&self, us: i64) -> i64 {
+        us.div_euclid(self.clock.tick_us)
+    }
+
+    /// Reads and judges one batch; whether there is more to read.
+    fn read(&mut self, src: &mut dyn Source, cap_tick: i64) -> bool {
+        self.expected = src.expected_partitions();
+        self.live = src.live();
+        self.items.clear();
+        let more = match src.fill(BATCH, &mut self.items) {
+            Ok(more) => {
+                if !self.items.is_empty() {
+                    self.last_read = Instant::now();
+                }
+                let idle = self
+                    .exit_when_idle
+                    .is_some_and(|idle| self.last_read.elapsed() >= idle);
+                more && !idle && !self.stop.load(Ordering::Relaxed)
+            }
+            Err(e) => {
+                self.fail(e.into());
+                false
+            }
+        };
+        let now = Instant::now();
+        for i in 0..self.partitions.len() {
+            self.partitions[i].clock.begin(now, &mut self.verdicts);
+            self.settle_all(i, src, cap_tick, false);
+        }
+        let ingest_us = wall_clock_us();
+        self.read += self.items.len() as u64;
+        let mut items = std::mem::take(&mut self.items);
+        for item in items.drain(..) {
+            self.admit(item, src, ingest_us, cap_tick, now);
+        }
+        self.items = items;
+        for p in &mut self.partitions {
+            if let Some(w) = p.clock.floor_us() {
+                p.dedup.evict(w);
+            }
+        }
+        self.advance_watermark(now);
+        self.make_durable(src);
+        self.commit_delivered(src);
+        if self.progress && self.last_report.elapsed().as_millis() >= 500 {
+            self.last_report = Instant::now();
+            report_progress(src.progress(), self.read, self.max_us, self.started);
+        }
+        more
+    }
+
+    /// The partition a record belongs to (created on its first record).
+    fn partition(&mut self, id: Option<i32>, now: Instant) -> usize {
+        // Records of one partition come in runs: the last one found is looked at first.
+        let last = self.last_partition;
+        let found = match self.partitions.get(last) {
+            Some(p) if p.id == id => Some(last),
+            _ => self.partitions.iter().position(|p| p.id == id),
+        };
+        if let Some(i) = found {
+            self.partitions[i].heard = now;
+            self.last_partition = i;
+            return i;
+        }
+        self.last_partition = self.partitions.len();
+        let mut clock = PartitionClock::new(ClockSettings {
+            max_skew_us: self.clock.max_skew_us.filter(|_| self.live),
+            ..self.clock
+        });
+        clock.begin(now, &mut Vec::new());
+        self.partitions.push(Partition {
+            id,
+            clock,
+            dedup: Dedup::new(self.clock.lateness_us),
+            order: ArchiveOrder::default(),
+            heard: now,
+            floored: false,
+        });
+        self.partitions.len() - 1
+    }
+
+    /// Dedup and clock for one record.
+    fn admit(
+        &mut self,
+        item: SourceItem,
+        src: &mut dyn Source,
+        ingest_us: i64,
+        cap_tick: i64,
+        now: Instant,
+    ) {
+        let (event, at) = match item {
+            SourceItem::Observation(obs, at) => (Event::Observation(obs), at),
+            SourceItem::Rejected(r) => match self.rejected(r) {
+                Some(invalid) => invalid,
+                None => return,
+            },
+            SourceItem::Archived(archived) => return self.replayed(*archived, src, cap_tick, now),
+        };
+        let p = self.partition(at.and_then(|a| a.partition), now);
+        if let Event::Observation(obs) = &event
+            && !self.partitions[p].dedup.first(obs)
+        {
+            self.state.borrow_mut().summary.duplicates += 1;
+            return;
+        }
+        if let Some(floor) = self.resume_clock_us
+            && !self.partitions[p].floored
+        {
+            self.partitions[p].floored = true;
+            self.partitions[p].clock.raise(floor);
+        }
+        let (key, time_us) = key_and_time(&event);
+        let part = &mut self.partitions[p];
+        let slot = Slot {
+            event,
+            at,
+            ingest_us,
+            seq: self.archiving.then(|| part.order.reserve()),
+        };
+        let judged = if src.time_ordered() {
+            part.clock.follow(key, time_us, time_us);
+            Judged::Now(Verdict::OnTime)
+        } else {
+            part.clock
+                .judge(key, time_us, ingest_us, &mut self.verdicts)
+        };
+        match judged {
+            Judged::Now(verdict) => self.settle(p, slot, verdict, src, cap_tick, false),
+            Judged::Waits => part
+                .clock
+                .wait(key, time_us, ingest_us, slot, &mut self.verdicts),
+        }
+        if !self.verdicts.is_empty() {
+            self.settle_all(p, src, cap_tick, false);
+        } else if self.archiving {
+            self.archive_ready(p);
+        }
+    }
+
+    /// A record that is not an observation: dead-lettered; an impossible value of a known
+    /// patient goes on, to be reported to that patient.
+    fn rejected(&mut self, r: Rejected) -> Option<(Event, Option<Position>)> {
+        self.state.borrow_mut().summary.rejected += 1;
+        if let Some(side) = self.side.as_mut()
+            && let Err(e) = side.dead_letter(&DeadLetter {
+                position: &r.position,
+                reason: &r.reason,
+                field: r.field,
+                raw: r.raw.as_deref(),
+            })
+        {
+            self.fail(e.into());
+        }
+        let subject = r.subject?;
+        let event = Event::Invalid {
+            subject,
+            reason: r.reason,
+        };
+        Some((event, r.at))
+    }
+
+    /// A record read back from the archive: its recorded verdict stands.
+    fn replayed(&mut self, a: Archived, src: &mut dyn Source, cap_tick: i64, now: Instant) {
+        let (event, at) = match a.item {
+            SourceItem::Observation(obs, at) => (Event::Observation(obs), at),
+            SourceItem::Rejected(Rejected {
+                subject: Some(subject),
+                reason,
+                at,
+                ..
+            }) => (Event::Invalid { subject, reason }, at),
+            _ => return,
+        };
+        let p = self.partition(at.and_then(|a| a.partition), now);
+        if let Event::Observation(obs) = &event {
+            // Remembered, so that a re-delivery after a resume is a duplicate.
+            self.partitions[p].dedup.first(obs);
+        }
+        let (key, time_us) = key_and_time(&event);
+        let part = &mut self.partitions[p];
+        let slot = Slot {
+            event,
+            at,
+            ingest_us: a.ingest_us,
+            seq: self.archiving.then(|| part.order.reserve()),
+        };
+        let verdict = match a.verdict {
+            Recorded::OnTime => {
+                part.clock.follow(key, time_us, a.clock_us);
+                Verdict::OnTime
+            }
+            Recorded::Late => Verdict::Late,
+            Recorded::Held(kind) => Verdict::Held(Hold {
+                kind,
+                skew_us: time_us.saturating_sub(match kind {
+                    HoldKind::WallClock => a.ingest_us,
+                    _ => a.clock_us,
+                }),
+                at_us: a.clock_us,
+            }),
+        };
+        self.verdicts.push((slot, verdict));
+        self.settle_all(p, src, cap_tick, true);
+    }
+
+    /// Acts on the verdicts the clock of partition `p` gave.
+    fn settle_all(&mut self, p: usize, src: &mut dyn Source, cap_tick: i64, replayed: bool) {
+        let mut verdicts = std::mem::take(&mut self.verdicts);
+        for (slot, verdict) in verdicts.drain(..) {
+            self.settle(p, slot, verdict, src, cap_tick, replayed);
+        }
+        self.verdicts = verdicts;
+        self.archive_ready(p);
+    }
+
+    /// Archives partition `p`'s rows that are now in arrival order.
+    fn archive_ready(&mut self, p: usize) {
+        let Some(side) = self.side.as_mut() else {
+            return;
+        };
+        for row in self.partitions[p].order.ready() {
+            if let Err(e) = side.archive(row) {
+                self.state
+                    .borrow_mut()
+                    .error
+                    .get_or_insert(PipelineError::Archive(e));
+                break;
+            }
+        }
+    }
+
+    /// One record's verdict: into the dataflow, the late file, or held aside and reported; and
+    /// its row for the archive.
+    fn settle(
+        &mut self,
+        p: usize,
+        slot: Slot,
+        verdict: Verdict,
+        src: &mut dyn Source,
+        cap_tick: i64,
+        replayed: bool,
+    ) {
+        let time_us = slot.event.time_us();
+        let clock_us = || self.partitions[p].clock.clock_us().unwrap_or(time_us);
+        let on_time = verdict == Verdict::OnTime && self.tick(time_us) >= cap_tick;
+        let row = match verdict {
+            Verdict::Held(hold) => self.held(&slot, hold, src, cap_tick, replayed),
+            _ if on_time => {
+                let clock_us = clock_us();
+                if matches!(slot.event, Event::Invalid { .. }) {
+                    // Counted once it is known to be processed: a late one is only rejected.
+                    self.state.borrow_mut().summary.invalid_values += 1;
+                }
+                self.max_us = self.max_us.max(Some(time_us));
+                let row = slot.seq.and_then(|_| row_of(&slot, true, clock_us));
+                self.stamped.push((self.tick(time_us), slot.event));
+                row
+            }
+            // Late, or on time by its partition but behind the capability (the partition was
+            // silent while the others moved on).
+            _ => {
+                let clock_us = clock_us();
+                if let Event::Observation(obs) = &slot.event {
+                    self.state.borrow_mut().summary.late += 1;
+                    let watermark = clock_us.saturating_sub(self.clock.lateness_us);
+                    if let Some(side) = self.side.as_mut()
+                        && let Err(e) = side.late(obs, watermark)
+                    {
+                        self.fail(e.into());
+                    }
+                }
+                slot.seq.and_then(|_| row_of(&slot, false, clock_us))
+            }
+        };
+        if let (Some(seq), Some(row)) = (slot.seq, row) {
+            self.partitions[p].order.fill(seq, row);
+        }
+    }
+
+    /// A record held aside: dead-lettered with the reason (unless replayed from the archive,
+    /// which has it), reported to its patient at its partition's clock; its archive row.
+    fn held(
+        &mut self,
+        slot: &Slot,
+        hold: Hold,
+        src: &mut dyn Source,
+        cap_tick: i64,
+        replayed: bool,
+    ) -> Option<Row> {
+        self.state.borrow_mut().summary.held += 1;
+        let (patient, device, vital, wire) = match &slot.event {
+            Event::Observation(o) => (o.patient(), o.device(), o.vital(), o.to_json()),
+            Event::Invalid { subject, .. } => {
+                (&subject.patient, None, subject.vital, String::new())
+            }
+            _ => return None,
+        };
+        let time = EventTime::from_micros(slot.event.time_us());
+        let reason = held_reason(patient, device, time, &hold);
+        // An impossible value was dead-lettered already, as rejected.
+        let invalid = matches!(slot.event, Event::Invalid { .. });
+        if !replayed && !invalid {
+            let position = slot.at.map_or_else(String::new, describe_position);
+            if let Some(side) = self.side.as_mut()
+                && let Err(e) = side.dead_letter(&DeadLetter {
+                    position: &position,
+                    reason: &reason,
+                    field: Some("time"),
+                    raw: Some(&wire),
+                })
+            {
+                self.fail(e.into());
+            }
+            if let Err(e) = src.dead_letter(slot.at, patient.as_str(), &wire, &reason) {
+                self.fail(e.into());
+            }
+        }
+        let report = Event::Held(Box::new(super::Held {
+            patient: patient.clone(),
+            device: device.cloned(),
+            vital,
+            claimed: time,
+            hold,
+        }));
+        self.stamped
+            .push((self.tick(hold.at_us).max(cap_tick), report));
+        row_of(slot, false, hold.at_us).map(|row| row.held(hold.kind, reason))
+    }
+
+    /// Holds the capability at the slowest partition heard from lately; until every expected
+    /// partition has spoken, it waits for them (for at most [`IDLE`]).
+    fn advance_watermark(&mut self, now: Instant) {
+        let waiting = now.saturating_duration_since(self.started) < IDLE
+            && self.expected.is_some_and(|n| self.partitions.len() < n);
+        if waiting {
+            return;
+        }
+        let floor = self
+            .partitions
+            .iter()
+            .filter(|p| now.saturating_duration_since(p.heard) < IDLE)
+            .filter_map(|p| p.clock.floor_us())
+            .min();
+        if let Some(w) = floor {
+            self.watermark_tick = self.watermark_tick.max(self.tick(w));
+        }
+    }
+
+    /// Flushes the archive when due; what it then holds can be committed once its alerts are
+    /// delivered.
+    fn make_durable(&mut self, src: &mut dyn Source) {
+        if self.state.borrow().error.is_some() || self.last_flush.elapsed() < self.flush_every {
+            return;
+        }
+        let Some(side) = self.side.as_mut() else {
+            return;
+        };
+        self.last_flush = Instant::now();
+        if let Err(e) = side.flush_archive() {
+            self.fail(PipelineError::Archive(e));
+            return;
+        }
+        // Everything processed before the watermark is durable now, but for rows held back
+        // behind a record still waiting for its verdict.
+        let held_back = self
+            .partitions
+            .iter()
+            .filter_map(|p| p.order.held_back_processed_us())
+            .min()
+            .map_or(i64::MAX, |us| self.tick(us));
+        self.delivery
+            .set_durable(self.worker, self.watermark_tick.min(held_back));
+        if let Some(mut checkpoint) = src.checkpoint() {
+            self.clamp(&mut checkpoint);
+            self.uncommitted
+                .push_back((self.max_us.map_or(i64::MIN, |t| self.tick(t)), checkpoint));
+        }
+    }
+
+    /// A checkpoint never passes a record still waiting for its verdict.
+    fn clamp(&self, checkpoint: &mut Checkpoint) {
+        for (partition, offset) in &mut checkpoint.offsets {
+            let waiting = self
+                .partitions
+                .iter()
+                .find(|p| p.id == Some(*partition))
+                .and_then(|p| p.clock.oldest_waiting())
+                .and_then(|slot| slot.at);
+            if let Some(at) = waiting {
+                *offset = (*offset).min(at.offset);
+            }
+        }
+    }
+
+    /// Commits the latest checkpoint whose alerts are all delivered.
+    fn commit_delivered(&mut self, src: &mut dyn Source) {
+        if self.state.borrow().error.is_some() {
+            return;
+        }
+        let delivered = self.delivery.delivered_below();
+        let mut ready = None;
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|(t, _)| *t < delivered)
+        {
+            ready = self.uncommitted.pop_front();
+        }
+        if let Some((_, checkpoint)) = ready
+            && let Err(e) = src.commit(&checkpoint)
+        {
+            self.fail(e.into());
+        }
+    }
+
+    /// Gives the batch's records to the dataflow, one session per tick, and moves the
+    /// capability to the watermark.
+    fn emit(&mut self, c: &mut Capability<i64>, output: &mut Output<'_>) {
+        self.stamped.sort_by_key(|(t, _)| *t);
+        let mut session_time = None;
+        let mut batch_cap = None;
+        for (t, event) in self.stamped.drain(..) {
+            if session_time != Some(t) {
+                batch_cap = Some(c.delayed(&t));
+                session_time = Some(t);
+            }
+            if let Some(bc) = &batch_cap {
+                output.session(bc).give(event);
+            }
+        }
+        drop(batch_cap);
+        if self.watermark_tick > *c.time() {
+            c.downgrade(&self.watermark_tick);
+        }
+    }
+
+    /// The end of the source: what still waits is decided, every worker learns the end of event
+    /// time, and everything is flushed.
+    fn finish(&mut self, src: &mut dyn Source, c: &mut Capability<i64>, output: &mut Output<'_>) {
+        let cap_tick = *c.time();
+        for i in 0..self.partitions.len() {
+            self.partitions[i].clock.finish(&mut self.verdicts);
+            self.settle_all(i, src, cap_tick, false);
+        }
+        self.emit(c, output);
+        // The end of event time: the latest partition clock (not one device's latest time).
+        let end_us = self
+            .partitions
+            .iter()
+            .filter_map(|p| p.clock.clock_us())
+            .max()
+            .or(self.max_us)
+            .unwrap_or(c.time().saturating_mul(self.clock.tick_us));
+        let end_cap = c.delayed(&self.tick(end_us).max(*c.time()));
+        for worker in 0..self.peers {
+            output.session(&end_cap).give(Event::End {
+                worker,
+                time_us: end_us,
+            });
+        }
+        if let Some(side) = self.side.as_mut() {
+            let mut st = self.state.borrow_mut();
+            if let Err(e) = side.flush_archive() {
+                st.error.get_or_insert(PipelineError::Archive(e));
+            }
+            if let Err(e) = side.flush_files() {
+                st.error.get_or_insert(e.into());
+            }
+            let (files, rows) = side.archived();
+            st.summary.archive_files = files;
+            st.summary.archived = rows;
+            if st.error.is_none() {
+                self.delivery.set_durable(self.worker, i64::MAX);
+            }
+        }
+        let resumed = src.resumed();
+        let mut st = self.state.borrow_mut();
+        st.summary.restored = resumed.restored;
+        st.summary.already_archived = resumed.skipped;
+    }
+
+    fn fail(&self, e: PipelineError) {
+        self.state.borrow_mut().error.get_or_insert(e);
+    }
+}
+
+/// The device clock and event time an event is judged by.
+fn key_and_time(event: &Event) -> (u64, i64) {
+    match event {
+        Event::Observation(o) => (device_key(o.patient(), o.device()), o.time().micros()),
+        Event::Invalid { subject, .. } => {
+            (device_key(&subject.patient, None), subject.time.micros())
+        }
+        other => (0, other.time_us()),
+    }
+}
+
+/// The archive row of a record.
+fn row_of(slot: &Slot, processed: bool, clock_us: i64) -> Option<Row> {
+    match &slot.event {
+        Event::Observation(obs) => Some(Row::observation(
+            obs,
+            slot.ingest_us,
+            slot.at,
+            processed,
+            clock_us,
+        )),
+        Event::Invalid { subject, reason } => Some(Row::invalid(
+            subject,
+            reason,
+            slot.ingest_us,
+            slot.at,
+            processed,
+            clock_us,
+        )),
+        _ => None,
+    }
+}
+
+/// Why a record was held, for the dead letters and the archive.
+fn held_reason(
+    patient: &Identifier,
+    device: Option<&Identifier>,
+    time: EventTime,
+    hold: &Hold,
+) -> String {
+    let who = match device {
+        Some(d) => format!("device {d}"),
+        None => format!("an observation of {patient} without a device"),
+    };
+    format!(
+        "{who} reports `time` {}, {} ({}): its clock cannot be believed; held aside, not scored",
+        time.to_rfc3339(),
+        hold.describe(),
+        EventTime::from_micros(hold.at_us).to_rfc3339(),
+    )
+}
+
+fn describe_position(at: Position) -> String {
+    match at.partition {
+        Some(p) => format!("partition {p} offset {}", at.offset),
+        None => format!("line {}", at.offset),
+    }
 }
 
 fn report_progress(
@@ -606,171 +768,10 @@ fn report_progress(
         Some(total) if total > 0 => format!("{:5.1}%", 100.0 * progress.done as f64 / total as f64),
         _ => String::from("     "),
     };
-    let position = max_us.map_or(String::new(), |t| {
-        crate::observation::EventTime::from_micros(t).to_rfc3339()
-    });
+    let position = max_us.map_or(String::new(), |t| EventTime::from_micros(t).to_rfc3339());
     let elapsed = started.elapsed().as_secs_f64();
     eprint!(
         "\r\x1b[2K{done}  {read} records  {:.0}/s  event time {position}  {elapsed:.0} s",
         read as f64 / elapsed.max(1e-3)
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observation::{EventTime, Unit, Value, Vital};
-
-    #[test]
-    fn the_watermark_follows_the_slowest_partition_heard_from_lately() {
-        let start = Instant::now();
-        let mut clock = PartitionClock::default();
-        clock.expect(Some(2));
-        clock.begin(start);
-        // One of two partitions heard from: wait for the other.
-        assert_eq!(clock.observe(Some(0), 100), None);
-        assert_eq!(clock.observe(Some(1), 50), Some(50));
-        assert_eq!(clock.observe(Some(0), 200), Some(50));
-        assert_eq!(clock.observe(Some(1), 300), Some(200));
-        // Partition 1 falls silent for longer than IDLE: it stops holding the watermark back.
-        clock.begin(start + IDLE / 2);
-        assert_eq!(clock.observe(Some(0), 400), Some(300));
-        clock.begin(start + IDLE + IDLE / 2);
-        assert_eq!(clock.observe(Some(0), 500), Some(500));
-        // Heard from again, it holds it back again.
-        assert_eq!(clock.observe(Some(1), 450), Some(450));
-    }
-
-    #[test]
-    fn a_partition_never_heard_from_is_waited_for_at_most_idle() {
-        let start = Instant::now();
-        let mut clock = PartitionClock::default();
-        clock.expect(Some(3));
-        clock.begin(start + IDLE / 2);
-        assert_eq!(clock.observe(Some(0), 100), None);
-        clock.begin(start + IDLE * 2);
-        assert_eq!(clock.observe(Some(0), 200), Some(200));
-    }
-
-    fn hr(patient: &str, device: Option<&str>, time_us: i64, bpm: f64) -> Observation {
-        Observation::new(
-            Identifier::new(patient).unwrap(),
-            device.map(|d| Identifier::new(d).unwrap()),
-            EventTime::from_micros(time_us),
-            Vital::HeartRate,
-            Value::Number(bpm),
-            Some(Unit::PerMinute),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn a_redelivery_is_a_duplicate_until_it_leaves_the_horizon() {
-        let mut dedup = Dedup::new(30_000_000); // horizon 60 s
-        let t = 1_700_000_000_000_000;
-        assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        // The same patient, device, vital and time is a duplicate, whatever its value.
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 81.0)));
-        // Any other part of the key makes a new observation.
-        assert!(dedup.first(&hr("p2", Some("m1"), t, 80.0)));
-        assert!(dedup.first(&hr("p1", Some("m2"), t, 80.0)));
-        assert!(dedup.first(&hr("p1", None, t, 80.0)));
-        assert!(dedup.first(&hr("p1", Some("m1"), t + 1, 80.0)));
-        // Within the horizon behind the watermark it is remembered; after it, forgotten.
-        dedup.evict(t + 60_000_000);
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        dedup.evict(t + 62_000_000);
-        assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-    }
-
-    /// The simulator's seed-17 cohort holds one: an SpO2 285 s late, delivered twice 2 s apart.
-    /// Its time was behind the horizon on arrival, so the second copy was archived again when a
-    /// batch ended between the two (a flaky CI failure of the paused-broker test).
-    #[test]
-    fn a_late_observation_is_remembered_for_a_horizon_after_it_arrived() {
-        let mut dedup = Dedup::new(60_000_000); // horizon 120 s
-        let t = 1_700_000_000_000_000;
-        let s = 1_000_000;
-        let watermark = t + 285 * s - 60 * s;
-        assert!(dedup.first(&hr("p1", Some("m1"), watermark + 60 * s, 80.0)));
-        dedup.evict(watermark);
-        // Later than the horizon, and just inside it.
-        assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        assert!(dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
-        dedup.evict(watermark + 2 * s);
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 81.0)));
-        assert!(!dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
-        // Remembered for one horizon after they arrived, then forgotten like any other.
-        dedup.evict(watermark + 119 * s);
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        assert!(!dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
-        dedup.evict(watermark + 121 * s);
-        assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        assert!(dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
-    }
-
-    #[test]
-    fn late_observations_are_remembered_up_to_a_bound_when_the_watermark_stands_still() {
-        let mut dedup = Dedup::new(30_000_000);
-        dedup.max_behind = 3;
-        let t = 1_700_000_000_000_000;
-        dedup.evict(t + 600_000_000);
-        let late = |k: i64| hr("p1", Some("m1"), t + k * 1_000_000, 80.0);
-        for k in 0..5 {
-            assert!(dedup.first(&late(k)));
-        }
-        assert_eq!(dedup.behind.len(), 3);
-        // The oldest two were forgotten, the last three are still duplicates.
-        assert!(dedup.first(&late(0)));
-        assert!(!dedup.first(&late(3)));
-        assert!(!dedup.first(&late(4)));
-        assert_eq!(dedup.behind.len(), 3);
-    }
-
-    #[test]
-    fn a_late_redelivery_of_an_observation_that_came_in_time_is_a_duplicate() {
-        let mut dedup = Dedup::new(30_000_000); // horizon 60 s
-        let t = 1_700_000_000_000_000;
-        assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        dedup.evict(t + 30_000_000);
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-    }
-
-    proptest::proptest! {
-        /// Whatever the arrival order and wherever batches end, a key is new the first time,
-        /// and a re-delivery is a duplicate while the watermark has moved less than a horizon
-        /// (less a second, the granularity of forgetting) since its original arrived.
-        #[test]
-        fn a_redelivery_within_a_horizon_of_its_original_is_a_duplicate(
-            arrivals in proptest::collection::vec((0u8..6, 0i64..900, proptest::bool::ANY), 1..400)
-        ) {
-            const S: i64 = 1_000_000;
-            let (lateness, horizon) = (30 * S, 60 * S);
-            let base = 1_700_000_000 * S;
-            let mut dedup = Dedup::new(lateness);
-            let mut watermark = base - lateness;
-            dedup.evict(watermark);
-            let mut arrived: std::collections::HashMap<(u8, i64), i64> = Default::default();
-            let mut newest = base;
-            for (patient, second, batch_ends) in arrivals {
-                let time = base + second * S;
-                let first = dedup.first(&hr(&format!("p{patient}"), Some("m1"), time, 80.0));
-                match arrived.get(&(patient, second)) {
-                    None => proptest::prop_assert!(first, "a new key was taken for a duplicate"),
-                    Some(&at) if watermark - at < horizon - S => {
-                        proptest::prop_assert!(!first, "a re-delivery {} s on was new", (watermark - at) / S);
-                    }
-                    Some(_) => {}
-                }
-                if first {
-                    arrived.insert((patient, second), watermark);
-                }
-                newest = newest.max(time);
-                if batch_ends {
-                    watermark = watermark.max(newest - lateness);
-                    dedup.evict(watermark);
-                }
-            }
-        }
-    }
 }

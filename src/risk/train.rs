@@ -88,6 +88,8 @@ pub fn replay(
                 },
                 None => continue,
             },
+            // A dataset replay gives none.
+            SourceItem::Archived(_) => continue,
         };
         if let Some((patient, _)) = event.subject() {
             events.entry(patient.clone()).or_default().push(event);

@@ -1,14 +1,17 @@
-//! Replay of a Parquet archive (see [`crate::archive`]): the observations that were processed
-//! live, in event-time order, optionally limited to a time range and to some patients.
+//! Replay of a Parquet archive (see [`crate::archive`]): every archived record in event-time
+//! order, optionally limited to a time range and to some patients, each with the verdict the live
+//! run gave it ([`Archived`]).
 //!
-//! Rows that arrived late live were archived but not processed; a replay skips them too, so
-//! that it gives the alerts the live run gave. Impossible values come back as rejections of a
-//! known patient, as they were live.
+//! The pipeline takes those verdicts as recorded rather than judge the records again: a record
+//! that arrived late live is late in the replay (not processed), and one held aside for its
+//! device's clock is held again, at the time it was held, so that a replay gives the alerts the
+//! live run gave. Impossible values come back as rejections of a known patient, as they were
+//! live. A held record is replayed at the time it was held (its `clock`), not at its own.
 
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::{Position, Progress, Rejected, Source, SourceError, SourceItem};
+use super::{Archived, Position, Progress, Recorded, Rejected, Source, SourceError, SourceItem};
 use crate::archive::{self, ArchiveError, Row};
 use crate::observation::{EventTime, Observation, Subject};
 
@@ -19,19 +22,24 @@ fn position(row: &Row) -> Option<Position> {
     })
 }
 
-/// Event-time order, with a total order for ties (ingest order last).
+/// Event-time order (a held record at the time it was held), with a total order for ties
+/// (ingest order last).
 fn order(
     row: &Row,
 ) -> (
-    EventTime,
+    i64,
     &str,
     crate::observation::Vital,
     Option<&str>,
     i64,
     Option<i64>,
 ) {
+    let time = match row.held {
+        Some(_) => row.clock_us,
+        None => row.time.micros(),
+    };
     (
-        row.time,
+        time,
         row.patient.as_str(),
         row.vital,
         row.device.as_ref().map(|d| d.as_str()),
@@ -72,7 +80,7 @@ pub struct ArchiveReplay {
 }
 
 impl ArchiveReplay {
-    /// Loads the selected, processed rows of the archive under `dir`.
+    /// Loads the selected rows of the archive under `dir`.
     pub fn open(dir: &Path, selection: &Selection) -> Result<ArchiveReplay, SourceError> {
         let to_source = |e: ArchiveError| match e {
             ArchiveError::Io { path, source } => SourceError::Io { path, source },
@@ -91,7 +99,7 @@ impl ArchiveReplay {
                 archive::read_file_of(file, selection.source.as_deref())
                     .map_err(to_source)?
                     .into_iter()
-                    .filter(|r| r.processed && selection.admits(r)),
+                    .filter(|r| selection.admits(r)),
             );
         }
         // Event-time order, with a total order for ties (ingest order last).
@@ -114,39 +122,7 @@ impl Source for ArchiveReplay {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
         let end = (self.next + max).min(self.rows.len());
         for row in &self.rows[self.next..end] {
-            if let Some(reason) = &row.invalid_reason {
-                out.push(SourceItem::Rejected(Rejected {
-                    position: format!("archive offset {:?}", row.offset),
-                    at: position(row),
-                    reason: reason.clone(),
-                    field: Some("value"),
-                    subject: Some(Subject {
-                        patient: row.patient.clone(),
-                        time: row.time,
-                        vital: row.vital,
-                    }),
-                    raw: None,
-                }));
-                continue;
-            }
-            match Observation::new(
-                row.patient.clone(),
-                row.device.clone(),
-                row.time,
-                row.vital,
-                row.value,
-                row.unit,
-            ) {
-                Ok(obs) => out.push(SourceItem::Observation(obs, position(row))),
-                Err(e) => out.push(SourceItem::Rejected(Rejected {
-                    position: format!("archive offset {:?}", row.offset),
-                    at: position(row),
-                    reason: e.to_string(),
-                    field: Some("value"),
-                    subject: None,
-                    raw: None,
-                })),
-            }
+            out.push(SourceItem::Archived(Box::new(archived(row))));
         }
         self.next = end;
         Ok(self.next < self.rows.len())
@@ -157,5 +133,57 @@ impl Source for ArchiveReplay {
             done: self.next as u64,
             total: Some(self.rows.len() as u64),
         }
+    }
+
+    /// Rows are sorted by event time when the archive is opened.
+    fn time_ordered(&self) -> bool {
+        true
+    }
+}
+
+/// A row as the record it was, with its verdict.
+fn archived(row: &Row) -> Archived {
+    let verdict = match (row.held, row.processed) {
+        (Some(kind), _) => Recorded::Held(kind),
+        (None, true) => Recorded::OnTime,
+        (None, false) => Recorded::Late,
+    };
+    let rejected = |reason: String, subject: Option<Subject>| {
+        SourceItem::Rejected(Rejected {
+            position: format!("archive offset {:?}", row.offset),
+            at: position(row),
+            reason,
+            field: Some("value"),
+            subject,
+            raw: None,
+        })
+    };
+    let item = match (&row.invalid_reason, row.held) {
+        (Some(reason), None) => rejected(
+            reason.clone(),
+            Some(Subject {
+                patient: row.patient.clone(),
+                time: row.time,
+                vital: row.vital,
+            }),
+        ),
+        _ => match Observation::new(
+            row.patient.clone(),
+            row.device.clone(),
+            row.time,
+            row.vital,
+            row.value,
+            row.unit,
+        ) {
+            Ok(obs) => SourceItem::Observation(obs, position(row)),
+            Err(e) => rejected(e.to_string(), None),
+        },
+    };
+    Archived {
+        item,
+        verdict,
+        clock_us: row.clock_us,
+        ingest_us: row.ingest_us,
+        reason: row.held.and(row.invalid_reason.clone()),
     }
 }

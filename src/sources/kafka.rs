@@ -182,6 +182,51 @@ impl KafkaSource {
     pub fn partitions(&self) -> &[i32] {
         &self.partitions
     }
+
+    /// Produces a message to the dead-letter topic, if there is one, with the reason and where it
+    /// came from in headers.
+    fn send_dead_letter(
+        &self,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        reason: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), SourceError> {
+        let Some((producer, topic)) = &self.dead_letter else {
+            return Ok(());
+        };
+        let partition_text = partition.to_string();
+        let offset_text = offset.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "vigil-reason",
+                value: Some(reason),
+            })
+            .insert(Header {
+                key: "vigil-topic",
+                value: Some(self.topic.as_str()),
+            })
+            .insert(Header {
+                key: "vigil-partition",
+                value: Some(partition_text.as_str()),
+            })
+            .insert(Header {
+                key: "vigil-offset",
+                value: Some(offset_text.as_str()),
+            });
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).payload(payload).headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        send_waiting(producer, record).map_err(|e| SourceError::Kafka {
+            reason: format!(
+                "cannot dead-letter {}/{partition}@{offset}: {e}",
+                self.topic
+            ),
+        })
+    }
 }
 
 impl Source for KafkaSource {
@@ -228,38 +273,13 @@ impl Source for KafkaSource {
                                 .into_owned(),
                         ),
                     );
-                    if let Some((producer, topic)) = &self.dead_letter {
-                        let partition_text = partition.to_string();
-                        let offset_text = offset.to_string();
-                        let headers = OwnedHeaders::new()
-                            .insert(Header {
-                                key: "vigil-reason",
-                                value: Some(rejected.reason.as_str()),
-                            })
-                            .insert(Header {
-                                key: "vigil-topic",
-                                value: Some(self.topic.as_str()),
-                            })
-                            .insert(Header {
-                                key: "vigil-partition",
-                                value: Some(partition_text.as_str()),
-                            })
-                            .insert(Header {
-                                key: "vigil-offset",
-                                value: Some(offset_text.as_str()),
-                            });
-                        let mut record: BaseRecord<'_, [u8], [u8]> =
-                            BaseRecord::to(topic).payload(payload).headers(headers);
-                        if let Some(key) = message.key() {
-                            record = record.key(key);
-                        }
-                        if let Err((e, _)) = producer.send(record) {
-                            return Err(SourceError::Kafka {
-                                reason: format!("cannot dead-letter {}: {e}", rejected.position),
-                            });
-                        }
-                        producer.poll(Duration::ZERO);
-                    }
+                    self.send_dead_letter(
+                        payload,
+                        message.key(),
+                        &rejected.reason,
+                        partition,
+                        offset,
+                    )?;
                     out.push(SourceItem::Rejected(rejected));
                 }
             }
@@ -282,6 +302,35 @@ impl Source for KafkaSource {
         Some(Checkpoint {
             offsets: self.consumed.iter().map(|(p, o)| (*p, *o)).collect(),
         })
+    }
+
+    fn live(&self) -> bool {
+        true
+    }
+
+    /// A record held aside by the pipeline: re-encoded in the wire format (the message itself is
+    /// not kept past decoding), keyed by its patient as the devices' producers key them.
+    fn dead_letter(
+        &mut self,
+        at: Option<Position>,
+        patient: &str,
+        wire: &str,
+        reason: &str,
+    ) -> Result<(), SourceError> {
+        let Some(Position {
+            partition: Some(partition),
+            offset,
+        }) = at
+        else {
+            return Ok(());
+        };
+        self.send_dead_letter(
+            wire.as_bytes(),
+            Some(patient.as_bytes()),
+            reason,
+            partition,
+            offset,
+        )
     }
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {

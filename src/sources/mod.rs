@@ -44,6 +44,57 @@ pub enum SourceItem {
     /// An observation, with its position in the source when it has one.
     Observation(Observation, Option<Position>),
     Rejected(Rejected),
+    /// A record read back from the archive, with what the run that archived it decided.
+    Archived(Box<Archived>),
+}
+
+impl SourceItem {
+    /// When it happened (µs), if known; for a record held aside in the archive, when it was held.
+    pub fn time_us(&self) -> Option<i64> {
+        match self {
+            SourceItem::Observation(o, _) => Some(o.time().micros()),
+            SourceItem::Rejected(r) => r.subject.as_ref().map(|s| s.time.micros()),
+            SourceItem::Archived(a) => match a.verdict {
+                Recorded::Held(_) => Some(a.clock_us),
+                _ => a.item.time_us(),
+            },
+        }
+    }
+
+    /// Where it was in its source, when it has a position.
+    pub fn position(&self) -> Option<Position> {
+        match self {
+            SourceItem::Observation(_, at) => *at,
+            SourceItem::Rejected(r) => r.at,
+            SourceItem::Archived(a) => a.item.position(),
+        }
+    }
+}
+
+/// A record of the archive (an observation, or an impossible value of a known patient as a
+/// [`Rejected`] with its subject) and the verdict it was given when it arrived: a replay and a
+/// resumed run take the verdict as recorded rather than judge the record again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Archived {
+    pub item: SourceItem,
+    pub verdict: Recorded,
+    /// Its partition's event-time clock when it was judged.
+    pub clock_us: i64,
+    /// When it reached Vigil (wall clock, µs).
+    pub ingest_us: i64,
+    /// Why it was held, when it was.
+    pub reason: Option<String>,
+}
+
+/// The verdict an archived record was given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Processed in time.
+    OnTime,
+    /// Arrived later than the allowed lateness: archived, not processed.
+    Late,
+    /// Its device's clock could not be believed: archived, reported, not processed.
+    Held(crate::pipeline::clock::HoldKind),
 }
 
 /// A record that is not an observation.
@@ -116,6 +167,31 @@ pub trait Source: Send {
 
     /// Commits a checkpoint: everything read up to it is durable and its alerts delivered.
     fn commit(&mut self, _checkpoint: &Checkpoint) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// Whether records arrive as they happen (Kafka), so that a time far ahead of the wall clock
+    /// at ingest cannot be believed; a file or a dataset replays the past at any speed.
+    fn live(&self) -> bool {
+        false
+    }
+
+    /// Whether the source gives its records in event-time order by construction (a dataset
+    /// replay sorts them): then no record is late and no device's clock is judged.
+    fn time_ordered(&self) -> bool {
+        false
+    }
+
+    /// Sends a record the pipeline held aside (a device clock that cannot be believed) where the
+    /// source keeps its dead letters, with the reason: `wire` is the record in the wire format,
+    /// `patient` its patient.
+    fn dead_letter(
+        &mut self,
+        _at: Option<Position>,
+        _patient: &str,
+        _wire: &str,
+        _reason: &str,
+    ) -> Result<(), SourceError> {
         Ok(())
     }
 }

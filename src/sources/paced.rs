@@ -42,13 +42,6 @@ impl Paced {
     }
 }
 
-fn time_of(item: &SourceItem) -> Option<i64> {
-    match item {
-        SourceItem::Observation(o, _) => Some(o.time().micros()),
-        SourceItem::Rejected(r) => r.subject.as_ref().map(|s| s.time.micros()),
-    }
-}
-
 impl Source for Paced {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
         if self.buffer.is_empty() && !self.exhausted {
@@ -62,7 +55,7 @@ impl Source for Paced {
             let Some(item) = self.buffer.front() else {
                 break;
             };
-            if let Some(t) = time_of(item) {
+            if let Some(t) = item.time_us() {
                 let (start, first) = *self.origin.get_or_insert((Instant::now(), t));
                 let due =
                     start + Duration::from_secs_f64(((t - first).max(0) as f64 / 1e6) / self.speed);
@@ -103,6 +96,24 @@ impl Source for Paced {
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {
         self.inner.commit(checkpoint)
+    }
+
+    fn live(&self) -> bool {
+        self.inner.live()
+    }
+
+    fn time_ordered(&self) -> bool {
+        self.inner.time_ordered()
+    }
+
+    fn dead_letter(
+        &mut self,
+        at: Option<super::Position>,
+        patient: &str,
+        wire: &str,
+        reason: &str,
+    ) -> Result<(), SourceError> {
+        self.inner.dead_letter(at, patient, wire, reason)
     }
 }
 

@@ -293,6 +293,11 @@ impl Source for Replay {
             total: Some(self.records.len() as u64),
         }
     }
+
+    /// Records are sorted by event time when the dataset is loaded.
+    fn time_ordered(&self) -> bool {
+        true
+    }
 }
 
 /// ACVPU from a Glasgow Coma Scale total (an approximation; see the module docs).
@@ -374,13 +379,7 @@ mod tests {
         assert_eq!(replay.patients(), 20);
         let items = drain(&mut replay);
         assert_eq!(items.len(), replay.len());
-        let times: Vec<i64> = items
-            .iter()
-            .map(|i| match i {
-                SourceItem::Observation(o, _) => o.time().micros(),
-                SourceItem::Rejected(r) => r.subject.as_ref().unwrap().time.micros(),
-            })
-            .collect();
+        let times: Vec<i64> = items.iter().map(|i| i.time_us().unwrap()).collect();
         assert!(times.windows(2).all(|w| w[0] <= w[1]));
         // p100006's first row: ICULOS 6, HR 84.
         let first = items.iter().find_map(|i| match i {

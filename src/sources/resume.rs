@@ -45,13 +45,6 @@ impl Resume {
     }
 }
 
-fn position(item: &SourceItem) -> Option<super::Position> {
-    match item {
-        SourceItem::Observation(_, at) => *at,
-        SourceItem::Rejected(r) => r.at,
-    }
-}
-
 impl Source for Resume {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
         if let Some(replay) = &mut self.replay {
@@ -69,7 +62,7 @@ impl Source for Resume {
         let mut i = start;
         // In place: keep what the archive does not hold yet.
         out.retain(|item| {
-            let keep = i < start || !self.archived.contains(position(item));
+            let keep = i < start || !self.archived.contains(item.position());
             i += 1;
             keep
         });
@@ -98,5 +91,19 @@ impl Source for Resume {
 
     fn commit(&mut self, checkpoint: &Checkpoint) -> Result<(), SourceError> {
         self.topic.commit(checkpoint)
+    }
+
+    fn live(&self) -> bool {
+        self.topic.live()
+    }
+
+    fn dead_letter(
+        &mut self,
+        at: Option<super::Position>,
+        patient: &str,
+        wire: &str,
+        reason: &str,
+    ) -> Result<(), SourceError> {
+        self.topic.dead_letter(at, patient, wire, reason)
     }
 }

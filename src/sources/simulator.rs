@@ -514,7 +514,7 @@ mod tests {
         out.into_iter()
             .map(|i| match i {
                 SourceItem::Observation(o, _) => o,
-                SourceItem::Rejected(r) => panic!("{r:?}"),
+                other => panic!("{other:?}"),
             })
             .collect()
     }

@@ -34,7 +34,11 @@ fn cohort_with_bad_lines(dir: &Path) -> (PathBuf, Vec<String>, usize) {
         r#"{"patient":"sim-00003","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#,
     ];
     for (i, b) in bad.iter().enumerate() {
-        lines.insert(1000 * (i + 1), (*b).to_owned());
+        // At the ward's time where it goes: a time an hour off would be held as a wrong clock.
+        let at = 1000 * (i + 1);
+        let v: Value = serde_json::from_str(&lines[at]).unwrap();
+        let b = b.replace("2026-01-05T01:00:00Z", v["time"].as_str().unwrap());
+        lines.insert(at, b);
     }
     let path = dir.join("cohort.jsonl");
     std::fs::write(&path, lines.join("\n")).unwrap();

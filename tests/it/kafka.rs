@@ -221,10 +221,11 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     let dir = scratch("kafka_end_to_end");
     let topic = unique("vitals");
     let (lines, distinct) = produce_cohort(&dir, &brokers, &topic, 8, 6);
-    // Bad messages: not JSON, an impossible value (archived for its patient), an unknown vital.
+    // Bad messages: not JSON, an impossible value (archived for its patient, at the end of the
+    // six hours, where its partition's clock is), an unknown vital.
     let bad = [
         "not json".to_owned(),
-        r#"{"patient":"sim-00001","time":"2026-01-05T01:00:00Z","vital":"heart_rate","value":900,"unit":"/min"}"#.to_owned(),
+        r#"{"patient":"sim-00001","time":"2026-01-05T05:59:40Z","vital":"heart_rate","value":900,"unit":"/min"}"#.to_owned(),
         r#"{"patient":"sim-00002","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#.to_owned(),
     ];
     let p = producer(&brokers);
@@ -308,13 +309,14 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(summary["already_archived"], 0, "{summary}");
     assert_eq!(summary["archived"], 0, "{summary}");
-    let processed =
-        |s: &Value| s["observations"].as_u64().unwrap() + s["invalid_values"].as_u64().unwrap();
+    // Every archived record is replayed, with its verdict: the processed ones rebuild the
+    // patients, the late ones are late again (and remembered, so a re-delivery is a duplicate).
     assert_eq!(
         summary["restored"].as_u64(),
-        Some(processed(&live_summary)),
+        Some(distinct as u64 + 1),
         "{summary}"
     );
+    assert_eq!(summary["late"], live_summary["late"], "{summary}");
     assert_eq!(
         summary["alerts_already_delivered"].as_u64(),
         Some(live_lines as u64),
@@ -560,4 +562,115 @@ fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
     );
     let (rows, keys) = archive_rows_and_keys(&archive);
     assert_eq!((rows, keys), (distinct, distinct));
+}
+
+/// From a live source, a time far ahead of the wall clock is held when it arrives, and the
+/// archive records it, so that a replay of the archive gives the alerts the live run gave.
+#[test]
+fn a_time_ahead_of_the_wall_clock_is_held_and_a_replay_reproduces_it() {
+    let Some(brokers) = broker() else { return };
+    let dir = scratch("kafka_wall_clock");
+    let topic = unique("vitals-wall");
+    // A ward of the last two hours, and one device whose clock runs a day ahead of now.
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    let start = vigil::observation::EventTime::from_micros(now_us - 2 * 3_600_000_000);
+    let file = dir.join("ward.jsonl");
+    run_ok(&[
+        "simulate",
+        "--patients",
+        "6",
+        "--hours",
+        "2",
+        "--seed",
+        "3",
+        "--start",
+        &start.to_rfc3339(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    let mut lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let ahead = 5;
+    for k in 0..ahead {
+        let time =
+            vigil::observation::EventTime::from_micros(now_us + 86_400_000_000 + k * 60_000_000);
+        lines.insert(
+            lines.len() / 2 + k as usize * 100,
+            format!(
+                r#"{{"patient":"sim-00002","device":"pump-2","time":"{}","vital":"heart_rate","value":80,"unit":"/min"}}"#,
+                time.to_rfc3339()
+            ),
+        );
+    }
+    vigil::sources::kafka::ensure_topic(&brokers, &topic, 2, &Default::default()).unwrap();
+    let p = producer(&brokers);
+    for line in &lines {
+        let v: Value = serde_json::from_str(line).unwrap();
+        let key = v["patient"].as_str().unwrap().to_owned();
+        crate::kafka::send(&p, &topic, &key, line);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+
+    let pipeline = pipeline(&dir, &brokers, &topic, &unique("group"));
+    let archive = dir.join("archive");
+    let live = dir.join("live.jsonl");
+    let output = run_command(&pipeline, &archive, &live)
+        .args(["--exit-when-idle", "5s"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["held"], ahead, "{summary}");
+
+    let held: Vec<vigil::archive::Row> = vigil::archive::files(&archive)
+        .unwrap()
+        .iter()
+        .flat_map(|f| vigil::archive::read_file(f).unwrap())
+        .filter(|r| r.held.is_some())
+        .collect();
+    assert_eq!(held.len(), ahead as usize);
+    for row in &held {
+        assert_eq!(
+            row.held,
+            Some(vigil::pipeline::clock::HoldKind::WallClock),
+            "{row:?}"
+        );
+        assert!(
+            row.invalid_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("ahead of the wall clock") && r.contains("pump-2")),
+            "{row:?}"
+        );
+    }
+    let live_text = std::fs::read_to_string(&live).unwrap();
+    assert!(
+        live_text.contains("device pump-2 reports times 24 h ahead of the wall clock"),
+        "{live_text}"
+    );
+    // And in the dead-letter topic, with the reason.
+    let dead = consume_all(&brokers, &format!("{topic}-dead"), ahead as usize);
+    assert_eq!(dead.len(), ahead as usize);
+
+    let replayed = dir.join("replay.jsonl");
+    replay(&archive, &replayed);
+    assert!(
+        std::fs::read_to_string(&replayed).unwrap() == live_text,
+        "replay differs from live"
+    );
+}
+
+/// Sends one keyed message, waiting for room in the producer's queue.
+pub fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) {
+    vigil::sources::kafka::send_waiting(
+        producer,
+        BaseRecord::<str, str>::to(topic).key(key).payload(payload),
+    )
+    .unwrap();
 }

@@ -3,6 +3,7 @@
 
 mod archive;
 mod bench;
+mod clock;
 mod golden;
 mod kafka;
 mod pipeline;

@@ -330,7 +330,7 @@ fn cohort_lines() -> &'static Vec<(i64, String)> {
             .into_iter()
             .filter_map(|i| match i {
                 SourceItem::Observation(o, _) => Some((o.time().micros(), o.to_json())),
-                SourceItem::Rejected(_) => None,
+                SourceItem::Rejected(_) | SourceItem::Archived(_) => None,
             })
             .collect();
         lines.sort();

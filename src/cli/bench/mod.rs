@@ -268,7 +268,7 @@ fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter_map(|i| match i {
             SourceItem::Observation(o, _) => Some(o.to_json()),
-            SourceItem::Rejected(_) => None,
+            SourceItem::Rejected(_) | SourceItem::Archived(_) => None,
         })
         .collect();
     // Decoded as a source does: ids interned.
