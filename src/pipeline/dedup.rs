@@ -41,7 +41,11 @@ fn fingerprint(obs: &Observation) -> Fingerprint {
 /// one horizon on, or until [`MAX_BEHIND`] later late ones have come: an input of nothing but
 /// late observations does not move the watermark, and must not grow memory without end.
 pub struct Dedup {
-    by_second: BTreeMap<i64, HashSet<Fingerprint, foldhash::fast::FixedState>>,
+    /// The latest second's keys, kept out of `by_second`: most observations fall in it, and
+    /// it is looked up without a search.
+    hot_s: i64,
+    hot: Keys,
+    by_second: BTreeMap<i64, Keys>,
     /// The first second still kept in `by_second`: earlier ones are forgotten.
     floor_s: i64,
     behind: HashSet<Fingerprint, foldhash::fast::FixedState>,
@@ -50,6 +54,8 @@ pub struct Dedup {
     max_behind: usize,
     horizon_s: i64,
 }
+
+type Keys = HashSet<Fingerprint, foldhash::fast::FixedState>;
 
 /// The most late observations remembered (16 bytes each, about 40 with the tables): a
 /// re-delivery of a late one is recognised unless this many other late ones came in between
@@ -62,6 +68,8 @@ impl Dedup {
         // still recognised.
         let horizon_us = (2 * lateness_us).max(60_000_000);
         Dedup {
+            hot_s: i64::MIN,
+            hot: Keys::default(),
             by_second: BTreeMap::new(),
             floor_s: i64::MIN,
             behind: HashSet::default(),
@@ -76,14 +84,19 @@ impl Dedup {
         let second = obs.time().micros().div_euclid(1_000_000);
         let key = fingerprint(obs);
         let watermark_s = self.floor_s.saturating_add(self.horizon_s);
+        if second == self.hot_s && second >= watermark_s {
+            return self.hot.insert(key);
+        }
         if second < watermark_s {
             // Its original may have come in time, or late like itself.
-            if self
-                .by_second
-                .get(&second)
-                .is_some_and(|set| set.contains(&key))
-                || !self.behind.insert(key)
-            {
+            let in_time = match second == self.hot_s {
+                true => self.hot.contains(&key),
+                false => self
+                    .by_second
+                    .get(&second)
+                    .is_some_and(|set| set.contains(&key)),
+            };
+            if in_time || !self.behind.insert(key) {
                 return false;
             }
             let until = watermark_s.saturating_add(self.horizon_s);
@@ -100,15 +113,24 @@ impl Dedup {
             }
             return true;
         }
+        // A new second is sized like the latest one, so its set does not grow by rehashing.
+        let size = self.hot.len();
+        if second > self.hot_s {
+            // A new latest second: the one that was joins the others.
+            let was = std::mem::replace(
+                &mut self.hot,
+                Keys::with_capacity_and_hasher(size, Default::default()),
+            );
+            if self.hot_s > i64::MIN {
+                self.by_second.insert(self.hot_s, was);
+            }
+            self.hot_s = second;
+            return self.hot.insert(key);
+        }
         if let Some(set) = self.by_second.get_mut(&second) {
             return set.insert(key);
         }
-        // A new second is sized like the latest one, so its set does not grow by rehashing.
-        let size = self
-            .by_second
-            .last_key_value()
-            .map_or(0, |(_, set)| set.len());
-        let mut set = HashSet::with_capacity_and_hasher(size, Default::default());
+        let mut set = Keys::with_capacity_and_hasher(size, Default::default());
         set.insert(key);
         self.by_second.insert(second, set);
         true
@@ -124,6 +146,10 @@ impl Dedup {
                 break;
             }
             entry.remove();
+        }
+        if self.hot_s < self.floor_s {
+            self.hot.clear();
+            self.hot_s = i64::MIN;
         }
         let watermark_s = self.floor_s.saturating_add(self.horizon_s);
         while let Some(entry) = self.behind_until.first_entry() {
