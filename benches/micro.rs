@@ -113,7 +113,7 @@ fn monitor_and_risk(c: &mut Criterion) {
     let config = demo();
     let mut settings = MonitorSettings::from_config(&config);
     let risk = config.risk.as_ref().expect("the demo names a risk model");
-    let scorer = RiskScorer::load(risk, &settings).expect("the shipped model loads");
+    let scorer = RiskScorer::load(risk, &settings.picture).expect("the shipped model loads");
     // 13 h of one patient: every window full.
     let history = one_patient(13 * 3600);
     let mut monitor =
@@ -128,9 +128,9 @@ fn monitor_and_risk(c: &mut Criterion) {
     let mut group = c.benchmark_group("risk");
     group.throughput(Throughput::Elements(1));
     group.bench_function("features", |b| {
-        b.iter(|| scorer.features_of(black_box(&monitor), &settings, now))
+        b.iter(|| scorer.features_of(black_box(monitor.picture()), &settings.picture, now))
     });
-    let x = scorer.features_of(&monitor, &settings, now);
+    let x = scorer.features_of(monitor.picture(), &settings.picture, now);
     group.bench_function("inference", |b| {
         b.iter(|| scorer.model.probability(black_box(&x)))
     });

@@ -52,8 +52,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
+use crate::monitor::events::HoldKind;
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
-use crate::pipeline::clock::HoldKind;
 use crate::sources::Position;
 
 /// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.

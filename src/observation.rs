@@ -434,6 +434,17 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
 pub struct Identifier(std::sync::Arc<str>);
 
 impl Identifier {
+    /// FNV-1a of the id: stable across runs, machines and releases (for placement and order,
+    /// never for security).
+    pub fn stable_hash(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in self.as_str().bytes() {
+            h ^= b as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h
+    }
+
     /// Checks `s` against the identifier rules.
     pub fn new(s: &str) -> Result<Identifier, IdentifierError> {
         let chars = s.chars().count();

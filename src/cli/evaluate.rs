@@ -11,7 +11,7 @@ use serde::Serialize;
 use vigil::config::{DatasetConfig, PipelineConfig};
 use vigil::monitor::MonitorSettings;
 use vigil::risk::model::RiskModel;
-use vigil::risk::train::{self, Evaluation, Stay};
+use vigil::training::{self, Evaluation, Stay};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -88,16 +88,16 @@ pub fn run(args: &EvaluateArgs) -> anyhow::Result<ExitCode> {
     )
     .with_context(|| format!("the settings saved in {}", args.model.display()))?;
     let settings = MonitorSettings::from_config(&config);
-    let features = model.feature_set(&settings)?;
+    let features = model.feature_set(&settings.picture)?;
     let dataset = DatasetConfig {
         path: args.data.clone(),
         limit: args.limit,
         start: args.start.clone(),
     };
-    let stays = train::physionet2019(&dataset, &features, &settings)?;
+    let stays = training::physionet2019(&dataset, &features, &settings)?;
     let refs: Vec<&Stay> = stays.iter().collect();
-    let probabilities = train::predict(&model, &refs);
-    let evaluation = train::evaluate_scores(model.threshold, &refs, &probabilities);
+    let probabilities = training::predict(&model, &refs);
+    let evaluation = training::evaluate_scores(model.threshold, &refs, &probabilities);
     if let Some(path) = &args.predictions {
         let file = std::fs::File::create(path)
             .with_context(|| format!("cannot create {}", path.display()))?;
@@ -139,7 +139,7 @@ fn human(r: &Report<'_>) -> String {
             "–".into()
         }
     };
-    let lead = |m: &train::Measures| {
+    let lead = |m: &training::Measures| {
         format!(
             "{}/{} septic alerted before onset{}",
             m.lead_time.alerted_before_onset,

@@ -10,9 +10,8 @@ use clap::Args;
 
 use vigil::config::{DatasetConfig, PipelineConfig, SourceConfig};
 use vigil::monitor::MonitorSettings;
-use vigil::risk::card::{self, Candidate};
 use vigil::risk::features::{Feature, FeatureSet};
-use vigil::risk::train::{self, Kind, Stay, TrainOptions};
+use vigil::training::{self, Stay, TrainOptions, card};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -91,6 +90,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = MonitorSettings::from_config(&config);
     let windows: Vec<i64> = settings
+        .picture
         .windows
         .durations()
         .iter()
@@ -115,7 +115,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
         start,
     };
-    let stays = train::physionet2019(&dataset, &all, &settings)?;
+    let stays = training::physionet2019(&dataset, &all, &settings)?;
     let rows: usize = stays.iter().map(Stay::rows).sum();
     eprintln!(
         "vigil train: {} stays, {rows} rows, {} septic, in {:.1} s",
@@ -123,12 +123,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         stays.iter().filter(|s| s.labels.contains(&true)).count(),
         started.elapsed().as_secs_f64()
     );
-    let without: Vec<Stay> = stays
-        .iter()
-        .map(|s| drop_last_feature(s, all.len()))
-        .collect();
-    let split = train::split(&stays, args.seed);
-
     let options = TrainOptions {
         name: args.name.clone(),
         seed: args.seed,
@@ -143,59 +137,23 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         ),
         settings: config.feature_settings_toml(),
     };
-    let mut candidates = Vec::new();
-    for (kind, artefact) in [
-        (Kind::Logistic, false),
-        (Kind::Forest, false),
-        (Kind::Logistic, true),
-        (Kind::Forest, true),
-    ] {
-        let (set, features) = if artefact {
-            (&stays, &all)
-        } else {
-            (&without, &standard)
-        };
-        let fit_started = Instant::now();
-        let model = train::fit(
-            kind,
-            features,
-            &pick(set, &split.train),
-            &pick(set, &split.calibration),
-            &options,
-        )?;
-        let model = train::with_validation(model, split.validation.len());
-        let fit_s = fit_started.elapsed().as_secs_f64();
-        let calibration = train::evaluate(&model, &pick(set, &split.calibration));
-        let validation = train::evaluate(&model, &pick(set, &split.validation));
+    let candidates = training::candidates(&stays, &standard, &options, &mut |c| {
         eprintln!(
-            "vigil train: {:<24} {}  fitted in {fit_s:.1} s; calibration AUROC {:.3}, utility {:.3}; validation AUROC {:.3}, utility {:.3}",
-            model.estimator.kind(),
-            if artefact {
+            "vigil train: {:<24} {}  fitted in {:.1} s; calibration AUROC {:.3}, utility {:.3}; validation AUROC {:.3}, utility {:.3}",
+            c.model.estimator.kind(),
+            if c.cohort_artefact {
                 "with monitoring.hours   "
             } else {
                 "without monitoring.hours"
             },
-            calibration.auroc,
-            calibration.utility,
-            validation.auroc,
-            validation.utility,
+            c.fit_seconds,
+            c.calibration.auroc,
+            c.calibration.utility,
+            c.validation.auroc,
+            c.validation.utility,
         );
-        candidates.push(Candidate {
-            model,
-            kind,
-            cohort_artefact: artefact,
-            fit_seconds: fit_s,
-            calibration,
-            validation,
-        });
-    }
-    let shipped = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| !c.cohort_artefact)
-        .max_by(|a, b| a.1.calibration.utility.total_cmp(&b.1.calibration.utility))
-        .map(|(i, _)| i)
-        .context("no model was fitted")?;
+    })?;
+    let shipped = training::select(&candidates).context("no model was fitted")?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let model_path = args.out.join(format!("{}.json", args.name));
@@ -225,20 +183,4 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     );
     println!("{}: the model card", card_path.display());
     Ok(ExitCode::SUCCESS)
-}
-
-/// The stays at `idx`.
-fn pick<'a>(set: &'a [Stay], idx: &[usize]) -> Vec<&'a Stay> {
-    idx.iter().map(|&i| &set[i]).collect()
-}
-
-/// The same stay without its last feature column.
-fn drop_last_feature(stay: &Stay, width: usize) -> Stay {
-    let mut out = stay.clone();
-    out.x = stay
-        .x
-        .chunks(width)
-        .flat_map(|row| row[..width - 1].iter().copied())
-        .collect();
-    out
 }

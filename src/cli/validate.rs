@@ -33,7 +33,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
             }
             if let Some(risk) = &config.risk {
                 let settings = vigil::monitor::MonitorSettings::from_config(&config);
-                if let Err(e) = vigil::risk::RiskScorer::load(risk, &settings) {
+                if let Err(e) = vigil::risk::RiskScorer::load(risk, &settings.picture) {
                     eprintln!("{path}: [risk] {e}");
                     return Ok(ExitCode::from(super::EXIT_INPUT));
                 }

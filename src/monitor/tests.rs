@@ -1,8 +1,8 @@
 use super::*;
-use crate::alerting::{AlertKind, Severity};
+use crate::alerting::{AlertEvent, AlertKind, Severity};
 use crate::config::PipelineConfig;
 use crate::news2::{Band, Status};
-use crate::observation::{Identifier, Unit, Value};
+use crate::observation::{Acvpu, Unit, Value};
 use proptest::prelude::*;
 
 const S: i64 = 1_000_000;
@@ -233,11 +233,11 @@ fn state_is_bounded() {
         m.observe(&s, &obs(second * S, Vital::HeartRate, 70.0), &mut out);
     }
     // About 13 buckets per window width, whatever the rate.
-    assert!(m.window(Vital::HeartRate).buckets() <= s.windows.max_buckets());
+    assert!(m.window(Vital::HeartRate).buckets() <= s.picture.windows.max_buckets());
     assert!(
-        s.windows.max_buckets() <= 3 * 13 + 3,
+        s.picture.windows.max_buckets() <= 3 * 13 + 3,
         "{}",
-        s.windows.max_buckets()
+        s.picture.windows.max_buckets()
     );
     assert!(m.state_bytes() < 64 * 1024, "{} bytes", m.state_bytes());
 }

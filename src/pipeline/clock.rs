@@ -34,9 +34,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
 use super::FastMap;
+pub use crate::monitor::events::{Hold, HoldKind, span};
 
 /// A device not accepted for this long (wall clock) no longer holds its partition's clock back,
 /// and a partition that has heard from fewer than `k + 1` devices for this long starts its clock
@@ -69,79 +68,6 @@ impl ClockSettings {
     /// How far the clock must move on before an unconfirmed jump is judged a wrong clock.
     fn confirm_us(&self) -> i64 {
         self.lateness_us.max(60_000_000)
-    }
-}
-
-/// What a held record's time was compared with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum HoldKind {
-    /// Too far ahead of the partition's clock.
-    Ahead,
-    /// Too far behind the partition's clock.
-    Behind,
-    /// Too far ahead of the wall clock when it arrived.
-    WallClock,
-}
-
-impl HoldKind {
-    /// The name in the archive's `held` column.
-    pub fn name(self) -> &'static str {
-        match self {
-            HoldKind::Ahead => "ahead",
-            HoldKind::Behind => "behind",
-            HoldKind::WallClock => "wall_clock",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<HoldKind> {
-        match name {
-            "ahead" => Some(HoldKind::Ahead),
-            "behind" => Some(HoldKind::Behind),
-            "wall_clock" => Some(HoldKind::WallClock),
-            _ => None,
-        }
-    }
-}
-
-/// A record held aside.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Hold {
-    pub kind: HoldKind,
-    /// The record's time minus the time it was compared with (µs; negative when behind).
-    pub skew_us: i64,
-    /// The partition's clock when it was held: the time its data-quality alert is raised at.
-    pub at_us: i64,
-}
-
-impl Hold {
-    /// Why, for a person: "20 months ahead of the ward's clock".
-    pub fn describe(&self) -> String {
-        let (direction, reference) = match self.kind {
-            HoldKind::Ahead => ("ahead of", "the ward's clock"),
-            HoldKind::Behind => ("behind", "the ward's clock"),
-            HoldKind::WallClock => ("ahead of", "the wall clock"),
-        };
-        format!(
-            "{} {direction} {reference}",
-            span(self.skew_us.unsigned_abs())
-        )
-    }
-}
-
-/// A length of time as a person says it, to the nearest unit: 45 s, 12 min, 3 h, 4 days,
-/// 20 months, 26 years.
-pub fn span(us: u64) -> String {
-    let s = us / 1_000_000;
-    const DAY: u64 = 86_400;
-    let nearest = |unit: u64| (s + unit / 2) / unit;
-    match s {
-        _ if s < 120 => format!("{s} s"),
-        _ if s < 2 * 3600 => format!("{} min", nearest(60)),
-        _ if s < 2 * DAY => format!("{} h", nearest(3600)),
-        _ if s < 61 * DAY => format!("{} days", nearest(DAY)),
-        // A month of 30.44 days, a year of 365.25.
-        _ if s < 731 * DAY => format!("{} months", (s * 100 + 1522 * DAY) / (3044 * DAY)),
-        _ => format!("{} years", (s * 100 + 18262 * DAY) / (36525 * DAY)),
     }
 }
 

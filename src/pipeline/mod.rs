@@ -45,13 +45,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use differential_dataflow::input::Input;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use thiserror::Error;
 
 use crate::config::{PipelineConfig, SourceConfig};
 use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
-use crate::observation::{EventTime, Identifier, Observation, Subject, Vital};
+use crate::observation::{EventTime, Identifier};
 use placement::Placement;
 
 /// Rows per archive file (at most; files are also closed at each flush and at the end).
@@ -61,71 +61,16 @@ const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
 /// read before it committable: shorter re-reads less after a crash but writes more, smaller files.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-/// What flows from the source to the monitors.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub enum Event {
-    /// A valid observation.
-    Observation(Observation),
-    /// An impossible value of a known patient: a data-quality problem.
-    Invalid { subject: Subject, reason: String },
-    /// A registry change: the patient's SpO2 scale from `time` on.
-    Prescription {
-        patient: Identifier,
-        time: EventTime,
-        scale: Scale,
-    },
-    /// A record whose time was not believed (its device's clock, see [`clock`]): reported to its
-    /// patient at its partition's clock, never scored. Boxed: rare, and every event in flight
-    /// is as large as the largest kind.
-    Held(Box<Held>),
-    /// The source has ended; its latest event time, addressed to one worker.
-    End { worker: u64, time_us: i64 },
-}
+pub use crate::monitor::events::{Event, Held};
 
-/// A record held aside, as its patient's monitor hears of it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Held {
-    pub patient: Identifier,
-    pub device: Option<Identifier>,
-    pub vital: Vital,
-    /// The time it claimed.
-    pub claimed: EventTime,
-    /// How far off, from what, and when it was held (`hold.at_us`: its event time here).
-    pub hold: clock::Hold,
-}
-
-impl Event {
-    /// The worker this event goes to: its patient's, or the one an end marker is addressed to.
-    pub fn worker(&self, placement: &Placement) -> u64 {
-        match self {
-            Event::Observation(o) => placement.worker(o.patient()),
-            Event::Invalid { subject, .. } => placement.worker(&subject.patient),
-            Event::Prescription { patient, .. } => placement.worker(patient),
-            Event::Held(held) => placement.worker(&held.patient),
-            Event::End { worker, .. } => *worker,
-        }
-    }
-
-    /// The patient and event time of an event (the end marker has neither).
-    pub fn subject(&self) -> Option<(&Identifier, EventTime)> {
-        match self {
-            Event::Observation(o) => Some((o.patient(), o.time())),
-            Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
-            Event::Prescription { patient, time, .. } => Some((patient, *time)),
-            Event::Held(held) => Some((&held.patient, EventTime::from_micros(held.hold.at_us))),
-            Event::End { .. } => None,
-        }
-    }
-
-    /// The event time (µs).
-    pub fn time_us(&self) -> i64 {
-        match self {
-            Event::Observation(o) => o.time().micros(),
-            Event::Invalid { subject, .. } => subject.time.micros(),
-            Event::Prescription { time, .. } => time.micros(),
-            Event::Held(held) => held.hold.at_us,
-            Event::End { time_us, .. } => *time_us,
-        }
+/// The worker an event goes to: its patient's, or the one an end marker is addressed to.
+pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
+    match event {
+        Event::Observation(o) => placement.worker(o.patient()),
+        Event::Invalid { subject, .. } => placement.worker(&subject.patient),
+        Event::Prescription { patient, .. } => placement.worker(patient),
+        Event::Held(held) => placement.worker(&held.patient),
+        Event::End { worker, .. } => *worker,
     }
 }
 
@@ -370,7 +315,10 @@ fn run_sources(
     let workers = options.workers.unwrap_or(config.workers).max(1);
     let mut settings = MonitorSettings::from_config(config);
     if let Some(risk) = &config.risk {
-        settings.risk = Some(Arc::new(crate::risk::RiskScorer::load(risk, &settings)?));
+        settings.risk = Some(Arc::new(crate::risk::RiskScorer::load(
+            risk,
+            &settings.picture,
+        )?));
     }
     let registry = match &config.registry {
         Some(r) => {

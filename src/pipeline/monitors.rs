@@ -7,7 +7,6 @@
 //! too, so silence is noticed at the time it becomes stale, whatever else the stream carries.
 
 use std::cell::RefCell;
-use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -15,12 +14,13 @@ use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
-use super::placement::{Placement, patient_hash};
-use super::{Event, FastMap, WorkerState};
+use super::placement::Placement;
+use super::{Event, FastMap, WorkerState, worker_of};
 use crate::alerting::Alert;
+use crate::monitor::events::{apply_set, normalise, same_patient_and_time};
 use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::news2::Scale;
-use crate::observation::{EventTime, Identifier, Observation, Value};
+use crate::observation::{EventTime, Identifier};
 
 /// A registry update: `(patient, scale)` from a time on, added (+1) or retracted (−1).
 type Prescription = ((Identifier, Scale), i64, isize);
@@ -35,7 +35,7 @@ pub(super) fn monitors<'scope>(
 ) -> Stream<'scope, i64, Vec<Alert>> {
     events.binary_frontier(
         prescriptions,
-        Exchange::new(move |e: &Event| e.worker(&placement)),
+        Exchange::new(move |e: &Event| worker_of(e, &placement)),
         Exchange::new(move |p: &Prescription| placement.worker(&(p.0).0)),
         "Monitors",
         move |capability, _info| {
@@ -209,71 +209,6 @@ pub(super) fn monitors<'scope>(
     )
 }
 
-/// Puts a tick's events in the engine's total order (by time, a hash of the patient, then
-/// [`order`]) and removes exact duplicates; returns how many were removed.
-pub fn normalise(events: &mut Vec<Event>) -> u64 {
-    // Comparing patient ids as strings was most of the sort (thousands of events a tick): sort
-    // on (time, a hash of the patient) first, and let the full order break only the ties. The
-    // order across patients changes, which nothing observes (the alert sink orders its output),
-    // and within a patient and time it is the full order.
-    // The sort moves 24-byte keys, not the events, which are then moved once into place: it
-    // was a sixth of a monitor worker when it moved whole events through its merges. Ties end
-    // on the arrival index, so it is the stable sort it replaced.
-    let mut keys: Vec<(i64, u64, usize)> = events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let hash = e.subject().map_or(u64::MAX, |(p, _)| patient_hash(p));
-            (e.time_us(), hash, i)
-        })
-        .collect();
-    keys.sort_unstable_by(|a, b| {
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| order(&events[a.2], &events[b.2]))
-            .then(a.2.cmp(&b.2))
-    });
-    let mut arrived: Vec<Option<Event>> = events.drain(..).map(Some).collect();
-    events.extend(keys.iter().filter_map(|k| arrived[k.2].take()));
-    let before = events.len();
-    events.dedup_by(|b, a| duplicate(a, b));
-    (before - events.len()) as u64
-}
-
-/// Runs one observation set (the normalised events of one patient at one event time, as
-/// `chunk_by(same_patient_and_time)` splits them) through the patient's monitor: prescriptions
-/// and impossible values first, then the observations, scored once. Returns how many
-/// observations it held. The live dataflow and training replay datasets through this one path.
-pub fn apply_set(
-    monitor: &mut PatientMonitor,
-    settings: &MonitorSettings,
-    set: &[Event],
-    alerts: &mut Vec<Alert>,
-) -> usize {
-    let mut observations: Vec<&Observation> = Vec::with_capacity(set.len());
-    for e in set {
-        match e {
-            Event::Prescription { time, scale, .. } => {
-                monitor.prescribe(settings, *time, *scale, alerts)
-            }
-            Event::Invalid { subject, reason } => {
-                monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
-            }
-            Event::Held(held) => monitor.held(
-                settings,
-                held.device.as_ref(),
-                EventTime::from_micros(held.hold.at_us),
-                &held.hold.describe(),
-                alerts,
-            ),
-            Event::Observation(o) => observations.push(o),
-            Event::End { .. } => {}
-        }
-    }
-    monitor.observe_set(settings, &observations, alerts);
-    observations.len()
-}
-
 /// The monitor of a set's patient, if it has one yet.
 fn monitor_of<'a>(
     patients: &'a FastMap<Identifier, Box<PatientMonitor>>,
@@ -307,126 +242,5 @@ fn reschedule(
     if let Some(due) = due {
         timers.insert((due, patient.clone()));
         due_of.insert(patient.clone(), due);
-    }
-}
-
-/// The total order of events within a tick.
-fn order(a: &Event, b: &Event) -> Ordering {
-    key(a)
-        .cmp(&key(b))
-        .then_with(|| value_key(a).cmp(&value_key(b)))
-}
-
-/// (time, patient, kind, vital, device): prescriptions first, then invalid values and held
-/// records, then observations, and the end marker last.
-fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
-    match e {
-        Event::Prescription { patient, time, .. } => (time.micros(), patient.as_str(), 0, 0, ""),
-        Event::Invalid { subject, .. } => (
-            subject.time.micros(),
-            subject.patient.as_str(),
-            1,
-            subject.vital as u8,
-            "",
-        ),
-        Event::Held(held) => (
-            held.hold.at_us,
-            held.patient.as_str(),
-            1,
-            held.vital as u8,
-            held.device.as_ref().map_or("", Identifier::as_str),
-        ),
-        Event::Observation(o) => (
-            o.time().micros(),
-            o.patient().as_str(),
-            2,
-            o.vital() as u8,
-            o.device().map_or("", Identifier::as_str),
-        ),
-        Event::End { time_us, .. } => (*time_us, "", 3, 0, ""),
-    }
-}
-
-fn value_key(e: &Event) -> (u64, &str) {
-    match e {
-        Event::Observation(o) => match o.value() {
-            Value::Number(n) => (n.to_bits(), ""),
-            Value::Acvpu(a) => (a as u64, ""),
-        },
-        Event::Invalid { reason, .. } => (0, reason.as_str()),
-        Event::Held(held) => (held.claimed.micros() as u64, ""),
-        _ => (0, ""),
-    }
-}
-
-fn duplicate(a: &Event, b: &Event) -> bool {
-    match (a, b) {
-        (Event::Observation(x), Event::Observation(y)) => x == y,
-        (Event::End { .. }, Event::End { .. }) => false,
-        _ => a == b,
-    }
-}
-
-/// Whether two normalised events belong to one observation set.
-pub fn same_patient_and_time(a: &Event, b: &Event) -> bool {
-    let (ta, pa, ka, _, _) = key(a);
-    let (tb, pb, kb, _, _) = key(b);
-    (ta, pa, ka == 3) == (tb, pb, kb == 3)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::observation::{Unit, Vital};
-    use proptest::prelude::*;
-
-    fn observation(patient: u8, device: u8, second: u8, vital: u8, value: u8, unit: bool) -> Event {
-        // SpO2 of 1 as a percentage and as a fraction: equal in the order, not duplicates.
-        let (vital, unit) = match (vital % 2, unit) {
-            (0, _) => (Vital::HeartRate, Some(Unit::PerMinute)),
-            (_, true) => (Vital::Spo2, Some(Unit::Percent)),
-            (_, false) => (Vital::Spo2, Some(Unit::Fraction)),
-        };
-        let value = match vital {
-            Vital::HeartRate => 60.0 + f64::from(value % 4),
-            _ => 1.0,
-        };
-        let obs = Observation::new(
-            Identifier::new(&format!("p{}", patient % 3)).unwrap(),
-            Some(Identifier::new(&format!("d{}", device % 2)).unwrap()),
-            EventTime::from_micros(i64::from(second % 3) * 1_000_000),
-            vital,
-            Value::Number(value),
-            unit,
-        )
-        .unwrap();
-        Event::Observation(obs)
-    }
-
-    proptest! {
-        /// The engine's order is the stable sort on (time, patient hash, full order), whatever
-        /// the arrival order, and exact duplicates are removed.
-        #[test]
-        fn normalise_is_the_stable_sort_without_duplicates(
-            raw in proptest::collection::vec((0u8..6, 0u8..2, 0u8..3, 0u8..2, 0u8..4, any::<bool>()), 0..60),
-        ) {
-            let events: Vec<Event> = raw
-                .iter()
-                .map(|&(p, d, s, v, x, u)| observation(p, d, s, v, x, u))
-                .collect();
-            let mut expected = events.clone();
-            expected.sort_by(|a, b| {
-                let hash = |e: &Event| e.subject().map_or(u64::MAX, |(p, _)| super::patient_hash(p));
-                (a.time_us(), hash(a))
-                    .cmp(&(b.time_us(), hash(b)))
-                    .then_with(|| order(a, b))
-            });
-            let before = expected.len();
-            expected.dedup_by(|b, a| duplicate(a, b));
-            let mut got = events;
-            let removed = normalise(&mut got);
-            prop_assert_eq!(&got, &expected);
-            prop_assert_eq!(removed as usize, before - expected.len());
-        }
     }
 }

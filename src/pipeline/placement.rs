@@ -68,12 +68,7 @@ impl Placement {
 
 /// FNV-1a of the patient id: stable across runs, machines and releases.
 pub fn patient_hash(patient: &Identifier) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in patient.as_str().bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+    patient.stable_hash()
 }
 
 /// The finaliser of MurmurHash3: every input bit moves every output bit.

@@ -1,4 +1,4 @@
-//! Features of one patient at one instant, read from the patient's [`PatientMonitor`]: the one
+//! Features of one patient at one instant, read from the patient's [`Picture`]: the one
 //! feature code path of training, evaluation and the live stream.
 //!
 //! Which features exist is data: a [`FeatureSet`] is a list of names such as
@@ -27,9 +27,9 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::config::Dur;
-use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::news2::Parameter;
 use crate::observation::{EventTime, Vital};
+use crate::picture::{Picture, PictureSettings};
 use crate::windows::WindowStats;
 
 /// A statistic over a window.
@@ -257,7 +257,7 @@ impl FeatureSet {
     }
 
     /// Checks that the pipeline computes every feature: each window must be configured.
-    pub fn check(&self, settings: &MonitorSettings) -> Result<(), FeatureError> {
+    pub fn check(&self, settings: &PictureSettings) -> Result<(), FeatureError> {
         let configured = settings.windows.durations();
         for feature in &self.features {
             if let Feature::Window { window_ms, .. } = feature
@@ -278,12 +278,12 @@ impl FeatureSet {
         Ok(())
     }
 
-    /// The features of `monitor` at `now`, appended to `out` in list order. The set must have
+    /// The features of `picture` at `now`, appended to `out` in list order. The set must have
     /// passed [`FeatureSet::check`] against `settings` (an unknown window reads as empty).
     pub fn extract(
         &self,
-        monitor: &PatientMonitor,
-        settings: &MonitorSettings,
+        picture: &Picture,
+        settings: &PictureSettings,
         now: EventTime,
         out: &mut Vec<f64>,
     ) {
@@ -294,8 +294,8 @@ impl FeatureSet {
         let mut score = None;
         for feature in &self.features {
             let value = match *feature {
-                Feature::Last(vital) => monitor.window(vital).last().map_or(f64::NAN, |(_, v)| v),
-                Feature::AgeHours(vital) => monitor
+                Feature::Last(vital) => picture.window(vital).last().map_or(f64::NAN, |(_, v)| v),
+                Feature::AgeHours(vital) => picture
                     .window(vital)
                     .last()
                     .map_or(f64::NAN, |(t, _)| (now_ms - t) as f64 / 3_600_000.0),
@@ -307,7 +307,7 @@ impl FeatureSet {
                     Some(w) => {
                         let slot = &mut stats[vital as usize * windows.len() + w];
                         let s = slot.get_or_insert_with(|| {
-                            monitor
+                            picture
                                 .window(vital)
                                 .stats(&settings.windows, window_ms, now_ms)
                         });
@@ -317,7 +317,7 @@ impl FeatureSet {
                 },
                 Feature::Subscore(_) | Feature::News2Total | Feature::News2Upper => {
                     let score =
-                        score.get_or_insert_with(|| monitor.score_at(settings, now.micros()).0);
+                        score.get_or_insert_with(|| picture.score_at(settings, now.micros()).0);
                     match *feature {
                         Feature::Subscore(p) => score.subscore(p).map_or(f64::NAN, f64::from),
                         Feature::News2Total => f64::from(score.total),
@@ -325,14 +325,14 @@ impl FeatureSet {
                     }
                 }
                 Feature::ShockIndex => {
-                    let last = |v: Vital| monitor.window(v).last().map(|(_, x)| x);
+                    let last = |v: Vital| picture.window(v).last().map(|(_, x)| x);
                     match (last(Vital::HeartRate), last(Vital::SystolicBp)) {
                         (Some(hr), Some(sbp)) if sbp > 0.0 => hr / sbp,
                         _ => f64::NAN,
                     }
                 }
                 Feature::MonitoringHours => {
-                    (now.micros() - monitor.first_seen_us()) as f64 / 3_600_000_000.0
+                    (now.micros() - picture.first_seen_us()) as f64 / 3_600_000_000.0
                 }
             };
             out.push(value);
@@ -346,11 +346,24 @@ mod tests {
     use crate::config::PipelineConfig;
     use crate::observation::{Identifier, Observation, Unit, Value};
 
-    fn settings(windows: &str) -> MonitorSettings {
+    fn settings(windows: &str) -> PictureSettings {
         let text = format!(
             "[source]\nkind = \"jsonl\"\npath = \"-\"\n[windows]\ndurations = [{windows}]\nresolution = \"1h\"\n"
         );
-        MonitorSettings::from_config(&PipelineConfig::parse(&text, None).unwrap())
+        let config = PipelineConfig::parse(&text, None).unwrap();
+        PictureSettings {
+            windows: crate::windows::WindowSpec::new(
+                config
+                    .windows
+                    .durations
+                    .iter()
+                    .map(|d| d.millis())
+                    .collect(),
+                config.windows.resolution.millis(),
+            ),
+            staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
+            settle_us: config.news2.settle.0.as_micros() as i64,
+        }
     }
 
     fn obs(hour: i64, vital: Vital, value: f64, unit: Unit) -> Observation {
@@ -392,23 +405,18 @@ mod tests {
     }
 
     #[test]
-    fn features_read_the_monitor_at_an_instant() {
+    fn features_read_the_picture_at_an_instant() {
         let settings = settings("\"4h\"");
-        let mut monitor =
-            PatientMonitor::new("p1", EventTime::from_micros(0), crate::news2::Scale::One);
-        let mut alerts = Vec::new();
-        for (hour, hr) in [(0, 80.0), (1, 90.0), (2, 100.0)] {
-            monitor.observe(
-                &settings,
-                &obs(hour, Vital::HeartRate, hr, Unit::PerMinute),
-                &mut alerts,
-            );
+        let mut picture = Picture::new("p1", EventTime::from_micros(0), crate::news2::Scale::One);
+        let observations = [
+            obs(0, Vital::HeartRate, 80.0, Unit::PerMinute),
+            obs(1, Vital::HeartRate, 90.0, Unit::PerMinute),
+            obs(2, Vital::HeartRate, 100.0, Unit::PerMinute),
+            obs(2, Vital::SystolicBp, 125.0, Unit::MillimetresOfMercury),
+        ];
+        for o in &observations {
+            picture.push(&settings, o, o.time().micros());
         }
-        monitor.observe(
-            &settings,
-            &obs(2, Vital::SystolicBp, 125.0, Unit::MillimetresOfMercury),
-            &mut alerts,
-        );
         let set = FeatureSet::parse(&[
             "heart_rate.last",
             "heart_rate.age_h",
@@ -426,7 +434,7 @@ mod tests {
         .unwrap();
         let mut out = Vec::new();
         set.extract(
-            &monitor,
+            &picture,
             &settings,
             EventTime::from_micros(3 * 3_600_000_000),
             &mut out,

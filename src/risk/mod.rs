@@ -1,29 +1,26 @@
 //! The risk model: features of a patient's rolling picture → a calibrated probability of
 //! deterioration (sepsis within the PhysioNet 2019 horizon for the shipped model).
 //!
-//! * [`features`] reads a [`crate::monitor::PatientMonitor`] at an instant: the one feature code
-//!   path of training, evaluation and the stream;
+//! * [`features`] reads a patient's [`crate::picture::Picture`] at an instant: the one feature
+//!   code path of training, evaluation and the stream;
 //! * [`model`] is a trained model as stored (JSON) and run;
-//! * [`train`] replays a labelled dataset through the monitors, fits linfa models on patients
-//!   split apart from those it reports on, calibrates them and compares them with NEWS2;
 //! * [`metrics`] are the measures: AUROC, AUPRC, Brier, calibration, the challenge's utility.
 //!
-//! In the stream, a [`RiskScorer`] in the monitor settings scores a patient each time a new
-//! observation set changes the patient's features (at most once per `[risk] every` of event
-//! time), and the monitor raises a risk alert when the
-//! probability reaches the threshold, clearing it only once it falls below `clear_below`
-//! (hysteresis: a probability hovering at the threshold does not flap).
+//! [`crate::training`] replays a labelled dataset through the monitors, fits linfa models on
+//! patients split apart from those it reports on, calibrates them, compares them with NEWS2 and
+//! writes the shipped model's card.
+//!
+//! In the stream, a [`RiskScorer`] in the monitor settings is what the risk rule
+//! ([`crate::rules::risk`]) scores patients with.
 
-pub mod card;
 pub mod features;
 pub mod metrics;
 pub mod model;
-pub mod train;
 
 use std::path::Path;
 
-use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::observation::EventTime;
+use crate::picture::{Picture, PictureSettings};
 use features::FeatureSet;
 use model::{ModelError, RiskModel};
 
@@ -45,7 +42,7 @@ impl RiskScorer {
     /// the thresholds default to the model's own.
     pub fn load(
         config: &crate::config::RiskConfig,
-        settings: &MonitorSettings,
+        settings: &PictureSettings,
     ) -> Result<RiskScorer, ModelError> {
         let path: &Path = &config.model;
         let model = RiskModel::load(path)?;
@@ -69,15 +66,15 @@ impl RiskScorer {
         })
     }
 
-    /// The raw features of `monitor` at `now`.
+    /// The raw features of a patient's picture at `now`.
     pub fn features_of(
         &self,
-        monitor: &PatientMonitor,
-        settings: &MonitorSettings,
+        picture: &Picture,
+        settings: &PictureSettings,
         now: EventTime,
     ) -> Vec<f64> {
         let mut x = Vec::with_capacity(self.features.len());
-        self.features.extract(monitor, settings, now, &mut x);
+        self.features.extract(picture, settings, now, &mut x);
         x
     }
 }

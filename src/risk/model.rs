@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::features::{FeatureError, FeatureSet};
-use crate::monitor::MonitorSettings;
+use crate::picture::PictureSettings;
 
 /// The model file format; a file of another version is refused with a clear error.
 pub const FORMAT: u32 = 1;
@@ -277,7 +277,7 @@ impl RiskModel {
     }
 
     /// The model's features, checked against the pipeline that will compute them.
-    pub fn feature_set(&self, settings: &MonitorSettings) -> Result<FeatureSet, FeatureError> {
+    pub fn feature_set(&self, settings: &PictureSettings) -> Result<FeatureSet, FeatureError> {
         let set = FeatureSet::parse(&self.features)?;
         set.check(settings)?;
         Ok(set)

@@ -94,7 +94,7 @@ pub enum Recorded {
     /// Arrived later than the allowed lateness: archived, not processed.
     Late,
     /// Its device's clock could not be believed: archived, reported, not processed.
-    Held(crate::pipeline::clock::HoldKind),
+    Held(crate::monitor::events::HoldKind),
 }
 
 /// A record that is not an observation.

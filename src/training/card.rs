@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::model::{Estimator, RiskModel};
-use super::train::{Evaluation, Kind, Measures};
+use super::{Evaluation, Kind, Measures};
+use crate::risk::model::{Estimator, RiskModel};
 
 /// One fitted model and its measures.
 pub struct Candidate {

@@ -4,7 +4,7 @@
 //!
 //! **One code path.** [`replay`] turns a dataset's source items into the events the dataflow
 //! would carry, puts each patient's events in the engine's total order and runs them through
-//! [`crate::pipeline::monitors::apply_set`] and [`FeatureSet::extract`]: the same functions that
+//! [`crate::monitor::events::apply_set`] and [`FeatureSet::extract`]: the same functions that
 //! score a patient in the stream. Features at a row are read after that row's observations, as
 //! the stream reads them when the observations arrive.
 //!
@@ -26,15 +26,16 @@ use ndarray::{Array1, Array2};
 use serde::Serialize;
 use thiserror::Error;
 
-use super::features::FeatureSet;
-use super::metrics;
-use super::model::{
-    Calibration, Estimator, FORMAT, Node, Provenance, RiskModel, Tree, calibration_input,
-};
+pub mod card;
+
+use crate::monitor::events::{Event, apply_set, normalise, same_patient_and_time};
 use crate::monitor::{MonitorSettings, PatientMonitor};
 use crate::observation::{EventTime, Identifier};
-use crate::pipeline::Event;
-use crate::pipeline::monitors::{apply_set, normalise, same_patient_and_time};
+use crate::risk::features::FeatureSet;
+use crate::risk::metrics;
+use crate::risk::model::{
+    Calibration, Estimator, FORMAT, Node, Provenance, RiskModel, Tree, calibration_input,
+};
 use crate::sources::SourceItem;
 use crate::sources::physionet::LabelledRow;
 
@@ -126,7 +127,7 @@ pub fn replay(
                 apply_set(&mut monitor, settings, set, &mut alerts);
                 alerts.clear();
             }
-            features.extract(&monitor, settings, row.time, &mut stay.x);
+            features.extract(monitor.picture(), &settings.picture, row.time, &mut stay.x);
             stay.news2.push(f64::from(
                 monitor.score_at(settings, row.time.micros()).0.total,
             ));
@@ -683,6 +684,88 @@ pub fn with_validation(mut model: RiskModel, validation: usize) -> RiskModel {
     model.provenance.validation_patients = validation;
     model.version = version_of(&model);
     model
+}
+
+/// The candidates `vigil train` fits on `stays` (whose features are `standard` then
+/// `monitoring.hours`, the last column): a logistic regression and a balanced random forest, each
+/// without and with `monitoring.hours` (a cohort artefact in ICU data), fitted on the training
+/// patients of the seeded split, calibrated and thresholded on the calibration ones, measured on
+/// both and on the validation ones. `report` hears of each as it is fitted.
+pub fn candidates(
+    stays: &[Stay],
+    standard: &FeatureSet,
+    options: &TrainOptions,
+    report: &mut dyn FnMut(&card::Candidate),
+) -> Result<Vec<card::Candidate>, TrainError> {
+    let all = standard
+        .clone()
+        .with(crate::risk::features::Feature::MonitoringHours);
+    let without: Vec<Stay> = stays
+        .iter()
+        .map(|s| drop_last_feature(s, all.len()))
+        .collect();
+    let split = split(stays, options.seed);
+    let mut candidates = Vec::new();
+    for (kind, artefact) in [
+        (Kind::Logistic, false),
+        (Kind::Forest, false),
+        (Kind::Logistic, true),
+        (Kind::Forest, true),
+    ] {
+        let (set, features) = if artefact {
+            (stays, &all)
+        } else {
+            (&without[..], standard)
+        };
+        let fit_started = std::time::Instant::now();
+        let model = fit(
+            kind,
+            features,
+            &pick(set, &split.train),
+            &pick(set, &split.calibration),
+            options,
+        )?;
+        let model = with_validation(model, split.validation.len());
+        let fit_seconds = fit_started.elapsed().as_secs_f64();
+        let candidate = card::Candidate {
+            calibration: evaluate(&model, &pick(set, &split.calibration)),
+            validation: evaluate(&model, &pick(set, &split.validation)),
+            model,
+            kind,
+            cohort_artefact: artefact,
+            fit_seconds,
+        };
+        report(&candidate);
+        candidates.push(candidate);
+    }
+    Ok(candidates)
+}
+
+/// The model to ship: of the candidates without the cohort artefact, the one with the best
+/// utility on the calibration patients (the validation patients choose nothing).
+pub fn select(candidates: &[card::Candidate]) -> Option<usize> {
+    candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| !c.cohort_artefact)
+        .max_by(|a, b| a.1.calibration.utility.total_cmp(&b.1.calibration.utility))
+        .map(|(i, _)| i)
+}
+
+/// The stays at `idx`.
+fn pick<'a>(set: &'a [Stay], idx: &[usize]) -> Vec<&'a Stay> {
+    idx.iter().map(|&i| &set[i]).collect()
+}
+
+/// The same stay without its last feature column.
+fn drop_last_feature(stay: &Stay, width: usize) -> Stay {
+    let mut out = stay.clone();
+    out.x = stay
+        .x
+        .chunks(width)
+        .flat_map(|row| row[..width - 1].iter().copied())
+        .collect();
+    out
 }
 
 #[cfg(test)]

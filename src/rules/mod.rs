@@ -1,0 +1,111 @@
+//! Per-patient rules: what watches a patient's [`Picture`] and raises alerts. NEWS2 and its band
+//! policy, data quality, and the risk model are each a rule behind one trait; each keeps its own
+//! state, and none knows another's.
+//!
+//! A patient's monitor ([`crate::monitor`]) keeps the picture and tells every rule, in the order
+//! of [`Rules`], when it changes ([`Change`]): observations arrived, a value was impossible, the
+//! SpO2 scale changed, parameters went stale, a device's clock was wrong. A rule may keep timers
+//! of its own (NEWS2's reminders), fired at their own due time. Rules are driven in event-time
+//! order and never read a clock, so their alerts depend only on the patient's inputs.
+//!
+//! Adding a rule is a folder here and one line in the `rules!` list below.
+
+use crate::alerting::Alert;
+use crate::config::AlertsConfig;
+use crate::news2::Parameter;
+use crate::observation::{EventTime, Identifier};
+use crate::picture::{Picture, PictureSettings};
+use crate::risk::RiskScorer;
+
+pub mod data_quality;
+pub mod news2;
+pub mod risk;
+
+/// What a rule reads: the picture and the settings.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub picture: &'a Picture,
+    pub settings: &'a PictureSettings,
+    pub alerts: &'a AlertsConfig,
+    pub risk: Option<&'a RiskScorer>,
+}
+
+/// How a patient's picture changed.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    /// New values of NEWS2 parameters at `now` (an observation set).
+    Observed { now: i64 },
+    /// An impossible value of `parameter` at `now`.
+    Invalid {
+        now: i64,
+        parameter: Parameter,
+        reason: &'a str,
+    },
+    /// The SpO2 scale changed at `now`.
+    Scale { now: i64 },
+    /// The parameters marked went stale at `due` (or missing, never having had a value).
+    Stale { due: i64, parameters: [bool; 7] },
+    /// A record of `device` was held aside at `at`: its clock is `how_far` off.
+    Held {
+        at: EventTime,
+        device: Option<&'a Identifier>,
+        how_far: &'a str,
+    },
+}
+
+/// A per-patient rule.
+pub trait Rule {
+    /// The picture changed.
+    fn on_change(&mut self, cx: Context<'_>, change: &Change<'_>, out: &mut Vec<Alert>);
+
+    /// When the rule's own next timer is due (µs).
+    fn next_due(&self) -> Option<i64> {
+        None
+    }
+
+    /// Fires the rule's timers due at `due`.
+    fn on_timer(&mut self, _cx: Context<'_>, _due: i64, _out: &mut Vec<Alert>) {}
+
+    /// Bytes the rule holds on the heap for its patient.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// Declares the rules every patient is watched by, in the order they hear of a change.
+macro_rules! rules {
+    ($($(#[$doc:meta])* $field:ident: $rule:ty,)*) => {
+        /// Every rule's state for one patient.
+        #[derive(Clone, Debug, Default)]
+        pub struct Rules {
+            $($(#[$doc])* pub $field: $rule,)*
+        }
+
+        impl Rules {
+            pub fn on_change(&mut self, cx: Context<'_>, change: &Change<'_>, out: &mut Vec<Alert>) {
+                $(self.$field.on_change(cx, change, out);)*
+            }
+
+            pub fn next_due(&self) -> Option<i64> {
+                [$(self.$field.next_due()),*].into_iter().flatten().min()
+            }
+
+            pub fn on_timer(&mut self, cx: Context<'_>, due: i64, out: &mut Vec<Alert>) {
+                $(self.$field.on_timer(cx, due, out);)*
+            }
+
+            pub fn heap_bytes(&self) -> usize {
+                0 $(+ self.$field.heap_bytes())*
+            }
+        }
+    };
+}
+
+rules! {
+    /// Missing, stale and impossible values, and wrong device clocks.
+    data_quality: data_quality::DataQuality,
+    /// The NEWS2 band: raised, reminded, lowered.
+    news2: news2::News2,
+    /// The risk model's probability.
+    risk: risk::Risk,
+}

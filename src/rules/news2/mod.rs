@@ -1,0 +1,67 @@
+//! The NEWS2 rule: the patient is rescored whenever the picture changes, and the band policy
+//! ([`BandPolicy`]) raises, reminds and lowers the band alert.
+
+use super::{Change, Context, Rule};
+use crate::alerting::{self, Alert, BandPolicy, Evidence};
+use crate::observation::EventTime;
+
+/// The NEWS2 band of one patient.
+#[derive(Clone, Debug, Default)]
+pub struct News2 {
+    band: BandPolicy,
+}
+
+impl News2 {
+    fn rescore(&mut self, cx: Context<'_>, now_us: i64, out: &mut Vec<Alert>) {
+        let (score, ages) = cx.picture.score_at(cx.settings, now_us);
+        if score.assessments.iter().any(|a| a.charted.is_some()) {
+            self.band.resume_reminders(cx.alerts, now_us);
+        }
+        if let Some(decision) = self.band.on_score(cx.alerts, now_us, &score) {
+            out.push(alerting::band_alert(
+                cx.picture.patient(),
+                EventTime::from_micros(now_us),
+                decision,
+                &score,
+                Evidence::of(&score, ages),
+            ));
+        }
+    }
+}
+
+impl Rule for News2 {
+    fn on_change(&mut self, cx: Context<'_>, change: &Change<'_>, out: &mut Vec<Alert>) {
+        match *change {
+            Change::Observed { now } | Change::Invalid { now, .. } | Change::Scale { now } => {
+                self.rescore(cx, now, out)
+            }
+            // A parameter going stale makes the score incomplete.
+            Change::Stale { due, .. } => self.rescore(cx, due, out),
+            Change::Held { .. } => {}
+        }
+    }
+
+    fn next_due(&self) -> Option<i64> {
+        self.band.next_reminder()
+    }
+
+    fn on_timer(&mut self, cx: Context<'_>, due: i64, out: &mut Vec<Alert>) {
+        let Some((at, band)) = self.band.take_reminder(cx.alerts, due) else {
+            return;
+        };
+        let (score, ages) = cx.picture.score_at(cx.settings, at);
+        if score.assessments.iter().all(|a| a.charted.is_none()) {
+            // Nothing current is left (monitoring stopped, or the stay ended): the data-quality
+            // alerts said so; reminders resume with the next value.
+            self.band.pause_reminders();
+            return;
+        }
+        out.push(alerting::reminder_alert(
+            cx.picture.patient(),
+            EventTime::from_micros(at),
+            band,
+            &score,
+            Evidence::of(&score, ages),
+        ));
+    }
+}
