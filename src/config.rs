@@ -18,17 +18,16 @@
 //! assert!(err.problems.iter().any(|p| p.line == Some(2)));
 //! ```
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use thiserror::Error;
 use toml::Spanned;
-use toml::de::{DeTable, ValueDeserializer};
+use toml::de::DeTable;
 
+pub use crate::component::{Dur, Problem};
+use crate::component::{LineIndex, Section, deserialise as section};
 use crate::news2::Parameter;
 
 /// A whole pipeline.
@@ -65,86 +64,10 @@ pub struct RiskConfig {
     pub every: Dur,
 }
 
-/// Where observations come from.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SourceConfig {
-    /// The built-in deterministic cohort simulator.
-    Simulator(SimulatorConfig),
-    /// A file of wire-format JSON lines.
-    Jsonl { path: PathBuf },
-    /// PhysioNet/CinC 2019: a directory of hourly `.psv` files, one per patient.
-    Physionet2019(DatasetConfig),
-    /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
-    Physionet2012(DatasetConfig),
-    /// A Kafka topic of wire-format messages.
-    Kafka(KafkaSourceConfig),
-}
-
-/// A Kafka source: any Kafka-protocol broker (Apache Kafka, Redpanda, Tansu, a managed service).
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSourceConfig {
-    /// `host:port[,host:port…]`.
-    pub brokers: String,
-    pub topic: String,
-    /// Consumer group: where offsets are committed.
-    #[serde(default = "defaults::group")]
-    pub group: String,
-    /// Where messages that are not observations go, with the reason in headers.
-    pub dead_letter_topic: Option<String>,
-    /// Where to start without a committed offset: `earliest` or `latest`.
-    #[serde(default = "defaults::earliest")]
-    pub start: String,
-    /// librdkafka settings passed as they are (`security.protocol`, `sasl.mechanisms`, …).
-    #[serde(default)]
-    pub properties: BTreeMap<String, String>,
-}
-
-/// The simulated cohort.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SimulatorConfig {
-    #[serde(default = "defaults::patients")]
-    pub patients: u32,
-    #[serde(default = "defaults::hours")]
-    pub hours: u32,
-    #[serde(default = "defaults::seed")]
-    pub seed: u64,
-    /// RFC 3339 start of the simulated period.
-    #[serde(default = "defaults::start")]
-    pub start: String,
-}
-
-impl DatasetConfig {
-    /// The admission time given to every stay when a pipeline does not say.
-    pub fn default_start() -> String {
-        defaults::start()
-    }
-}
-
-impl Default for SimulatorConfig {
-    fn default() -> SimulatorConfig {
-        SimulatorConfig {
-            patients: defaults::patients(),
-            hours: defaults::hours(),
-            seed: defaults::seed(),
-            start: defaults::start(),
-        }
-    }
-}
-
-/// A dataset replay.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
-    pub path: PathBuf,
-    /// Read at most this many patients (files, in name order); all when absent.
-    pub limit: Option<usize>,
-    /// RFC 3339 time given to ICU admission (hour 0) of every stay.
-    #[serde(default = "defaults::start")]
-    pub start: String,
-}
+pub use crate::sources::SourceConfig;
+pub use crate::sources::kafka::KafkaSourceConfig;
+pub use crate::sources::physionet::DatasetConfig;
+pub use crate::sources::simulator::SimulatorConfig;
 
 /// Event time policy.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -315,115 +238,7 @@ pub struct RegistryConfig {
     pub path: PathBuf,
 }
 
-/// Where alerts go.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SinkConfig {
-    /// One readable line per alert on standard output.
-    Console,
-    /// One JSON object per line, in event-time order.
-    Jsonl { path: PathBuf },
-    /// A Kafka topic, keyed by patient, with an idempotent producer.
-    Kafka {
-        brokers: String,
-        topic: String,
-        #[serde(default)]
-        properties: BTreeMap<String, String>,
-    },
-}
-
-/// A duration written as `500ms`, `30s`, `15m`, `4h`, `1d` or a combination (`1h30m`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Dur(pub Duration);
-
-impl Dur {
-    pub const fn secs(s: u64) -> Dur {
-        Dur(Duration::from_secs(s))
-    }
-
-    /// Milliseconds.
-    pub fn millis(self) -> u64 {
-        self.0.as_millis() as u64
-    }
-
-    /// Parses `1h30m`, `15m`, `500ms`, …
-    pub fn parse(text: &str) -> Result<Dur, String> {
-        let bad = || {
-            format!(
-                "{text:?} is not a duration (write a number and a unit: 500ms, 30s, 15m, 4h, 1d, or 1h30m)"
-            )
-        };
-        let mut total: u64 = 0;
-        let mut rest = text.trim();
-        if rest.is_empty() {
-            return Err(bad());
-        }
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                return Err(bad());
-            }
-            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-            rest = &rest[digits..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            let ms = match &rest[..unit_len] {
-                "ms" => 1,
-                "s" => 1000,
-                "m" | "min" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                _ => return Err(bad()),
-            };
-            total = n
-                .checked_mul(ms)
-                .and_then(|x| total.checked_add(x))
-                .ok_or_else(bad)?;
-            rest = &rest[unit_len..];
-        }
-        Ok(Dur(Duration::from_millis(total)))
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.millis();
-        match ms {
-            0 => f.write_str("0s"),
-            _ if ms.is_multiple_of(3_600_000) => write!(f, "{}h", ms / 3_600_000),
-            _ if ms.is_multiple_of(60_000) => write!(f, "{}m", ms / 60_000),
-            _ if ms.is_multiple_of(1000) => write!(f, "{}s", ms / 1000),
-            _ => write!(f, "{ms}ms"),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Dur {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Dur, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        Dur::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// One problem in a pipeline file.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
-    /// 1-based line, when known.
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "line {line}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
+pub use crate::sinks::SinkConfig;
 
 /// Every problem found in a pipeline file.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
@@ -481,7 +296,7 @@ impl PipelineConfig {
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
         let mut risk: Option<RiskConfig> = None;
-        let mut sinks = vec![SinkConfig::Console];
+        let mut sinks = vec![SinkConfig::Console(Default::default())];
         let mut workers = 1usize;
 
         // Each section on its own, so that one error does not hide the next.
@@ -502,7 +317,7 @@ impl PipelineConfig {
                 "alerts" => alerts = read!().unwrap_or_default(),
                 "registry" => registry = read!(),
                 "risk" => risk = read!(),
-                "sinks" => sinks = read!().unwrap_or_default(),
+                "sinks" => sinks = sinks_section(value, &lines, line, &mut problems),
                 "workers" => workers = read!().unwrap_or(1),
                 other => problems.push(Problem {
                     line: Some(line),
@@ -640,26 +455,6 @@ impl PipelineConfig {
                 format!("`workers` must be between 1 and 256, found {workers}"),
             );
         }
-        if let Some(SourceConfig::Simulator(sim)) = &source {
-            if sim.patients == 0 {
-                problem("patients", "`patients` must be at least 1".into());
-            }
-            if crate::observation::EventTime::parse_rfc3339(&sim.start).is_err() {
-                problem(
-                    "start",
-                    format!("`start` {:?} is not an RFC 3339 time", sim.start),
-                );
-            }
-        }
-        if let Some(SourceConfig::Physionet2019(d) | SourceConfig::Physionet2012(d)) = &source
-            && crate::observation::EventTime::parse_rfc3339(&d.start).is_err()
-        {
-            problem(
-                "start",
-                format!("`start` {:?} is not an RFC 3339 time", d.start),
-            );
-        }
-
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             return Err(ConfigError { problems });
@@ -714,11 +509,7 @@ impl PipelineConfig {
                 *p = base.join(&*p);
             }
         };
-        match &mut self.source {
-            SourceConfig::Jsonl { path } => resolve(path),
-            SourceConfig::Physionet2019(d) | SourceConfig::Physionet2012(d) => resolve(&mut d.path),
-            SourceConfig::Simulator(_) | SourceConfig::Kafka(_) => {}
-        }
+        self.source.kind_mut().resolve_paths(base);
         if let Some(registry) = &mut self.registry {
             resolve(&mut registry.path);
         }
@@ -726,31 +517,48 @@ impl PipelineConfig {
             resolve(&mut risk.model);
         }
         for sink in &mut self.sinks {
-            if let SinkConfig::Jsonl { path } = sink {
-                resolve(path);
-            }
+            sink.kind_mut().resolve_paths(base);
         }
     }
 }
 
-/// Deserialises one top-level section, recording a problem with its line on failure.
-fn section<T: DeserializeOwned>(
-    value: Spanned<toml::de::DeValue<'_>>,
+/// A component's table split into its `kind` and the rest, or the problem with it. `what` names
+/// the section (`[source]`, `[[sinks]]`), `kinds` what `kind` may be.
+fn kind_of<'a>(
+    value: &Spanned<toml::de::DeValue<'a>>,
     lines: &LineIndex,
     line: usize,
-    name: &str,
-    problems: &mut Vec<Problem>,
-) -> Option<T> {
-    match T::deserialize(ValueDeserializer::from(value)) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.push(Problem {
-                line: Some(e.span().map_or(line, |s| lines.line(s.start))),
-                message: format!("[{name}] {}", e.message().trim()),
-            });
-            None
-        }
-    }
+    what: &str,
+    kinds: &[&str],
+) -> Result<(String, usize, Spanned<toml::de::DeValue<'a>>), Problem> {
+    let expected = kinds
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Some(table) = value.get_ref().as_table() else {
+        return Err(Problem::at(line, format!("{what} must be a table")));
+    };
+    let Some((kind_key, kind)) = table.iter().find(|(k, _)| &**k.get_ref() == "kind") else {
+        return Err(Problem::at(
+            line,
+            format!("{what} needs `kind` (one of {expected})"),
+        ));
+    };
+    let kind_line = lines.line(kind.span().start);
+    let Some(name) = kind.get_ref().as_str().filter(|k| kinds.contains(k)) else {
+        return Err(Problem::at(
+            kind_line,
+            format!("{what} `kind` must be one of {expected}"),
+        ));
+    };
+    let mut rest = table.clone();
+    rest.remove(kind_key);
+    Ok((
+        name.to_owned(),
+        kind_line,
+        Spanned::new(value.span(), toml::de::DeValue::Table(rest)),
+    ))
 }
 
 /// Reads `[source]` by its `kind`, then the rest of the table as that kind's settings, so that an
@@ -761,55 +569,39 @@ fn source_section(
     line: usize,
     problems: &mut Vec<Problem>,
 ) -> Option<SourceConfig> {
-    const KINDS: &str =
-        "\"simulator\", \"jsonl\", \"physionet2019\", \"physionet2012\" or \"kafka\"";
-    let Some(table) = value.get_ref().as_table() else {
-        problems.push(Problem {
-            line: Some(line),
-            message: "`source` must be a table ([source])".into(),
-        });
-        return None;
+    let (kind, _, rest) = kind_of(value, lines, line, "[source]", crate::sources::KINDS)
+        .map_err(|p| problems.push(p))
+        .ok()?;
+    let section = Section::new("source", line, &rest, lines);
+    SourceConfig::read(&kind, rest, lines, &section, problems).flatten()
+}
+
+/// Reads `[[sinks]]`, each table by its `kind` like `[source]`; `sinks = []` is no sink.
+fn sinks_section(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    lines: &LineIndex,
+    line: usize,
+    problems: &mut Vec<Problem>,
+) -> Vec<SinkConfig> {
+    let Some(array) = value.get_ref().as_array() else {
+        problems.push(Problem::at(
+            line,
+            "`sinks` must be an array of tables ([[sinks]])",
+        ));
+        return Vec::new();
     };
-    let kind = table.iter().find(|(k, _)| &**k.get_ref() == "kind");
-    let Some((kind_key, kind)) = kind else {
-        problems.push(Problem {
-            line: Some(line),
-            message: format!("[source] needs `kind` ({KINDS})"),
-        });
-        return None;
-    };
-    let kind_line = lines.line(kind.span().start);
-    let mut rest = table.clone();
-    rest.remove(kind_key);
-    let rest = Spanned::new(value.span(), toml::de::DeValue::Table(rest));
-    match kind.get_ref().as_str() {
-        Some("simulator") => {
-            section(rest, lines, line, "source", problems).map(SourceConfig::Simulator)
-        }
-        Some("jsonl") => {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct Jsonl {
-                path: PathBuf,
-            }
-            section::<Jsonl>(rest, lines, line, "source", problems)
-                .map(|j| SourceConfig::Jsonl { path: j.path })
-        }
-        Some("physionet2019") => {
-            section(rest, lines, line, "source", problems).map(SourceConfig::Physionet2019)
-        }
-        Some("physionet2012") => {
-            section(rest, lines, line, "source", problems).map(SourceConfig::Physionet2012)
-        }
-        Some("kafka") => section(rest, lines, line, "source", problems).map(SourceConfig::Kafka),
-        _ => {
-            problems.push(Problem {
-                line: Some(kind_line),
-                message: format!("[source] `kind` must be {KINDS}"),
-            });
-            None
-        }
+    let mut sinks = Vec::new();
+    for item in array.iter() {
+        let line = lines.line(item.span().start);
+        let Ok((kind, _, rest)) = kind_of(item, lines, line, "[[sinks]]", crate::sinks::KINDS)
+            .map_err(|p| problems.push(p))
+        else {
+            continue;
+        };
+        let section = Section::new("sinks", line, &rest, lines);
+        sinks.extend(SinkConfig::read(&kind, rest, lines, &section, problems).flatten());
     }
+    sinks
 }
 
 /// The first line that assigns `key`, for semantic problems found after deserialisation.
@@ -824,42 +616,7 @@ fn find_key_line(text: &str, key: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-/// Byte offset → line number.
-struct LineIndex {
-    starts: Vec<usize>,
-}
-
-impl LineIndex {
-    fn new(text: &str) -> LineIndex {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { starts }
-    }
-
-    fn line(&self, offset: usize) -> usize {
-        self.starts.partition_point(|&s| s <= offset)
-    }
-}
-
 mod defaults {
-    pub fn patients() -> u32 {
-        50
-    }
-    pub fn hours() -> u32 {
-        24
-    }
-    pub fn seed() -> u64 {
-        7
-    }
-    pub fn group() -> String {
-        "vigil".to_owned()
-    }
-    pub fn earliest() -> String {
-        "earliest".to_owned()
-    }
-    pub fn start() -> String {
-        "2026-01-05T00:00:00Z".to_owned()
-    }
     pub fn risk_every() -> super::Dur {
         super::Dur::secs(60)
     }
@@ -891,12 +648,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             c.source,
-            SourceConfig::Jsonl {
+            SourceConfig::Jsonl(crate::sources::jsonl::JsonlConfig {
                 path: PathBuf::from("/p/x.jsonl")
-            }
+            })
         );
         assert_eq!(c.time, TimeConfig::default());
-        assert_eq!(c.sinks, vec![SinkConfig::Console]);
+        assert_eq!(c.sinks, vec![SinkConfig::Console(Default::default())]);
         assert_eq!(
             c.staleness.limit(Parameter::Temperature),
             Duration::from_secs(6 * 3600)
@@ -976,6 +733,58 @@ x = 1
                 .contains("must be longer than `allowed_lateness` 20m")
         );
         assert_eq!(got[2].0, Some(8));
+    }
+
+    #[test]
+    fn kafka_settings_are_checked_before_anything_connects() {
+        let text = "\
+[source]
+kind = \"kafka\"
+brokers = \"localhost\"
+topic = \"vitals/ward 3\"
+start = \"beginning\"
+dead_letter_topic = \"vitals/ward 3\"
+
+[source.properties]
+\"group.id\" = \"other\"
+\"socket.timeout.ms\" = \"soon\"
+\"no.such.setting\" = \"1\"
+
+[[sinks]]
+kind = \"kafka\"
+brokers = \"127.0.0.1:9092\"
+topic = \"alerts\"
+
+[sinks.properties]
+\"linger.ms\" = \"-5\"
+
+[[sinks]]
+kind = \"jsonl\"
+path = \"a.jsonl\"
+colour = \"red\"
+";
+        let err = PipelineConfig::parse(text, None).unwrap_err();
+        let got: Vec<(Option<usize>, &str)> = err
+            .problems
+            .iter()
+            .map(|p| (p.line, p.message.as_str()))
+            .collect();
+        let at = |line: usize, part: &str| {
+            assert!(
+                got.iter()
+                    .any(|(l, m)| *l == Some(line) && m.contains(part)),
+                "no problem at line {line} with {part:?} in {got:#?}"
+            );
+        };
+        at(3, "\"localhost\" has no port");
+        at(4, "`topic` \"vitals/ward 3\" has '/'");
+        at(5, "`start` must be \"earliest\" or \"latest\"");
+        at(6, "`dead_letter_topic` is the topic read");
+        at(9, "`group.id` is Vigil's to set: write `group`");
+        at(10, "librdkafka refuses `socket.timeout.ms` = \"soon\"");
+        at(11, "librdkafka refuses `no.such.setting`");
+        at(19, "librdkafka refuses `linger.ms` = \"-5\"");
+        at(24, "colour");
     }
 
     #[test]

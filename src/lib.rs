@@ -7,8 +7,10 @@
 
 pub mod alerting;
 pub mod archive;
+pub mod component;
 pub mod config;
 pub mod exact;
+pub mod kafka;
 pub mod monitor;
 pub mod news2;
 pub mod observation;

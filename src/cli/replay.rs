@@ -75,7 +75,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     config.sinks = if args.quiet {
         Vec::new()
     } else {
-        vec![vigil::config::SinkConfig::Console]
+        vec![vigil::config::SinkConfig::Console(Default::default())]
     };
     if let Some(target) = &args.kafka_alerts {
         let Some((brokers, topic)) = target.rsplit_once('/') else {
@@ -83,11 +83,13 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 "--kafka-alerts {target:?}: write BROKERS/TOPIC, e.g. 127.0.0.1:9092/alerts-replay"
             );
         };
-        config.sinks.push(vigil::config::SinkConfig::Kafka {
-            brokers: brokers.to_owned(),
-            topic: topic.to_owned(),
-            properties: Default::default(),
-        });
+        config.sinks.push(vigil::config::SinkConfig::Kafka(
+            vigil::sinks::kafka::KafkaSinkConfig {
+                brokers: brokers.to_owned(),
+                topic: topic.to_owned(),
+                properties: Default::default(),
+            },
+        ));
     }
     let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<EventTime>> {
         value

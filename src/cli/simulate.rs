@@ -79,7 +79,7 @@ impl Output {
                 let record = rdkafka::producer::BaseRecord::to(topic.as_str())
                     .key(obs.patient().as_str())
                     .payload(payload.as_str());
-                vigil::sources::kafka::send_waiting(producer, record)
+                vigil::kafka::send_waiting(producer, record)
                     .with_context(|| format!("cannot produce to {topic}"))?;
             }
         }
@@ -114,8 +114,8 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut out = match (&args.kafka, &args.topic) {
         (Some(brokers), Some(topic)) => {
             let properties = Default::default();
-            vigil::sources::kafka::ensure_topic(brokers, topic, args.partitions, &properties)?;
-            let producer = vigil::sources::kafka::client_config(brokers, &properties)
+            vigil::kafka::ensure_topic(brokers, topic, args.partitions, &properties)?;
+            let producer = vigil::kafka::client_config(brokers, &properties)
                 .set("enable.idempotence", "true")
                 .set("linger.ms", "20")
                 .create()

@@ -85,7 +85,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let start = match &config.source {
-        SourceConfig::Physionet2019(d) => d.start.clone(),
+        SourceConfig::Physionet2019(d) => d.0.start.clone(),
         _ => DatasetConfig::default_start(),
     };
     let settings = MonitorSettings::from_config(&config);

@@ -20,7 +20,8 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     match PipelineConfig::load(&args.pipeline) {
         Ok(config) => {
             let mut notes = Vec::new();
-            if let vigil::config::SourceConfig::Jsonl { path } = &config.source
+            if let vigil::config::SourceConfig::Jsonl(jsonl) = &config.source
+                && let path = &jsonl.path
                 && !path.exists()
             {
                 notes.push(format!(

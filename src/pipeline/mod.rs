@@ -14,10 +14,10 @@
 //! observation's time: a change of prescription applies from its event time on, never to
 //! observations before it, in a live run and in a replay alike.
 //!
-//! **Event time.** The timely timestamp is the event time in ticks (`[time] tick`). The source
-//! holds its capability at the watermark: the latest event time seen minus the allowed lateness.
-//! A record older than the watermark is late: counted and sent to the late output, never
-//! processed out of order and never dropped silently.
+//! **Event time.** The timely timestamp is the event time in ticks (`[time] tick`). Each
+//! partition of a source has its own clock ([`clock`]), and the source holds its capability at
+//! the slowest partition's watermark. A record behind its partition's watermark is late: counted
+//! and sent to the late output, never processed out of order and never dropped silently.
 //!
 //! **Determinism.** Monitors act only when the frontier has passed a tick, and then process the
 //! tick's records in a total order (time, patient, kind, vital, device, value), with exact
@@ -28,28 +28,31 @@
 //! **End of input.** A finite source ends by telling every worker the latest event time it saw;
 //! timers (reminders, staleness) fire up to that time and no further, so the end of a file is
 //! the same instant in every run.
+//!
+//! The dataflow reads as its picture ([`run`]): `scope.read_source(...)` ([`source`]) then
+//! `.monitor_patients(...)` ([`monitors`]) then `.alerts_in_order(...)` ([`ordered_sink`]); how
+//! nothing is lost is one protocol in [`durability`].
 
 pub mod clock;
 mod dedup;
-pub mod monitors;
+pub mod durability;
+mod monitors;
 mod ordered_sink;
 pub mod placement;
+mod run;
 mod side;
 mod source;
 
-use std::cell::RefCell;
+pub use run::{run, run_source};
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use differential_dataflow::input::Input;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::config::{PipelineConfig, SourceConfig};
-use crate::monitor::MonitorSettings;
 use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier};
 use placement::Placement;
@@ -204,16 +207,54 @@ fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 pub enum PipelineError {
     #[error("{0}")]
     Source(#[from] crate::sources::SourceError),
+    #[error("{0}")]
+    Sink(#[from] crate::sinks::SinkError),
     #[error("cannot read the registry {path}: {reason}")]
     Registry { path: PathBuf, reason: String },
-    #[error("cannot write output")]
-    Output(#[from] std::io::Error),
-    #[error("cannot write the archive")]
+    #[error("cannot write {what}: {source}")]
+    Output {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the archive: {0}")]
     Archive(#[source] crate::archive::ArchiveError),
     #[error("{0}")]
     Risk(#[from] crate::risk::model::ModelError),
-    #[error("dataflow failed: {0}")]
+    #[error("alerts were not delivered within 5 minutes of the end; offsets not committed")]
+    Undelivered,
+    #[error("worker {worker}: {error}")]
+    Worker {
+        worker: usize,
+        #[source]
+        error: Box<PipelineError>,
+    },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Workers(Vec<PipelineError>),
+    #[error("the dataflow failed: {0}")]
     Dataflow(String),
+}
+
+impl From<std::io::Error> for PipelineError {
+    fn from(source: std::io::Error) -> PipelineError {
+        PipelineError::Output {
+            what: "a side file".to_owned(),
+            source,
+        }
+    }
+}
+
+impl PipelineError {
+    /// Whether the pipeline's own files are at fault (its registry, its risk model), rather than
+    /// something that failed while it ran.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            PipelineError::Registry { .. } | PipelineError::Risk(_) => true,
+            PipelineError::Worker { error, .. } => error.is_configuration(),
+            PipelineError::Workers(errors) => errors.iter().all(PipelineError::is_configuration),
+            _ => false,
+        }
+    }
 }
 
 /// Shared by the operators of one worker.
@@ -221,333 +262,4 @@ pub enum PipelineError {
 struct WorkerState {
     summary: RunSummary,
     error: Option<PipelineError>,
-}
-
-/// Runs a pipeline to the end of its input and returns what it did.
-pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, PipelineError> {
-    let mut config = config.clone();
-    if let Some(input) = &options.input {
-        config.source = SourceConfig::Jsonl {
-            path: input.clone(),
-        };
-    }
-    let name = crate::sources::describe(&config.source);
-    // A Kafka source archiving where it archived before resumes over what it archived.
-    let archived = match (&config.source, &options.archive) {
-        (SourceConfig::Kafka(_), Some(dir)) => {
-            Arc::new(crate::archive::archived_offsets(dir, &name).map_err(PipelineError::Archive)?)
-        }
-        _ => Arc::default(),
-    };
-    let sources = match &config.source {
-        SourceConfig::Kafka(kafka) => {
-            let kafka = kafka.clone();
-            let stop = options.stop.clone().unwrap_or_default();
-            let resume = options
-                .archive
-                .clone()
-                .filter(|_| !archived.is_empty())
-                .map(|dir| (dir, Arc::clone(&archived), name.clone()));
-            Sources::PerWorker(Arc::new(move |worker, workers| {
-                let topic = crate::sources::kafka::KafkaSource::connect(
-                    &kafka,
-                    worker,
-                    workers,
-                    Arc::clone(&stop),
-                )?;
-                let Some((dir, archived, name)) = &resume else {
-                    return Ok(Box::new(topic) as Box<dyn crate::sources::Source>);
-                };
-                let selection = crate::sources::archive::Selection {
-                    source: Some(name.clone()),
-                    partitions: Some(topic.partitions().to_vec()),
-                    ..Default::default()
-                };
-                let replay = crate::sources::archive::ArchiveReplay::open(dir, &selection)?;
-                Ok(Box::new(crate::sources::resume::Resume::new(
-                    replay,
-                    Arc::clone(archived),
-                    Box::new(topic),
-                )) as Box<dyn crate::sources::Source>)
-            }))
-        }
-        // Fail before starting workers if the source cannot be opened.
-        other => Sources::One(crate::sources::build(other)?),
-    };
-    run_sources(&config, options, sources, &name, archived)
-}
-
-/// Where a run's records come from.
-pub enum Sources {
-    /// One source, read by worker 0.
-    One(Box<dyn crate::sources::Source>),
-    /// A source per worker, built on its thread (Kafka: each takes its share of partitions).
-    PerWorker(SourceFactory),
-}
-
-/// Builds worker `w` of `n`'s source.
-pub type SourceFactory = Arc<
-    dyn Fn(usize, usize) -> Result<Box<dyn crate::sources::Source>, crate::sources::SourceError>
-        + Send
-        + Sync,
->;
-
-/// Runs a pipeline on a given source (a replay, a test) instead of the one it names; `name` is
-/// how the archive records the source.
-pub fn run_source(
-    config: &PipelineConfig,
-    options: &RunOptions,
-    source: Box<dyn crate::sources::Source>,
-    name: &str,
-) -> Result<RunSummary, PipelineError> {
-    run_sources(config, options, Sources::One(source), name, Arc::default())
-}
-
-/// `archived`: what earlier runs of this source archived under `options.archive`; when there is
-/// some, the run resumes over it (see [`crate::sources::resume`]).
-fn run_sources(
-    config: &PipelineConfig,
-    options: &RunOptions,
-    sources: Sources,
-    name: &str,
-    archived: Arc<crate::archive::ArchivedOffsets>,
-) -> Result<RunSummary, PipelineError> {
-    let workers = options.workers.unwrap_or(config.workers).max(1);
-    let mut settings = MonitorSettings::from_config(config);
-    if let Some(risk) = &config.risk {
-        settings.risk = Some(Arc::new(crate::risk::RiskScorer::load(
-            risk,
-            &settings.picture,
-        )?));
-    }
-    let registry = match &config.registry {
-        Some(r) => {
-            let text = std::fs::read_to_string(&r.path).map_err(|e| PipelineError::Registry {
-                path: r.path.clone(),
-                reason: e.to_string(),
-            })?;
-            crate::registry::parse(&text).map_err(|e| PipelineError::Registry {
-                path: r.path.clone(),
-                reason: e.to_string(),
-            })?
-        }
-        None => Vec::new(),
-    };
-    let (one_source, factory) = match sources {
-        Sources::One(s) => (Some(s), None),
-        Sources::PerWorker(f) => (None, Some(f)),
-    };
-    let placement = match &factory {
-        Some(_) => Placement::even(workers),
-        None => Placement::weighted(workers, placement::SOURCE_WORKER_WEIGHT),
-    };
-    let one_source = Arc::new(Mutex::new(one_source));
-    let mut sink_configs = config.sinks.clone();
-    if options.quiet {
-        sink_configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console));
-    }
-    let mut sinks = crate::sinks::build(&sink_configs, options.alerts.as_deref())?;
-    if let Some(dir) = &options.archive {
-        // The alerts are archived beside the observations that caused them.
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let path = dir.join("alerts").join(format!("alerts-{run}.jsonl"));
-        sinks.push(Box::new(
-            crate::sinks::JsonLines::create(&path)
-                .map_err(|e| crate::sinks::with_path(e, &path))?,
-        ));
-    }
-    let sinks = Arc::new(Mutex::new(Some(sinks)));
-    let files = side::SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?;
-    let archive_dir = options.archive.clone();
-    let name = name.to_owned();
-    let stop = options.stop.clone().unwrap_or_default();
-    let delivery = Arc::new(ordered_sink::Delivery::new(workers));
-    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
-    let mut resend_from = None;
-    let delivery_log = match &options.archive {
-        Some(dir) => {
-            let resend_from_us = if archived.is_empty() {
-                None
-            } else {
-                let delivered = crate::archive::Delivered::read(dir)
-                    .map_err(PipelineError::Archive)?
-                    .filter(|d| d.source == name);
-                eprintln!(
-                    "vigil: resuming over the archive {}: rebuilding patients' state from it{}",
-                    dir.display(),
-                    delivered.as_ref().map_or(String::new(), |d| format!(
-                        "; alerts before {} were delivered and are not sent again",
-                        d.before
-                    ))
-                );
-                delivered.map(|d| d.before_us)
-            };
-            resend_from = resend_from_us;
-            Some(ordered_sink::DeliveryLog {
-                dir: dir.clone(),
-                source: name.to_owned(),
-                tick_us,
-                resend_from_us,
-            })
-        }
-        None => None,
-    };
-    let delivery_log = Arc::new(Mutex::new(delivery_log));
-
-    let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
-    let clock = clock::ClockSettings {
-        devices: config.time.clock_devices,
-        tick_us,
-        lateness_us,
-        max_jump_us: config.time.max_time_jump.0.as_micros() as i64,
-        max_skew_us: Some(config.time.max_clock_skew.0.as_micros() as i64),
-    };
-    // A resumed run: what the earlier run delivered is behind every partition's watermark.
-    let resume_clock_us = resend_from.map(|us: i64| us.saturating_add(lateness_us));
-    let progress = options.progress;
-    let exit_when_idle = options.exit_when_idle;
-    let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
-    let speed = options.speed;
-    let registry = Arc::new(registry);
-    let started = Instant::now();
-
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        let index = worker.index();
-        let peers = worker.peers();
-        let state = Rc::new(RefCell::new(WorkerState::default()));
-        // Worker 0 owns a single source and the sinks; each worker archives what it reads.
-        let paced = |s: Box<dyn crate::sources::Source>| match speed {
-            Some(speed) => Box::new(crate::sources::paced::Paced::new(s, speed))
-                as Box<dyn crate::sources::Source>,
-            None => s,
-        };
-        let my_source = match &factory {
-            Some(build) => match build(index, peers) {
-                Ok(source) => Some(paced(source)),
-                Err(e) => {
-                    state.borrow_mut().error = Some(e.into());
-                    None
-                }
-            },
-            None if index == 0 => one_source.lock().ok().and_then(|mut s| s.take()).map(paced),
-            None => None,
-        };
-        let (my_sinks, my_log) = if index == 0 {
-            (
-                sinks.lock().ok().and_then(|mut s| s.take()),
-                delivery_log.lock().ok().and_then(|mut l| l.take()),
-            )
-        } else {
-            (None, None)
-        };
-        let archive = match (&archive_dir, &my_source) {
-            (Some(dir), Some(_)) => match crate::archive::ArchiveWriter::create(
-                dir,
-                &name,
-                index,
-                ARCHIVE_ROWS_PER_FILE,
-                Arc::clone(&archived),
-            ) {
-                Ok(writer) => Some(writer),
-                Err(e) => {
-                    state.borrow_mut().error = Some(PipelineError::Archive(e));
-                    None
-                }
-            },
-            _ => None,
-        };
-        let my_side = side::SideOutputs::new(archive, files.clone());
-        let my_source = Rc::new(RefCell::new(my_source));
-        let commit_source = Rc::clone(&my_source);
-        let stop = Arc::clone(&stop);
-        let source_delivery = Arc::clone(&delivery);
-        let sink_delivery = Arc::clone(&delivery);
-        let settings = settings.clone();
-        let st = Rc::clone(&state);
-        let mut registry_input = worker.dataflow::<i64, _, _>(move |scope| {
-            let (registry_input, prescriptions) =
-                scope.new_collection::<(Identifier, Scale), isize>();
-            let events = source::source(
-                scope,
-                source::SourceParts {
-                    source: my_source,
-                    side: Some(my_side),
-                    stop,
-                    exit_when_idle,
-                    flush_every,
-                    delivery: source_delivery,
-                    worker: index,
-                    peers: peers as u64,
-                    clock,
-                    resume_clock_us,
-                    progress,
-                    state: Rc::clone(&st),
-                },
-            );
-            let alerts = monitors::monitors(
-                events,
-                prescriptions.consolidate().inner,
-                settings,
-                placement,
-                tick_us,
-                Rc::clone(&st),
-            );
-            ordered_sink::ordered_sink(alerts, my_sinks, my_log, sink_delivery, Rc::clone(&st));
-            registry_input
-        });
-        if index == 0 {
-            feed_registry(&mut registry_input, &registry);
-        }
-        // The registry file is read once: the collection is complete.
-        registry_input.close();
-        while worker.step_or_park(None) {}
-        // Everything read is archived (flushed at the end of the source) and, once worker 0's
-        // sinks confirm, every alert delivered: only then do the source's positions move.
-        if state.borrow().error.is_none()
-            && let Some(source) = commit_source.borrow_mut().as_mut()
-            && let Some(checkpoint) = source.checkpoint()
-        {
-            let result = if delivery.wait_all(std::time::Duration::from_secs(300)) {
-                source.commit(&checkpoint).map_err(PipelineError::from)
-            } else {
-                Err(PipelineError::Dataflow(
-                    "alerts were not delivered; offsets not committed".into(),
-                ))
-            };
-            if let Err(e) = result {
-                state.borrow_mut().error = Some(e);
-            }
-        }
-        let mut state = state.borrow_mut();
-        (
-            std::mem::take(&mut state.summary),
-            state.error.take().map(|e| e.to_string()),
-        )
-    })
-    .map_err(PipelineError::Dataflow)?;
-
-    let mut summary = RunSummary {
-        workers,
-        ..RunSummary::default()
-    };
-    let mut errors = Vec::new();
-    for result in guards.join() {
-        match result {
-            Ok((worker_summary, error)) => {
-                summary.merge(&worker_summary);
-                errors.extend(error);
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    summary.elapsed = started.elapsed();
-    if progress {
-        eprint!("\r\x1b[2K");
-    }
-    match errors.into_iter().next() {
-        Some(e) => Err(PipelineError::Dataflow(e)),
-        None => Ok(summary),
-    }
 }

@@ -1,10 +1,12 @@
-//! The keyed monitor operator: each worker keeps the [`PatientMonitor`]s of its patients and
+//! `events.monitor_patients(...)`: each worker keeps the [`PatientMonitor`]s of its patients and
 //! drives them tick by tick, once the frontier has passed each tick.
 //!
-//! Within a tick, events are processed in a total order (time, patient, kind, vital, device,
-//! value) and exact duplicates (the same patient, device, vital, time and value) are removed, so
-//! arrival order never shows in the output. Ticks with no events but with due timers are visited
-//! too, so silence is noticed at the time it becomes stale, whatever else the stream carries.
+//! Invariant: within a tick, events are processed in a total order (time, patient, kind, vital,
+//! device, value, [`crate::monitor::events`]) with exact duplicates removed, so arrival order
+//! never shows in the output; and every timer fires at its own due time. Ticks with no events but
+//! with due timers are visited too, so silence is noticed at the time it becomes stale, whatever
+//! else the stream carries. At the end, timers fire up to the source's last event time only, so
+//! the end of a file is the same instant in every run.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,190 +25,264 @@ use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier};
 
 /// A registry update: `(patient, scale)` from a time on, added (+1) or retracted (−1).
-type Prescription = ((Identifier, Scale), i64, isize);
+pub type Prescription = ((Identifier, Scale), i64, isize);
 
-pub(super) fn monitors<'scope>(
-    events: Stream<'scope, i64, Vec<Event>>,
-    prescriptions: Stream<'scope, i64, Vec<Prescription>>,
+/// The monitor operator.
+pub trait MonitorPatients<'scope> {
+    /// Runs each patient's monitor over its events, joined as of their time with the registry's
+    /// `prescriptions`; patients are placed on workers by `placement`.
+    fn monitor_patients(
+        self,
+        prescriptions: Stream<'scope, i64, Vec<Prescription>>,
+        settings: MonitorSettings,
+        placement: Placement,
+        tick_us: i64,
+        state: Rc<RefCell<WorkerState>>,
+    ) -> Stream<'scope, i64, Vec<Alert>>;
+}
+
+impl<'scope> MonitorPatients<'scope> for Stream<'scope, i64, Vec<Event>> {
+    fn monitor_patients(
+        self,
+        prescriptions: Stream<'scope, i64, Vec<Prescription>>,
+        settings: MonitorSettings,
+        placement: Placement,
+        tick_us: i64,
+        state: Rc<RefCell<WorkerState>>,
+    ) -> Stream<'scope, i64, Vec<Alert>> {
+        self.binary_frontier(
+            prescriptions,
+            Exchange::new(move |e: &Event| worker_of(e, &placement)),
+            Exchange::new(move |p: &Prescription| placement.worker(&(p.0).0)),
+            "Monitors",
+            move |capability, _info| {
+                let mut cap = Some(capability);
+                let mut ward = Ward::new(settings, tick_us, state);
+                move |(input, frontier), (registry, registry_frontier), output| {
+                    // The as-of join: a prescription becomes an event at its own time, ordered
+                    // with the observations (a retraction is implied by the scale replacing it).
+                    registry.for_each(|_time, data| ward.prescriptions(data.drain(..)));
+                    input.for_each(|time, data| {
+                        ward.arrived(time.least().copied().unwrap_or(i64::MIN), data)
+                    });
+                    let Some(c) = cap.as_mut() else {
+                        ward.pending.clear();
+                        return;
+                    };
+                    let done =
+                        frontier.frontier().is_empty() && registry_frontier.frontier().is_empty();
+                    // Ticks strictly before `limit` are complete on both inputs.
+                    let limit = [
+                        frontier.frontier().first(),
+                        registry_frontier.frontier().first(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .copied()
+                    .unwrap_or(i64::MAX);
+                    while let Some(t) = ward.next_tick(limit, done) {
+                        if t > *c.time() {
+                            c.downgrade(&t);
+                        }
+                        ward.tick(t, done);
+                        if !ward.alerts.is_empty() {
+                            output.session(&*c).give_iterator(ward.alerts.drain(..));
+                        }
+                    }
+                    if done {
+                        ward.finish();
+                        cap = None;
+                    } else if limit > *c.time() {
+                        c.downgrade(&limit);
+                    }
+                }
+            },
+        )
+    }
+}
+
+/// One worker's patients.
+struct Ward {
     settings: MonitorSettings,
-    placement: Placement,
     tick_us: i64,
     state: Rc<RefCell<WorkerState>>,
-) -> Stream<'scope, i64, Vec<Alert>> {
-    events.binary_frontier(
-        prescriptions,
-        Exchange::new(move |e: &Event| worker_of(e, &placement)),
-        Exchange::new(move |p: &Prescription| placement.worker(&(p.0).0)),
-        "Monitors",
-        move |capability, _info| {
-            let mut cap = Some(capability);
-            let mut pending: BTreeMap<i64, Vec<Event>> = BTreeMap::new();
-            // Events of the last tick processed: a new tick is sized like it. A minute of every
-            // patient's data waits in `pending` (the allowed lateness); grown by doubling, each
-            // tick was copied as it grew and kept up to half its capacity unused.
-            let mut tick_len = 0usize;
-            // Boxed: the map's table stays small (and in cache) and each monitor's address is
-            // known without touching it, to prefetch.
-            let mut patients: FastMap<Identifier, Box<PatientMonitor>> = FastMap::default();
-            let mut scales: FastMap<Identifier, Scale> = FastMap::default();
-            let mut timers: BTreeSet<(i64, Identifier)> = BTreeSet::new();
-            let mut due_of: FastMap<Identifier, i64> = FastMap::default();
-            let mut end_us: Option<i64> = None;
-            let mut alerts: Vec<Alert> = Vec::new();
-            move |(input, frontier), (registry, registry_frontier), output| {
-                // The as-of join: a prescription becomes an event at its own time, ordered with
-                // the observations (a retraction is implied by the scale that replaces it).
-                registry.for_each(|_time, data| {
-                    for ((patient, scale), time_us, diff) in data.drain(..) {
-                        if diff > 0 {
-                            let time = EventTime::from_micros(time_us);
-                            pending
-                                .entry(time_us.div_euclid(tick_us))
-                                .or_default()
-                                .push(Event::Prescription {
-                                    patient,
-                                    time,
-                                    scale,
-                                });
-                        }
-                    }
-                });
-                input.for_each(|time, data| {
-                    pending
-                        .entry(time.least().copied().unwrap_or(i64::MIN))
-                        .or_insert_with(|| Vec::with_capacity(tick_len + tick_len / 16))
-                        .append(data);
-                });
-                let Some(c) = cap.as_mut() else {
-                    pending.clear();
-                    return;
-                };
-                let done =
-                    frontier.frontier().is_empty() && registry_frontier.frontier().is_empty();
-                // Ticks strictly before `limit` are complete on both inputs.
-                let limit = [
-                    frontier.frontier().first(),
-                    registry_frontier.frontier().first(),
-                ]
-                .into_iter()
-                .flatten()
-                .min()
-                .copied()
-                .unwrap_or(i64::MAX);
-                loop {
-                    let next_data = pending.keys().next().copied();
-                    let next_timer = timers.first().map(|(due, _)| due.div_euclid(tick_us));
-                    let Some(t) = [next_data, next_timer].into_iter().flatten().min() else {
-                        break;
-                    };
-                    if t >= limit {
-                        break;
-                    }
-                    // At the end, once every event is processed (the end marker among them), timers
-                    // fire up to the source's last event time only.
-                    // (Compare the due time itself, not its tick: a timer due later in the end's
-                    // own tick must stop the loop too.)
-                    let next_due = timers.first().map(|(due, _)| *due);
-                    if next_data.is_none()
-                        && done
-                        && end_us.is_none_or(|end| next_due.is_some_and(|due| due > end))
-                    {
-                        break;
-                    }
-                    if t > *c.time() {
-                        c.downgrade(&t);
-                    }
-                    let mut st = state.borrow_mut();
-                    if let Some(mut events) = pending.remove(&t) {
-                        tick_len = events.len();
-                        st.summary.duplicates += normalise(&mut events);
-                        let sets: Vec<&[Event]> = events.chunk_by(same_patient_and_time).collect();
-                        // Memory-bound: ask for the monitor two sets ahead, and for the blocks
-                        // of the one after this (its monitor asked for a set ago), while this
-                        // one is worked on.
-                        for (i, set) in sets.iter().copied().enumerate() {
-                            if let Some(m) = monitor_of(&patients, sets.get(i + 2)) {
-                                m.prefetch(false);
-                            }
-                            if let Some(m) = monitor_of(&patients, sets.get(i + 1)) {
-                                m.prefetch(true);
-                            }
-                            if let Event::End { time_us, .. } = &set[0] {
-                                end_us = end_us.max(Some(*time_us));
-                                continue;
-                            }
-                            let Some((patient, time)) = set[0].subject() else {
-                                continue;
-                            };
-                            if let Event::Prescription { scale, .. } = &set[0]
-                                && !patients.contains_key(patient)
-                            {
-                                scales.insert(patient.clone(), *scale);
-                                continue;
-                            }
-                            st.summary.first_event_us =
-                                super::min_some(st.summary.first_event_us, Some(time.micros()));
-                            st.summary.last_event_us =
-                                st.summary.last_event_us.max(Some(time.micros()));
-                            let monitor = patients.entry(patient.clone()).or_insert_with(|| {
-                                let scale = scales.get(patient).copied().unwrap_or_default();
-                                Box::new(PatientMonitor::new(patient.as_str(), time, scale))
-                            });
-                            st.summary.observations +=
-                                apply_set(monitor, &settings, set, &mut alerts) as u64;
-                            reschedule(
-                                &mut timers,
-                                &mut due_of,
-                                patient,
-                                monitor.next_due(&settings),
-                            );
-                        }
-                    }
-                    // Timers due within this tick (and, at the end, not after the last event).
-                    let mut until = (t + 1).saturating_mul(tick_us);
-                    if done && let Some(end) = end_us {
-                        until = until.min(end + 1);
-                    }
-                    while let Some((due, patient)) = timers.first().cloned() {
-                        if due >= until {
-                            break;
-                        }
-                        timers.remove(&(due, patient.clone()));
-                        due_of.remove(&patient);
-                        if let Some(monitor) = patients.get_mut(&patient) {
-                            monitor.advance(&settings, until, &mut alerts);
-                            reschedule(
-                                &mut timers,
-                                &mut due_of,
-                                &patient,
-                                monitor.next_due(&settings),
-                            );
-                        }
-                    }
-                    for a in &alerts {
-                        st.summary.alerts += 1;
-                        *st.summary
-                            .alerts_by_kind
-                            .entry(format!("{}/{}", a.kind.name(), event_name(a)))
-                            .or_default() += 1;
-                    }
-                    drop(st);
-                    if !alerts.is_empty() {
-                        output.session(&*c).give_iterator(alerts.drain(..));
-                    }
-                }
-                if done {
-                    let mut st = state.borrow_mut();
-                    st.summary.patients = patients.len() as u64;
-                    st.summary.state_bytes =
-                        patients.values().map(|m| m.state_bytes()).sum::<usize>() as u64;
-                    cap = None;
-                } else if limit > *c.time() {
-                    c.downgrade(&limit);
-                }
+    /// Events by tick, waiting for the frontier to pass it.
+    pending: BTreeMap<i64, Vec<Event>>,
+    /// Events of the last tick processed: a new tick is sized like it. A minute of every
+    /// patient's data waits in `pending` (the allowed lateness); grown by doubling, each tick
+    /// was copied as it grew and kept up to half its capacity unused.
+    tick_len: usize,
+    /// Boxed: the map's table stays small (and in cache) and each monitor's address is known
+    /// without touching it, to prefetch.
+    patients: FastMap<Identifier, Box<PatientMonitor>>,
+    /// Prescriptions of patients not seen yet.
+    scales: FastMap<Identifier, Scale>,
+    timers: BTreeSet<(i64, Identifier)>,
+    due_of: FastMap<Identifier, i64>,
+    /// The source's last event time, once it has ended.
+    end_us: Option<i64>,
+    alerts: Vec<Alert>,
+}
+
+impl Ward {
+    fn new(settings: MonitorSettings, tick_us: i64, state: Rc<RefCell<WorkerState>>) -> Ward {
+        Ward {
+            settings,
+            tick_us,
+            state,
+            pending: BTreeMap::new(),
+            tick_len: 0,
+            patients: FastMap::default(),
+            scales: FastMap::default(),
+            timers: BTreeSet::new(),
+            due_of: FastMap::default(),
+            end_us: None,
+            alerts: Vec::new(),
+        }
+    }
+
+    fn prescriptions(&mut self, updates: impl Iterator<Item = Prescription>) {
+        for ((patient, scale), time_us, diff) in updates {
+            if diff > 0 {
+                let time = EventTime::from_micros(time_us);
+                self.pending
+                    .entry(time_us.div_euclid(self.tick_us))
+                    .or_default()
+                    .push(Event::Prescription {
+                        patient,
+                        time,
+                        scale,
+                    });
             }
-        },
-    )
+        }
+    }
+
+    fn arrived(&mut self, tick: i64, data: &mut Vec<Event>) {
+        let len = self.tick_len;
+        self.pending
+            .entry(tick)
+            .or_insert_with(|| Vec::with_capacity(len + len / 16))
+            .append(data);
+    }
+
+    /// The next tick to process before `limit`: one with events or a due timer. At the end, once
+    /// every event is processed, timers fire up to the source's last event time only.
+    fn next_tick(&self, limit: i64, done: bool) -> Option<i64> {
+        let next_data = self.pending.keys().next().copied();
+        let next_due = self.timers.first().map(|(due, _)| *due);
+        let t = [next_data, next_due.map(|d| d.div_euclid(self.tick_us))]
+            .into_iter()
+            .flatten()
+            .min()?;
+        if t >= limit {
+            return None;
+        }
+        // (Compare the due time itself, not its tick: a timer due later in the end's own tick
+        // must stop the loop too.)
+        if next_data.is_none()
+            && done
+            && self
+                .end_us
+                .is_none_or(|end| next_due.is_some_and(|due| due > end))
+        {
+            return None;
+        }
+        Some(t)
+    }
+
+    /// Processes tick `t`: its events in order, then the timers due within it.
+    fn tick(&mut self, t: i64, done: bool) {
+        if let Some(mut events) = self.pending.remove(&t) {
+            self.tick_len = events.len();
+            let duplicates = normalise(&mut events);
+            self.state.borrow_mut().summary.duplicates += duplicates;
+            self.apply(&events);
+        }
+        // Timers due within this tick (and, at the end, not after the last event).
+        let mut until = (t + 1).saturating_mul(self.tick_us);
+        if done && let Some(end) = self.end_us {
+            until = until.min(end + 1);
+        }
+        self.fire_timers(until);
+        let mut st = self.state.borrow_mut();
+        for a in &self.alerts {
+            st.summary.alerts += 1;
+            *st.summary
+                .alerts_by_kind
+                .entry(format!("{}/{}", a.kind.name(), event_name(a)))
+                .or_default() += 1;
+        }
+    }
+
+    /// Applies a tick's normalised events, one observation set (patient and time) at a time.
+    fn apply(&mut self, events: &[Event]) {
+        let sets: Vec<&[Event]> = events.chunk_by(same_patient_and_time).collect();
+        // Memory-bound: ask for the monitor two sets ahead, and for the blocks of the one after
+        // this (its monitor asked for a set ago), while this one is worked on.
+        for (i, set) in sets.iter().copied().enumerate() {
+            if let Some(m) = monitor_of(&self.patients, sets.get(i + 2)) {
+                m.prefetch(false);
+            }
+            if let Some(m) = monitor_of(&self.patients, sets.get(i + 1)) {
+                m.prefetch(true);
+            }
+            self.apply_set(set);
+        }
+    }
+
+    fn apply_set(&mut self, set: &[Event]) {
+        if let Event::End { time_us, .. } = &set[0] {
+            self.end_us = self.end_us.max(Some(*time_us));
+            return;
+        }
+        let Some((patient, time)) = set[0].subject() else {
+            return;
+        };
+        if let Event::Prescription { scale, .. } = &set[0]
+            && !self.patients.contains_key(patient)
+        {
+            self.scales.insert(patient.clone(), *scale);
+            return;
+        }
+        let mut st = self.state.borrow_mut();
+        st.summary.first_event_us = super::min_some(st.summary.first_event_us, Some(time.micros()));
+        st.summary.last_event_us = st.summary.last_event_us.max(Some(time.micros()));
+        let scales = &self.scales;
+        let monitor = self.patients.entry(patient.clone()).or_insert_with(|| {
+            let scale = scales.get(patient).copied().unwrap_or_default();
+            Box::new(PatientMonitor::new(patient.as_str(), time, scale))
+        });
+        st.summary.observations += apply_set(monitor, &self.settings, set, &mut self.alerts) as u64;
+        let due = monitor.next_due(&self.settings);
+        reschedule(&mut self.timers, &mut self.due_of, patient, due);
+    }
+
+    /// Fires the timers due before `until`, each patient's at its own due time.
+    fn fire_timers(&mut self, until: i64) {
+        while let Some((due, patient)) = self.timers.first().cloned() {
+            if due >= until {
+                break;
+            }
+            self.timers.remove(&(due, patient.clone()));
+            self.due_of.remove(&patient);
+            if let Some(monitor) = self.patients.get_mut(&patient) {
+                monitor.advance(&self.settings, until, &mut self.alerts);
+                let due = monitor.next_due(&self.settings);
+                reschedule(&mut self.timers, &mut self.due_of, &patient, due);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        let mut st = self.state.borrow_mut();
+        st.summary.patients = self.patients.len() as u64;
+        st.summary.state_bytes = self
+            .patients
+            .values()
+            .map(|m| m.state_bytes())
+            .sum::<usize>() as u64;
+    }
 }
 
 /// The monitor of a set's patient, if it has one yet.

@@ -8,7 +8,7 @@
 //! file, rejected and held ones to the dead letters); the **archive** (every record with its
 //! verdict, in its partition's arrival order, [`super::side::ArchiveOrder`]); **durability** (a
 //! flush every `flush_every`, and the checkpoint it makes committable once the alerts behind it
-//! are delivered, [`super::ordered_sink::Delivery`]). Then the records on time enter the
+//! are delivered, [`super::durability`]). Then the records on time enter the
 //! dataflow at their ticks, and the capability moves to the watermark.
 //!
 //! Invariants: a record is judged only by its own partition's records, so which are late or held
@@ -18,7 +18,6 @@
 //! not a record of a known patient, dead-lettered.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +31,7 @@ use timely::dataflow::{Scope, Stream};
 
 use super::clock::{ClockSettings, Hold, HoldKind, IDLE, Judged, PartitionClock, Verdict};
 use super::dedup::Dedup;
-use super::ordered_sink::Delivery;
+use super::durability::{Commits, Delivery};
 use super::side::{ArchiveOrder, DeadLetter, SideOutputs};
 use super::{Event, PipelineError, WorkerState};
 use crate::archive::Row;
@@ -106,8 +105,20 @@ pub struct SourceParts {
     pub state: Rc<RefCell<WorkerState>>,
 }
 
-/// The source operator. Workers without a source close at once.
-pub fn source<'scope>(
+/// The source operator.
+pub trait ReadSource<'scope> {
+    /// The stream of a worker's source's records on time (and of held ones' reports), at their
+    /// ticks. A worker without a source closes at once.
+    fn read_source(self, parts: SourceParts) -> Stream<'scope, i64, Vec<Event>>;
+}
+
+impl<'scope> ReadSource<'scope> for Scope<'scope, i64> {
+    fn read_source(self, parts: SourceParts) -> Stream<'scope, i64, Vec<Event>> {
+        source(self, parts)
+    }
+}
+
+fn source<'scope>(
     scope: Scope<'scope, i64>,
     parts: SourceParts,
 ) -> Stream<'scope, i64, Vec<Event>> {
@@ -174,8 +185,8 @@ struct Reader {
     last_flush: Instant,
     last_report: Instant,
     last_read: Instant,
-    /// Checkpoints taken at flushes, each with the tick its alerts must be delivered below.
-    uncommitted: VecDeque<(i64, Checkpoint)>,
+    /// Checkpoints taken at flushes, waiting for their alerts to be delivered.
+    commits: Commits,
 }
 
 impl Reader {
@@ -209,7 +220,7 @@ impl Reader {
             last_flush: now,
             last_report: now,
             last_read: now,
-            uncommitted: VecDeque::new(),
+            commits: Commits::default(),
         }
     }
 
@@ -583,13 +594,18 @@ impl Reader {
             .filter_map(|p| p.order.held_back_processed_us())
             .min()
             .map_or(i64::MAX, |us| self.tick(us));
-        self.delivery
-            .set_durable(self.worker, self.watermark_tick.min(held_back));
-        if let Some(mut checkpoint) = src.checkpoint() {
+        let checkpoint = src.checkpoint().map(|mut checkpoint| {
             self.clamp(&mut checkpoint);
-            self.uncommitted
-                .push_back((self.max_us.map_or(i64::MIN, |t| self.tick(t)), checkpoint));
-        }
+            checkpoint
+        });
+        let latest = self.max_us.map_or(i64::MIN, |t| self.tick(t));
+        self.commits.flushed(
+            &self.delivery,
+            self.worker,
+            self.watermark_tick.min(held_back),
+            checkpoint,
+            latest,
+        );
     }
 
     /// A checkpoint never passes a record still waiting for its verdict.
@@ -612,18 +628,7 @@ impl Reader {
         if self.state.borrow().error.is_some() {
             return;
         }
-        let delivered = self.delivery.delivered_below();
-        let mut ready = None;
-        while self
-            .uncommitted
-            .front()
-            .is_some_and(|(t, _)| *t < delivered)
-        {
-            ready = self.uncommitted.pop_front();
-        }
-        if let Some((_, checkpoint)) = ready
-            && let Err(e) = src.commit(&checkpoint)
-        {
+        if let Err(e) = self.commits.commit_delivered(src, &self.delivery) {
             self.fail(e.into());
         }
     }

@@ -1,125 +1,143 @@
-//! Sinks: where alerts and rejected records go.
+//! Sinks: where alerts go.
 //!
 //! Alert sinks receive alerts already in their deterministic order (event time, patient, kind);
-//! they write and flush, nothing more.
+//! they write and flush, nothing more. Each kind a pipeline's `[[sinks]]` can name is a folder
+//! here: its config (checked with line-accurate problems by [`SinkKind::validate`]) and the sink
+//! it builds. Adding one is its folder and one line in the `sinks!` list below.
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
-use serde::Serialize;
+use thiserror::Error;
+use toml::Spanned;
+use toml::de::DeValue;
 
 use crate::alerting::Alert;
-use crate::config::SinkConfig;
+use crate::component::{LineIndex, Problem, Section, deserialise};
 
+pub mod console;
+pub mod jsonl;
 pub mod kafka;
+
+pub use console::Console;
+pub use jsonl::JsonLines;
 
 /// Writes alerts somewhere.
 pub trait AlertSink: Send {
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()>;
+    /// Returns once everything written is delivered: on disk, or confirmed by the broker.
     fn flush(&mut self) -> io::Result<()>;
+    /// What it is, for an error message: `alerts file target/alerts.jsonl`.
+    fn describe(&self) -> String;
 }
 
-/// One readable line per alert on standard output.
-pub struct Console {
-    out: BufWriter<io::Stdout>,
+/// A sink that cannot be opened or written.
+#[derive(Debug, Error)]
+#[error("{sink}: {source}")]
+pub struct SinkError {
+    /// What the sink is: `alerts file target/alerts.jsonl`, `kafka topic alerts`.
+    pub sink: String,
+    #[source]
+    pub source: io::Error,
 }
 
-impl Console {
-    pub fn new() -> Console {
-        Console {
-            out: BufWriter::new(io::stdout()),
+/// What building a sink may need from the run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkContext {
+    /// The run resumes over an archive: a file sink goes on from what an earlier run wrote
+    /// (repairing a last line a crash tore) instead of starting anew.
+    pub resume: bool,
+}
+
+/// A kind of alert sink, as a pipeline's `[[sinks]]` configures it.
+pub trait SinkKind {
+    /// What deserialising cannot check, each problem at the line of its key.
+    fn validate(&self, _section: &Section) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Makes relative paths relative to the pipeline file's directory `base`.
+    fn resolve_paths(&mut self, _base: &Path) {}
+
+    /// The running sink.
+    fn build(&self, cx: &SinkContext) -> Result<Box<dyn AlertSink>, SinkError>;
+}
+
+/// Declares the kinds of sink, by the `kind` a pipeline file names them with.
+macro_rules! sinks {
+    ($($(#[$doc:meta])* $kind:literal => $variant:ident($config:ty),)*) => {
+        /// Where alerts go: one of a pipeline's `[[sinks]]`, by its `kind`.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum SinkConfig {
+            $($(#[$doc])* $variant($config),)*
         }
-    }
-}
 
-impl Default for Console {
-    fn default() -> Self {
-        Console::new()
-    }
-}
+        /// Every `kind` a `[[sinks]]` may have.
+        pub const KINDS: &[&str] = &[$($kind),*];
 
-impl AlertSink for Console {
-    fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
-        for alert in alerts {
-            writeln!(self.out, "{alert}")?;
+        impl SinkConfig {
+            /// Reads a `[[sinks]]` table of kind `kind` (without `kind`); `None` when no sink has
+            /// that kind. Every problem goes to `problems`, with its line.
+            pub fn read(
+                kind: &str,
+                table: Spanned<DeValue<'_>>,
+                lines: &LineIndex,
+                section: &Section,
+                problems: &mut Vec<Problem>,
+            ) -> Option<Option<SinkConfig>> {
+                match kind {
+                    $($kind => Some(
+                        deserialise::<$config>(table, lines, section.line(), "sinks", problems)
+                            .map(|config| {
+                                problems.extend(SinkKind::validate(&config, section));
+                                SinkConfig::$variant(config)
+                            }),
+                    ),)*
+                    _ => None,
+                }
+            }
+
+            /// The sink's kind.
+            pub fn kind(&self) -> &dyn SinkKind {
+                match self {
+                    $(SinkConfig::$variant(config) => config,)*
+                }
+            }
+
+            /// The sink's kind, to resolve its paths.
+            pub fn kind_mut(&mut self) -> &mut dyn SinkKind {
+                match self {
+                    $(SinkConfig::$variant(config) => config,)*
+                }
+            }
         }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()
-    }
+    };
 }
 
-/// One JSON object per line in a file.
-pub struct JsonLines {
-    path: PathBuf,
-    out: BufWriter<File>,
-}
-
-impl JsonLines {
-    /// Creates (or truncates) `path`, creating its directory if needed.
-    pub fn create(path: &Path) -> io::Result<JsonLines> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
-        }
-        Ok(JsonLines {
-            path: path.to_owned(),
-            out: BufWriter::new(File::create(path)?),
-        })
-    }
-
-    /// Writes one record as a JSON line.
-    pub fn write_record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
-        serde_json::to_writer(&mut self.out, record)?;
-        self.out.write_all(b"\n")
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl AlertSink for JsonLines {
-    fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
-        for alert in alerts {
-            self.write_record(alert)?;
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.out.flush()?;
-        self.out.get_ref().sync_data()
-    }
+sinks! {
+    /// One readable line per alert on standard output.
+    "console" => Console(console::ConsoleConfig),
+    /// One JSON object per line, in event-time order.
+    "jsonl" => Jsonl(jsonl::JsonlConfig),
+    /// A Kafka topic, keyed by patient, with an idempotent producer.
+    "kafka" => Kafka(kafka::KafkaSinkConfig),
 }
 
 /// Builds the alert sinks a pipeline names, plus a JSON lines file for `--alerts`.
 pub fn build(
     configs: &[SinkConfig],
     alerts_file: Option<&Path>,
-) -> io::Result<Vec<Box<dyn AlertSink>>> {
-    let mut sinks: Vec<Box<dyn AlertSink>> = Vec::new();
+    cx: &SinkContext,
+) -> Result<Vec<Box<dyn AlertSink>>, SinkError> {
+    let mut sinks = Vec::with_capacity(configs.len() + 1);
     for config in configs {
-        match config {
-            SinkConfig::Console => sinks.push(Box::new(Console::new())),
-            SinkConfig::Kafka {
-                brokers,
-                topic,
-                properties,
-            } => sinks.push(Box::new(kafka::KafkaAlerts::connect(
-                brokers, topic, properties,
-            )?)),
-            SinkConfig::Jsonl { path } => sinks.push(Box::new(
-                JsonLines::create(path).map_err(|e| with_path(e, path))?,
-            )),
-        }
+        sinks.push(config.kind().build(cx)?);
     }
     if let Some(path) = alerts_file {
-        sinks.push(Box::new(
-            JsonLines::create(path).map_err(|e| with_path(e, path))?,
-        ));
+        let file = jsonl::JsonlConfig {
+            path: path.to_owned(),
+        };
+        sinks.push(SinkKind::build(&file, cx)?);
     }
     Ok(sinks)
 }

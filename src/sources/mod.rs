@@ -4,6 +4,10 @@
 //! A source never drops a record silently: what is not an observation comes out as a
 //! [`Rejected`] item with its position and reason, for the dead-letter output and, when the
 //! patient and vital are known, a data-quality alert.
+//!
+//! Each kind of source a pipeline can name is a folder here: its config (deserialised from the
+//! `[source]` section, checked with line-accurate problems by [`SourceKind::validate`]) and what
+//! it builds. Adding one is its folder and one line in the `sources!` list below.
 
 pub mod archive;
 pub mod jsonl;
@@ -14,11 +18,15 @@ pub mod resume;
 pub mod simulator;
 pub mod workload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use thiserror::Error;
+use toml::Spanned;
+use toml::de::DeValue;
 
-use crate::config::SourceConfig;
+use crate::component::{LineIndex, Problem, Section, deserialise};
 use crate::observation::{Observation, Rejection, Subject};
 
 /// Where a record was in its source: a Kafka partition and offset, or a line of a file.
@@ -176,6 +184,12 @@ pub trait Source: Send {
         false
     }
 
+    /// The partitions this source reads, when it reads some of a topic's: a resumed run replays
+    /// the archive's rows of those.
+    fn partitions(&self) -> Option<Vec<i32>> {
+        None
+    }
+
     /// Whether the source gives its records in event-time order by construction (a dataset
     /// replay sorts them): then no record is late and no device's clock is judged.
     fn time_ordered(&self) -> bool {
@@ -224,34 +238,107 @@ pub enum SourceError {
     Kafka { reason: String },
 }
 
-/// How a source is named in the archive's `source` column.
-pub fn describe(config: &SourceConfig) -> String {
-    match config {
-        SourceConfig::Simulator(_) => "simulator".to_owned(),
-        SourceConfig::Jsonl { path } => format!(
-            "jsonl:{}",
-            path.file_name().map_or_else(
-                || path.display().to_string(),
-                |f| f.to_string_lossy().into_owned()
-            )
-        ),
-        SourceConfig::Physionet2019(_) => "physionet2019".to_owned(),
-        SourceConfig::Physionet2012(_) => "physionet2012".to_owned(),
-        SourceConfig::Kafka(k) => format!("kafka:{}", k.topic),
-    }
+/// What a source's config builds.
+pub enum Built {
+    /// One source, read by worker 0.
+    One(Box<dyn Source>),
+    /// A source per worker, built on its thread (Kafka: each takes its share of partitions).
+    PerWorker(SourceFactory),
 }
 
-/// Builds the source a pipeline names.
-pub fn build(config: &SourceConfig) -> Result<Box<dyn Source>, SourceError> {
-    Ok(match config {
-        SourceConfig::Simulator(sim) => Box::new(simulator::Simulator::new(sim)),
-        SourceConfig::Jsonl { path } => Box::new(jsonl::JsonLines::open(path)?),
-        SourceConfig::Physionet2019(d) => Box::new(physionet::Replay::physionet2019(d)?),
-        SourceConfig::Physionet2012(d) => Box::new(physionet::Replay::physionet2012(d)?),
-        SourceConfig::Kafka(_) => {
-            return Err(SourceError::Kafka {
-                reason: "a Kafka source is built per worker (pipeline::run does it)".into(),
-            });
+/// Builds worker `w` of `n`'s source.
+pub type SourceFactory =
+    Arc<dyn Fn(usize, usize) -> Result<Box<dyn Source>, SourceError> + Send + Sync>;
+
+/// What building a source may need from the run.
+#[derive(Clone, Default)]
+pub struct BuildContext {
+    /// Raised to stop reading (SIGINT, SIGTERM).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// A kind of source, as a pipeline's `[source]` section configures it.
+pub trait SourceKind {
+    /// How the archive names it in its `source` column (`kafka:vitals`).
+    fn name(&self) -> String;
+
+    /// What deserialising cannot check, each problem at the line of its key.
+    fn validate(&self, _section: &Section) -> Vec<Problem> {
+        Vec::new()
+    }
+
+    /// Makes relative paths relative to the pipeline file's directory `base`.
+    fn resolve_paths(&mut self, _base: &Path) {}
+
+    /// The running source.
+    fn build(&self, cx: &BuildContext) -> Result<Built, SourceError>;
+}
+
+/// Declares the kinds of source, by the `kind` a pipeline file names them with.
+macro_rules! sources {
+    ($($(#[$doc:meta])* $kind:literal => $variant:ident($config:ty),)*) => {
+        /// Where observations come from: a pipeline's `[source]`, by its `kind`.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum SourceConfig {
+            $($(#[$doc])* $variant($config),)*
         }
-    })
+
+        /// Every `kind` a `[source]` may have.
+        pub const KINDS: &[&str] = &[$($kind),*];
+
+        impl SourceConfig {
+            /// Reads a `[source]` of kind `kind` (the table without `kind`); `None` when no source
+            /// has that kind. Every problem goes to `problems`, with its line.
+            pub fn read(
+                kind: &str,
+                table: Spanned<DeValue<'_>>,
+                lines: &LineIndex,
+                section: &Section,
+                problems: &mut Vec<Problem>,
+            ) -> Option<Option<SourceConfig>> {
+                match kind {
+                    $($kind => Some(
+                        deserialise::<$config>(table, lines, section.line(), "source", problems)
+                            .map(|config| {
+                                problems.extend(SourceKind::validate(&config, section));
+                                SourceConfig::$variant(config)
+                            }),
+                    ),)*
+                    _ => None,
+                }
+            }
+
+            /// The source's kind.
+            pub fn kind(&self) -> &dyn SourceKind {
+                match self {
+                    $(SourceConfig::$variant(config) => config,)*
+                }
+            }
+
+            /// The source's kind, to resolve its paths.
+            pub fn kind_mut(&mut self) -> &mut dyn SourceKind {
+                match self {
+                    $(SourceConfig::$variant(config) => config,)*
+                }
+            }
+        }
+    };
+}
+
+sources! {
+    /// The built-in deterministic cohort simulator.
+    "simulator" => Simulator(simulator::SimulatorConfig),
+    /// A file of wire-format JSON lines (`-`: standard input).
+    "jsonl" => Jsonl(jsonl::JsonlConfig),
+    /// PhysioNet/CinC 2019: a directory of hourly `.psv` files, one per patient.
+    "physionet2019" => Physionet2019(physionet::Physionet2019),
+    /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
+    "physionet2012" => Physionet2012(physionet::Physionet2012),
+    /// A Kafka topic of wire-format messages.
+    "kafka" => Kafka(kafka::KafkaSourceConfig),
+}
+
+/// How a source is named in the archive's `source` column.
+pub fn describe(config: &SourceConfig) -> String {
+    config.kind().name()
 }

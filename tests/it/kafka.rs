@@ -608,7 +608,7 @@ fn a_time_ahead_of_the_wall_clock_is_held_and_a_replay_reproduces_it() {
             ),
         );
     }
-    vigil::sources::kafka::ensure_topic(&brokers, &topic, 2, &Default::default()).unwrap();
+    vigil::kafka::ensure_topic(&brokers, &topic, 2, &Default::default()).unwrap();
     let p = producer(&brokers);
     for line in &lines {
         let v: Value = serde_json::from_str(line).unwrap();
@@ -668,7 +668,7 @@ fn a_time_ahead_of_the_wall_clock_is_held_and_a_replay_reproduces_it() {
 
 /// Sends one keyed message, waiting for room in the producer's queue.
 pub fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) {
-    vigil::sources::kafka::send_waiting(
+    vigil::kafka::send_waiting(
         producer,
         BaseRecord::<str, str>::to(topic).key(key).payload(payload),
     )

@@ -16,10 +16,10 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::{Common, Figure, append_json, config, report, workload};
 use vigil::config::{Dur, KafkaSourceConfig, SinkConfig, SourceConfig};
+use vigil::kafka::{client_config, ensure_topic, send_waiting};
 use vigil::observation::{EventTime, Observation};
 use vigil::pipeline::{self, RunOptions};
 use vigil::sources::SourceItem;
-use vigil::sources::kafka::{client_config, ensure_topic, send_waiting};
 use vigil::sources::workload::{Workload, WorkloadConfig};
 
 const PARTITIONS: i32 = 4;
@@ -253,11 +253,11 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         start: "earliest".into(),
         properties: BTreeMap::new(),
     });
-    cfg.sinks = vec![SinkConfig::Kafka {
+    cfg.sinks = vec![SinkConfig::Kafka(vigil::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: format!("{topic}-alerts"),
         properties: BTreeMap::new(),
-    }];
+    })];
     let archive = std::env::temp_dir().join(unique("vigil-bench-archive"));
     let idle = Duration::from_secs(2);
     let summary = pipeline::run(
@@ -405,11 +405,11 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
         // librdkafka lets a fetch wait up to 500 ms for data by default.
         properties: [("fetch.wait.max.ms".to_owned(), "5".to_owned())].into(),
     });
-    cfg.sinks = vec![SinkConfig::Kafka {
+    cfg.sinks = vec![SinkConfig::Kafka(vigil::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: alerts_topic.clone(),
         properties: [("linger.ms".to_owned(), "0".to_owned())].into(),
-    }];
+    })];
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {
         let stop = Arc::clone(&stop);

@@ -15,15 +15,94 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Checkpoint, Position, Progress, Rejected, Source, SourceError, SourceItem};
-use crate::config::KafkaSourceConfig;
+use serde::Deserialize;
+
+use super::{
+    BuildContext, Built, Checkpoint, Position, Progress, Rejected, Source, SourceError, SourceItem,
+    SourceKind,
+};
+use crate::component::{Problem, Section};
+use crate::kafka::{client_config, flush_promptly, send_waiting};
 use crate::observation::{Interner, Observation};
+
+/// The `[source]` of a Kafka topic: any Kafka-protocol broker (Apache Kafka, Redpanda, Tansu, a
+/// managed service).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    /// Consumer group: where offsets are committed.
+    #[serde(default = "KafkaSourceConfig::default_group")]
+    pub group: String,
+    /// Where messages that are not observations go, with the reason in headers.
+    pub dead_letter_topic: Option<String>,
+    /// Where to start without a committed offset: `earliest` or `latest`.
+    #[serde(default = "KafkaSourceConfig::default_start")]
+    pub start: String,
+    /// librdkafka settings passed as they are (`security.protocol`, `sasl.mechanisms`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl KafkaSourceConfig {
+    fn default_group() -> String {
+        "vigil".to_owned()
+    }
+
+    fn default_start() -> String {
+        "earliest".to_owned()
+    }
+}
+
+impl SourceKind for KafkaSourceConfig {
+    fn name(&self) -> String {
+        format!("kafka:{}", self.topic)
+    }
+
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        let mut topics = vec![("topic", self.topic.as_str())];
+        if let Some(dead) = &self.dead_letter_topic {
+            topics.push(("dead_letter_topic", dead.as_str()));
+        }
+        let mut problems = crate::kafka::check(section, &self.brokers, &topics, &self.properties);
+        if self.group.trim().is_empty() {
+            problems.push(section.problem("group", "`group` is empty"));
+        }
+        if !matches!(self.start.as_str(), "earliest" | "latest") {
+            problems.push(section.problem(
+                "start",
+                format!(
+                    "`start` must be \"earliest\" or \"latest\", found {:?}",
+                    self.start
+                ),
+            ));
+        }
+        if self.dead_letter_topic.as_deref() == Some(self.topic.as_str()) {
+            problems.push(section.problem(
+                "dead_letter_topic",
+                "`dead_letter_topic` is the topic read: its dead letters would be read again",
+            ));
+        }
+        problems
+    }
+
+    /// Each worker connects on its own thread and reads its share of the partitions.
+    fn build(&self, cx: &BuildContext) -> Result<Built, SourceError> {
+        let config = self.clone();
+        let stop = Arc::clone(&cx.stop);
+        Ok(Built::PerWorker(Arc::new(move |worker, workers| {
+            let source = KafkaSource::connect(&config, worker, workers, Arc::clone(&stop))?;
+            Ok(Box::new(source) as Box<dyn Source>)
+        })))
+    }
+}
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a read waits for the first message when none is queued. The worker that reads also
@@ -33,16 +112,6 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(1);
 /// A worker with no partition checks for the stop this often.
 const UNASSIGNED_SLEEP: Duration = Duration::from_millis(100);
-
-/// The librdkafka settings Vigil sets, merged under the user's `properties`.
-pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", brokers);
-    for (k, v) in properties {
-        config.set(k, v);
-    }
-    config
-}
 
 /// Tells the person at the terminal when the broker stops answering, and when it answers again.
 #[derive(Clone, Default)]
@@ -308,6 +377,10 @@ impl Source for KafkaSource {
         true
     }
 
+    fn partitions(&self) -> Option<Vec<i32>> {
+        Some(self.partitions.clone())
+    }
+
     /// A record held aside by the pipeline: re-encoded in the wire format (the message itself is
     /// not kept past decoding), keyed by its patient as the devices' producers key them.
     fn dead_letter(
@@ -356,97 +429,4 @@ impl Source for KafkaSource {
                 reason: format!("cannot commit offsets: {e}"),
             })
     }
-}
-
-/// Waits until every message of `producer` is confirmed by the broker, or `timeout` passes.
-///
-/// `BaseProducer::flush` waits in steps of 100 ms between checks, so each flush of a few
-/// messages took 100 ms whatever the broker's round trip; the alert sink flushes once a second
-/// on the worker that also reads, which stalled the whole dataflow a tenth of the time. Polling
-/// in 1 ms steps returns within a millisecond of the last confirmation.
-pub fn flush_promptly<C>(
-    producer: &BaseProducer<C>,
-    timeout: Duration,
-) -> Result<(), rdkafka::error::KafkaError>
-where
-    C: rdkafka::producer::ProducerContext,
-{
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        producer.poll(Duration::ZERO);
-        if producer.in_flight_count() == 0 {
-            return Ok(());
-        }
-        if std::time::Instant::now() >= deadline {
-            return Err(rdkafka::error::KafkaError::Flush(
-                rdkafka::types::RDKafkaErrorCode::RequestTimedOut,
-            ));
-        }
-        producer.poll(Duration::from_millis(1));
-    }
-}
-
-/// Sends a record, waiting for room while the producer's local queue is full (deliveries drain
-/// it); any other error is returned.
-pub fn send_waiting<C, K, P>(
-    producer: &BaseProducer<C>,
-    mut record: BaseRecord<'_, K, P>,
-) -> Result<(), rdkafka::error::KafkaError>
-where
-    C: rdkafka::producer::ProducerContext<DeliveryOpaque = ()>,
-    K: rdkafka::message::ToBytes + ?Sized,
-    P: rdkafka::message::ToBytes + ?Sized,
-{
-    loop {
-        match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Ok(());
-            }
-            Err((
-                rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ),
-                r,
-            )) => {
-                record = r;
-                producer.poll(Duration::from_millis(50));
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
-/// Creates `topic` with `partitions` partitions unless it exists.
-pub fn ensure_topic(
-    brokers: &str,
-    topic: &str,
-    partitions: i32,
-    properties: &BTreeMap<String, String>,
-) -> Result<(), SourceError> {
-    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-    use rdkafka::client::DefaultClientContext;
-    let err = |reason: String| SourceError::Kafka { reason };
-    let admin: AdminClient<DefaultClientContext> = client_config(brokers, properties)
-        .create()
-        .map_err(|e| err(format!("cannot create an admin client: {e}")))?;
-    let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let results = futures_executor::block_on(
-        admin.create_topics(
-            [&new],
-            // The request's own timeout too: without it an unreachable broker is waited for forever.
-            &AdminOptions::new()
-                .request_timeout(Some(Duration::from_secs(30)))
-                .operation_timeout(Some(Duration::from_secs(30))),
-        ),
-    )
-    .map_err(|e| err(format!("cannot create topic {topic} on {brokers}: {e}")))?;
-    for result in results {
-        match result {
-            Ok(_) => {}
-            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => return Err(err(format!("cannot create topic {name}: {code}"))),
-        }
-    }
-    Ok(())
 }

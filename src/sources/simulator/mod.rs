@@ -17,11 +17,57 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Progress, Source, SourceError, SourceItem};
-use crate::config::SimulatorConfig;
+use super::{BuildContext, Built, Progress, Source, SourceError, SourceItem, SourceKind};
+use crate::component::{Problem, Section};
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Unit, Value, Vital};
+
+/// The `[source]` of a simulated cohort.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    pub patients: u32,
+    pub hours: u32,
+    pub seed: u64,
+    /// RFC 3339 start of the simulated period.
+    pub start: String,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> SimulatorConfig {
+        SimulatorConfig {
+            patients: 50,
+            hours: 24,
+            seed: 7,
+            start: "2026-01-05T00:00:00Z".to_owned(),
+        }
+    }
+}
+
+impl SourceKind for SimulatorConfig {
+    fn name(&self) -> String {
+        "simulator".to_owned()
+    }
+
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        if self.patients == 0 {
+            problems.push(section.problem("patients", "`patients` must be at least 1"));
+        }
+        if EventTime::parse_rfc3339(&self.start).is_err() {
+            problems.push(section.problem(
+                "start",
+                format!("`start` {:?} is not an RFC 3339 time", self.start),
+            ));
+        }
+        problems
+    }
+
+    fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
+        Ok(Built::One(Box::new(Simulator::new(self))))
+    }
+}
 
 const S: i64 = 1_000_000;
 const MIN: i64 = 60 * S;

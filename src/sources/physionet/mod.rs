@@ -15,9 +15,86 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Progress, Rejected, Source, SourceError, SourceItem};
-use crate::config::DatasetConfig;
+use serde::Deserialize;
+
+use super::{BuildContext, Built, Progress, Rejected, Source, SourceError, SourceItem, SourceKind};
+use crate::component::{Problem, Section};
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
+
+/// A dataset replay: the directory, how many stays, and when their ICU admission was.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    pub path: PathBuf,
+    /// Read at most this many patients (files, in name order); all when absent.
+    pub limit: Option<usize>,
+    /// RFC 3339 time given to ICU admission (hour 0) of every stay.
+    #[serde(default = "DatasetConfig::default_start")]
+    pub start: String,
+}
+
+impl DatasetConfig {
+    /// The admission time given to every stay when a pipeline does not say.
+    pub fn default_start() -> String {
+        "2026-01-05T00:00:00Z".to_owned()
+    }
+
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        match EventTime::parse_rfc3339(&self.start) {
+            Ok(_) => Vec::new(),
+            Err(_) => vec![section.problem(
+                "start",
+                format!("`start` {:?} is not an RFC 3339 time", self.start),
+            )],
+        }
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.path.is_relative() {
+            self.path = base.join(&self.path);
+        }
+    }
+}
+
+/// The `[source]` of a PhysioNet/CinC 2019 replay.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Physionet2019(pub DatasetConfig);
+
+/// The `[source]` of a PhysioNet/CinC 2012 replay.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct Physionet2012(pub DatasetConfig);
+
+impl SourceKind for Physionet2019 {
+    fn name(&self) -> String {
+        "physionet2019".to_owned()
+    }
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        self.0.validate(section)
+    }
+    fn resolve_paths(&mut self, base: &Path) {
+        self.0.resolve_paths(base);
+    }
+    fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
+        Ok(Built::One(Box::new(Replay::physionet2019(&self.0)?)))
+    }
+}
+
+impl SourceKind for Physionet2012 {
+    fn name(&self) -> String {
+        "physionet2012".to_owned()
+    }
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        self.0.validate(section)
+    }
+    fn resolve_paths(&mut self, base: &Path) {
+        self.0.resolve_paths(base);
+    }
+    fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
+        Ok(Built::One(Box::new(Replay::physionet2012(&self.0)?)))
+    }
+}
 
 const HOUR_US: i64 = 3_600_000_000;
 

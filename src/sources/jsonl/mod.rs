@@ -6,8 +6,43 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::{Position, Progress, Rejected, Source, SourceError, SourceItem};
+use serde::Deserialize;
+
+use super::{
+    BuildContext, Built, Position, Progress, Rejected, Source, SourceError, SourceItem, SourceKind,
+};
 use crate::observation::{Interner, MAX_MESSAGE_BYTES, Observation};
+
+/// The `[source]` of a file of wire-format JSON lines.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonlConfig {
+    /// The file; `-` is standard input.
+    pub path: PathBuf,
+}
+
+impl SourceKind for JsonlConfig {
+    fn name(&self) -> String {
+        let path = &self.path;
+        format!(
+            "jsonl:{}",
+            path.file_name().map_or_else(
+                || path.display().to_string(),
+                |f| f.to_string_lossy().into_owned()
+            )
+        )
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        if self.path.is_relative() && self.path != Path::new("-") {
+            self.path = base.join(&self.path);
+        }
+    }
+
+    fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
+        Ok(Built::One(Box::new(JsonLines::open(&self.path)?)))
+    }
+}
 
 /// Reads observations from JSON lines.
 pub struct JsonLines {

@@ -11,9 +11,44 @@ use rdkafka::ClientContext;
 use rdkafka::message::DeliveryResult;
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 
-use super::AlertSink;
+use serde::Deserialize;
+
+use super::{AlertSink, SinkContext, SinkError, SinkKind};
 use crate::alerting::Alert;
-use crate::sources::kafka::client_config;
+use crate::component::{Problem, Section};
+use crate::kafka::client_config;
+
+/// The `[[sinks]]` of a Kafka topic.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// `host:port[,host:port…]`.
+    pub brokers: String,
+    pub topic: String,
+    /// librdkafka settings passed as they are (`security.protocol`, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+}
+
+impl SinkKind for KafkaSinkConfig {
+    fn validate(&self, section: &Section) -> Vec<Problem> {
+        crate::kafka::check(
+            section,
+            &self.brokers,
+            &[("topic", self.topic.as_str())],
+            &self.properties,
+        )
+    }
+
+    fn build(&self, _cx: &SinkContext) -> Result<Box<dyn AlertSink>, SinkError> {
+        KafkaAlerts::connect(&self.brokers, &self.topic, &self.properties)
+            .map(|sink| Box::new(sink) as Box<dyn AlertSink>)
+            .map_err(|source| SinkError {
+                sink: format!("kafka topic {}", self.topic),
+                source,
+            })
+    }
+}
 
 /// Remembers the first delivery failure.
 #[derive(Clone, Default)]
@@ -73,7 +108,7 @@ impl AlertSink for KafkaAlerts {
             let record = BaseRecord::to(&self.topic)
                 .key(alert.patient.as_str())
                 .payload(payload.as_str());
-            crate::sources::kafka::send_waiting(&self.producer, record).map_err(|e| {
+            crate::kafka::send_waiting(&self.producer, record).map_err(|e| {
                 io::Error::other(format!(
                     "kafka: cannot send an alert to {}: {e}",
                     self.topic
@@ -83,10 +118,14 @@ impl AlertSink for KafkaAlerts {
         Ok(())
     }
 
+    fn describe(&self) -> String {
+        format!("kafka topic {}", self.topic)
+    }
+
     fn flush(&mut self) -> io::Result<()> {
-        crate::sources::kafka::flush_promptly(&self.producer, Duration::from_secs(120)).map_err(
-            |e| io::Error::other(format!("kafka: alerts not confirmed by the broker: {e}")),
-        )?;
+        crate::kafka::flush_promptly(&self.producer, Duration::from_secs(120)).map_err(|e| {
+            io::Error::other(format!("kafka: alerts not confirmed by the broker: {e}"))
+        })?;
         match self.deliveries.failure.lock().ok().and_then(|f| f.clone()) {
             Some(failure) => Err(io::Error::other(format!(
                 "kafka: an alert was not delivered: {failure}"

@@ -1,0 +1,245 @@
+//! Durability: one protocol, so that a crash, a restart or an outage loses nothing.
+//!
+//! 1. **Archive, then commit.** Each worker's source archives every record it reads
+//!    ([`super::side`]) and flushes the archive every `flush_every` (a file written, fsynced,
+//!    renamed). A flush makes what was read before it durable: the worker publishes the tick
+//!    before which every record it processed is in the archive ([`Delivery::set_durable`]), and
+//!    queues the source's checkpoint, never past a record still waiting for its verdict
+//!    ([`Commits::flushed`]).
+//! 2. **Deliver, then commit.** Worker 0's alert sink flushes its sinks (a file fsynced, a Kafka
+//!    producer's messages confirmed) at least once a second while alerts flow, and publishes the
+//!    tick before which every alert is delivered ([`Delivery`]). A queued checkpoint is committed
+//!    only once every alert of the ticks up to what it covers is delivered
+//!    ([`Commits::commit_delivered`]).
+//! 3. **The delivered line.** With an archive, the alert sink records in it how far alerts are
+//!    delivered *and* the observations behind them archived ([`DeliveryLog`], the archive's
+//!    `delivered.json`), at most once a second and at the end.
+//! 4. **Resume.** A run over an archive that holds rows of its source first replays them (see
+//!    [`crate::sources::resume`]), rebuilding every patient, sends none of the alerts before the
+//!    delivered line again (they were delivered), and sends the ones after it (one delivered just
+//!    before a crash may come twice, with the same `id`); every partition's clock starts at least
+//!    at the line, so what the earlier run judged late is late again ([`resume_line`]).
+//! 5. **The end.** A finite source, or a stop, drains: what waits is decided, the archive flushed
+//!    and marked durable to the end, the alerts delivered, and the final checkpoint committed
+//!    ([`final_commit`]). Nothing past the durable archive is ever committed: if the archive
+//!    cannot be written (a full disk), nothing more is.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::PipelineError;
+use crate::archive::{ArchiveError, Delivered};
+use crate::sources::{Checkpoint, Source, SourceError};
+
+/// How far alerts are delivered and observations archived, shared by the alert sink (worker 0)
+/// and every worker's source.
+#[derive(Debug)]
+pub struct Delivery {
+    /// Every alert of a tick before this one is delivered.
+    below: AtomicI64,
+    /// The sinks failed: nothing more will be confirmed.
+    failed: AtomicBool,
+    /// Per worker, the tick before which every observation its source processed is durable in
+    /// the archive (`i64::MAX` for a worker that archives nothing).
+    durable: Vec<AtomicI64>,
+}
+
+impl Delivery {
+    pub fn new(workers: usize) -> Delivery {
+        Delivery {
+            below: AtomicI64::new(i64::MIN),
+            failed: AtomicBool::new(false),
+            durable: (0..workers).map(|_| AtomicI64::new(i64::MIN)).collect(),
+        }
+    }
+
+    /// Worker `w`'s archive holds every observation it processed before `tick`.
+    pub fn set_durable(&self, worker: usize, tick: i64) {
+        if let Some(d) = self.durable.get(worker) {
+            d.store(tick, Ordering::Release);
+        }
+    }
+
+    /// Every observation processed before the returned tick is durable in the archive.
+    pub fn durable_below(&self) -> i64 {
+        self.durable
+            .iter()
+            .map(|d| d.load(Ordering::Acquire))
+            .min()
+            .unwrap_or(i64::MAX)
+    }
+
+    /// Every alert of a tick before `tick` is delivered.
+    pub fn set_delivered(&self, tick: i64) {
+        self.below.store(tick, Ordering::Release);
+    }
+
+    /// The sinks failed: no alert will be confirmed any more, and nothing committed.
+    pub fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+    }
+
+    /// Every alert of a tick before the returned one is delivered.
+    pub fn delivered_below(&self) -> i64 {
+        if self.failed.load(Ordering::Acquire) {
+            i64::MIN
+        } else {
+            self.below.load(Ordering::Acquire)
+        }
+    }
+
+    /// Waits until every alert is delivered; false if the sinks failed or time ran out.
+    pub fn wait_all(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.failed.load(Ordering::Acquire) {
+                return false;
+            }
+            if self.below.load(Ordering::Acquire) == i64::MAX {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// One worker's checkpoints taken at flushes, waiting for their alerts to be delivered.
+#[derive(Debug, Default)]
+pub struct Commits {
+    /// Each with the tick its alerts must be delivered below (the latest processed tick).
+    uncommitted: VecDeque<(i64, Checkpoint)>,
+}
+
+impl Commits {
+    /// The archive was flushed: everything this worker processed before `durable_tick` is in
+    /// it, and `checkpoint` (if the source keeps positions) covers what was read, up to the
+    /// ticks below `latest_tick`.
+    pub fn flushed(
+        &mut self,
+        delivery: &Delivery,
+        worker: usize,
+        durable_tick: i64,
+        checkpoint: Option<Checkpoint>,
+        latest_tick: i64,
+    ) {
+        delivery.set_durable(worker, durable_tick);
+        if let Some(checkpoint) = checkpoint {
+            self.uncommitted.push_back((latest_tick, checkpoint));
+        }
+    }
+
+    /// Commits the latest checkpoint whose alerts are all delivered.
+    pub fn commit_delivered(
+        &mut self,
+        source: &mut dyn Source,
+        delivery: &Delivery,
+    ) -> Result<(), SourceError> {
+        let delivered = delivery.delivered_below();
+        let mut ready = None;
+        while self
+            .uncommitted
+            .front()
+            .is_some_and(|(t, _)| *t < delivered)
+        {
+            ready = self.uncommitted.pop_front();
+        }
+        match ready {
+            Some((_, checkpoint)) => source.commit(&checkpoint),
+            None => Ok(()),
+        }
+    }
+}
+
+/// At the end of a worker's run: once every alert is delivered, the source's final position is
+/// committed. Nothing is committed after an error.
+pub fn final_commit(source: &mut dyn Source, delivery: &Delivery) -> Result<(), PipelineError> {
+    let Some(checkpoint) = source.checkpoint() else {
+        return Ok(());
+    };
+    if !delivery.wait_all(Duration::from_secs(300)) {
+        return Err(PipelineError::Undelivered);
+    }
+    source.commit(&checkpoint).map_err(PipelineError::from)
+}
+
+/// How far alerts are delivered, kept in an archive's directory (`delivered.json`).
+pub struct DeliveryLog {
+    pub dir: PathBuf,
+    /// The source, as the archive names it.
+    pub source: String,
+    pub tick_us: i64,
+    /// Alerts before this event time were delivered by an earlier run: not sent again.
+    pub resend_from_us: Option<i64>,
+    /// The line last written (ticks), the latest tick that had alerts, and when it was written.
+    logged: i64,
+    latest_alert_tick: i64,
+    last_write: Instant,
+}
+
+/// The delivered line is written at most this often while alerts flow.
+pub const LOG_EVERY: Duration = Duration::from_secs(1);
+
+impl DeliveryLog {
+    pub fn new(dir: &Path, source: &str, tick_us: i64, resend_from_us: Option<i64>) -> DeliveryLog {
+        let tick_us = tick_us.max(1);
+        DeliveryLog {
+            dir: dir.to_owned(),
+            source: source.to_owned(),
+            tick_us,
+            resend_from_us,
+            logged: resend_from_us.map_or(i64::MIN, |us| us.div_euclid(tick_us)),
+            latest_alert_tick: i64::MIN,
+            last_write: Instant::now(),
+        }
+    }
+
+    /// Alerts of `tick` were written.
+    pub fn alerts_at(&mut self, tick: i64) {
+        self.latest_alert_tick = self.latest_alert_tick.max(tick);
+    }
+
+    /// Every alert before `limit` is delivered (`None`: the end, all of them): records how far
+    /// alerts are delivered with the observations behind them archived, when it moved and a
+    /// second has passed (or at the end).
+    pub fn delivered(
+        &mut self,
+        limit: Option<i64>,
+        delivery: &Delivery,
+    ) -> Result<(), ArchiveError> {
+        let line = match limit {
+            Some(l) => l.min(delivery.durable_below()),
+            // At the end every alert is delivered and every observation archived.
+            None => self.logged.max(self.latest_alert_tick.saturating_add(1)),
+        };
+        if line <= self.logged || (limit.is_some() && self.last_write.elapsed() < LOG_EVERY) {
+            return Ok(());
+        }
+        self.last_write = Instant::now();
+        Delivered::new(&self.source, line.saturating_mul(self.tick_us)).write(&self.dir)?;
+        self.logged = line;
+        Ok(())
+    }
+}
+
+/// The delivered line of an earlier run of `source` over the archive `dir`, when the run resumes
+/// over it (`resuming`): alerts before it are not sent again.
+pub fn resume_line(dir: &Path, source: &str, resuming: bool) -> Result<Option<i64>, ArchiveError> {
+    if !resuming {
+        return Ok(None);
+    }
+    let delivered = Delivered::read(dir)?.filter(|d| d.source == source);
+    eprintln!(
+        "vigil: resuming over the archive {}: rebuilding patients' state from it{}",
+        dir.display(),
+        delivered.as_ref().map_or(String::new(), |d| format!(
+            "; alerts before {} were delivered and are not sent again",
+            d.before
+        ))
+    );
+    Ok(delivered.map(|d| d.before_us))
+}

@@ -1,0 +1,409 @@
+//! Assembling and running a pipeline: its source, settings, registry and sinks, then one timely
+//! worker per thread, each running the dataflow
+//!
+//! ```text
+//! scope.read_source(..)  ──►  .monitor_patients(prescriptions, ..)  ──►  .alerts_in_order(..)
+//! ```
+//!
+//! and, once it is done, committing its source's final position ([`super::durability`]). Every
+//! worker's error is reported, each naming its worker.
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use differential_dataflow::input::Input;
+use timely::worker::Worker;
+
+use super::durability::{self, Delivery, DeliveryLog};
+use super::monitors::MonitorPatients;
+use super::ordered_sink::AlertsInOrder;
+use super::placement::{self, Placement};
+use super::side::{SharedFiles, SideOutputs};
+use super::source::{ReadSource, SourceParts};
+use super::{
+    ARCHIVE_ROWS_PER_FILE, DEFAULT_FLUSH_EVERY, PipelineError, RunOptions, RunSummary, WorkerState,
+    clock, feed_registry,
+};
+use crate::archive::{ArchiveWriter, ArchivedOffsets};
+use crate::config::PipelineConfig;
+use crate::monitor::MonitorSettings;
+use crate::news2::Scale;
+use crate::observation::Identifier;
+use crate::registry::Prescription;
+use crate::sinks::{AlertSink, SinkContext};
+use crate::sources::jsonl::JsonlConfig;
+use crate::sources::{BuildContext, Built, Source, SourceConfig, SourceFactory};
+
+/// Runs a pipeline to the end of its input and returns what it did.
+pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, PipelineError> {
+    let mut config = config.clone();
+    if let Some(input) = &options.input {
+        config.source = SourceConfig::Jsonl(JsonlConfig {
+            path: input.clone(),
+        });
+    }
+    let name = config.source.kind().name();
+    let cx = BuildContext {
+        stop: options.stop.clone().unwrap_or_default(),
+    };
+    // Fails before any worker starts if the source cannot be opened.
+    match config.source.kind().build(&cx)? {
+        Built::One(source) => execute(
+            &config,
+            options,
+            Sources::One(source),
+            &name,
+            Arc::default(),
+        ),
+        Built::PerWorker(factory) => {
+            // A source of partitions archiving where it archived before resumes over it.
+            let archived = match &options.archive {
+                Some(dir) => Arc::new(
+                    crate::archive::archived_offsets(dir, &name).map_err(PipelineError::Archive)?,
+                ),
+                None => Arc::default(),
+            };
+            let factory = match &options.archive {
+                Some(dir) if !archived.is_empty() => resuming(factory, dir, &archived, &name),
+                _ => factory,
+            };
+            execute(
+                &config,
+                options,
+                Sources::PerWorker(factory),
+                &name,
+                archived,
+            )
+        }
+    }
+}
+
+/// Runs a pipeline on a given source (a replay, a test) instead of the one it names; `name` is
+/// how the archive records the source.
+pub fn run_source(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    source: Box<dyn Source>,
+    name: &str,
+) -> Result<RunSummary, PipelineError> {
+    execute(config, options, Sources::One(source), name, Arc::default())
+}
+
+/// Where a run's records come from.
+enum Sources {
+    /// One source, read by worker 0.
+    One(Box<dyn Source>),
+    /// A source per worker, built on its thread.
+    PerWorker(SourceFactory),
+}
+
+/// Each worker's source first replays what the archive holds of its partitions, then reads them
+/// on, skipping what the archive holds (see [`crate::sources::resume`]).
+fn resuming(
+    factory: SourceFactory,
+    dir: &Path,
+    archived: &Arc<ArchivedOffsets>,
+    name: &str,
+) -> SourceFactory {
+    let (dir, archived, name) = (dir.to_owned(), Arc::clone(archived), name.to_owned());
+    Arc::new(move |worker, workers| {
+        let source = factory(worker, workers)?;
+        let selection = crate::sources::archive::Selection {
+            source: Some(name.clone()),
+            partitions: source.partitions(),
+            ..Default::default()
+        };
+        let replay = crate::sources::archive::ArchiveReplay::open(&dir, &selection)?;
+        Ok(Box::new(crate::sources::resume::Resume::new(
+            replay,
+            Arc::clone(&archived),
+            source,
+        )) as Box<dyn Source>)
+    })
+}
+
+/// Worker 0's alert sinks and, with an archive, its delivery log.
+type Outputs = (Vec<Box<dyn AlertSink>>, Option<DeliveryLog>);
+
+/// What every worker of a run shares.
+struct Shared {
+    settings: MonitorSettings,
+    registry: Vec<Prescription>,
+    one_source: Mutex<Option<Box<dyn Source>>>,
+    factory: Option<SourceFactory>,
+    placement: Placement,
+    /// Worker 0's sinks and delivery log.
+    sinks: Mutex<Option<Outputs>>,
+    files: SharedFiles,
+    archive: Option<PathBuf>,
+    archived: Arc<ArchivedOffsets>,
+    name: String,
+    delivery: Arc<Delivery>,
+    clock: clock::ClockSettings,
+    /// A resumed run: every partition's clock starts at least here.
+    resume_clock_us: Option<i64>,
+    options: RunOptions,
+}
+
+/// Prepares what the workers share, runs them, and gathers what they did.
+fn execute(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    sources: Sources,
+    name: &str,
+    archived: Arc<ArchivedOffsets>,
+) -> Result<RunSummary, PipelineError> {
+    let workers = options.workers.unwrap_or(config.workers).max(1);
+    let (one_source, factory) = match sources {
+        Sources::One(s) => (Some(s), None),
+        Sources::PerWorker(f) => (None, Some(f)),
+    };
+    let placement = match &factory {
+        Some(_) => Placement::even(workers),
+        None => Placement::weighted(workers, placement::SOURCE_WORKER_WEIGHT),
+    };
+    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
+    let resume_from = match &options.archive {
+        Some(dir) => durability::resume_line(dir, name, !archived.is_empty())
+            .map_err(PipelineError::Archive)?,
+        None => None,
+    };
+    let sinks = build_sinks(config, options, !archived.is_empty())?;
+    let log = options
+        .archive
+        .as_ref()
+        .map(|dir| DeliveryLog::new(dir, name, tick_us, resume_from));
+    let shared = Arc::new(Shared {
+        settings: monitor_settings(config)?,
+        registry: read_registry(config)?,
+        one_source: Mutex::new(one_source),
+        factory,
+        placement,
+        sinks: Mutex::new(Some((sinks, log))),
+        files: SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?,
+        archive: options.archive.clone(),
+        archived,
+        name: name.to_owned(),
+        delivery: Arc::new(Delivery::new(workers)),
+        clock: clock::ClockSettings {
+            devices: config.time.clock_devices,
+            tick_us,
+            lateness_us,
+            max_jump_us: config.time.max_time_jump.0.as_micros() as i64,
+            max_skew_us: Some(config.time.max_clock_skew.0.as_micros() as i64),
+        },
+        resume_clock_us: resume_from.map(|us| us.saturating_add(lateness_us)),
+        options: options.clone(),
+    });
+    let started = Instant::now();
+    let guards = timely::execute(timely::Config::process(workers), move |worker| {
+        worker_main(worker, &shared)
+    })
+    .map_err(PipelineError::Dataflow)?;
+    let results = guards.join();
+    if options.progress {
+        eprint!("\r\x1b[2K");
+    }
+    gather(results, workers, started)
+}
+
+/// What the workers did together, or every error they met, each naming its worker.
+fn gather(
+    results: Vec<Result<(RunSummary, Option<PipelineError>), String>>,
+    workers: usize,
+    started: Instant,
+) -> Result<RunSummary, PipelineError> {
+    let mut summary = RunSummary {
+        workers,
+        ..RunSummary::default()
+    };
+    let mut errors = Vec::new();
+    for (index, result) in results.into_iter().enumerate() {
+        match result {
+            Ok((worker_summary, error)) => {
+                summary.merge(&worker_summary);
+                errors.extend(error.map(|error| PipelineError::Worker {
+                    worker: index,
+                    error: Box::new(error),
+                }));
+            }
+            Err(panic) => errors.push(PipelineError::Dataflow(format!("worker {index}: {panic}"))),
+        }
+    }
+    summary.elapsed = started.elapsed();
+    match errors.len() {
+        0 => Ok(summary),
+        1 => Err(errors.remove(0)),
+        _ => Err(PipelineError::Workers(errors)),
+    }
+}
+
+/// The monitors' settings, with the pipeline's risk model loaded and checked against them.
+fn monitor_settings(config: &PipelineConfig) -> Result<MonitorSettings, PipelineError> {
+    let mut settings = MonitorSettings::from_config(config);
+    if let Some(risk) = &config.risk {
+        let scorer = crate::risk::RiskScorer::load(risk, &settings.picture)?;
+        settings.risk = Some(Arc::new(scorer));
+    }
+    Ok(settings)
+}
+
+fn read_registry(config: &PipelineConfig) -> Result<Vec<Prescription>, PipelineError> {
+    let Some(r) = &config.registry else {
+        return Ok(Vec::new());
+    };
+    let error = |reason: String| PipelineError::Registry {
+        path: r.path.clone(),
+        reason,
+    };
+    let text = std::fs::read_to_string(&r.path).map_err(|e| error(e.to_string()))?;
+    crate::registry::parse(&text).map_err(|e| error(e.to_string()))
+}
+
+/// The pipeline's sinks (without the console when quiet), `--alerts`, and the archive's copy of
+/// the alerts. A run that resumes over its archive goes on with the files it wrote.
+fn build_sinks(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    resume: bool,
+) -> Result<Vec<Box<dyn AlertSink>>, PipelineError> {
+    let mut configs = config.sinks.clone();
+    if options.quiet {
+        configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console(_)));
+    }
+    let cx = SinkContext { resume };
+    let mut sinks = crate::sinks::build(&configs, options.alerts.as_deref(), &cx)?;
+    if let Some(dir) = &options.archive {
+        // The alerts are archived beside the observations that caused them.
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let path = dir.join("alerts").join(format!("alerts-{run}.jsonl"));
+        let file = crate::sinks::jsonl::JsonlConfig { path };
+        sinks.push(crate::sinks::SinkKind::build(
+            &file,
+            &SinkContext::default(),
+        )?);
+    }
+    Ok(sinks)
+}
+
+/// One worker: its source (worker 0's, or its own share), archive and (on worker 0) sinks; the
+/// dataflow; and, once it is done, the final commit. Returns what it did and its error.
+fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<PipelineError>) {
+    let index = worker.index();
+    let state = Rc::new(RefCell::new(WorkerState::default()));
+    let source = worker_source(index, worker.peers(), shared, &state);
+    let archive = match (&shared.archive, &source) {
+        (Some(dir), Some(_)) => ArchiveWriter::create(
+            dir,
+            &shared.name,
+            index,
+            ARCHIVE_ROWS_PER_FILE,
+            Arc::clone(&shared.archived),
+        )
+        .map_err(|e| state.borrow_mut().error = Some(PipelineError::Archive(e)))
+        .ok(),
+        _ => None,
+    };
+    let (sinks, log) = match index {
+        0 => shared.sinks.lock().ok().and_then(|mut s| s.take()).unzip(),
+        _ => (None, None),
+    };
+    let source = Rc::new(RefCell::new(source));
+    let parts = SourceParts {
+        source: Rc::clone(&source),
+        side: Some(SideOutputs::new(archive, shared.files.clone())),
+        stop: shared.options.stop.clone().unwrap_or_default(),
+        exit_when_idle: shared.options.exit_when_idle,
+        flush_every: shared.options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY),
+        delivery: Arc::clone(&shared.delivery),
+        worker: index,
+        peers: worker.peers() as u64,
+        clock: shared.clock,
+        resume_clock_us: shared.resume_clock_us,
+        progress: shared.options.progress,
+        state: Rc::clone(&state),
+    };
+    let mut registry = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
+    if index == 0 {
+        feed_registry(&mut registry, &shared.registry);
+    }
+    // The registry file is read once: the collection is complete.
+    registry.close();
+    while worker.step_or_park(None) {}
+    // Everything read is archived and, once worker 0's sinks confirm, every alert delivered:
+    // only then do the source's positions move.
+    if state.borrow().error.is_none()
+        && let Some(source) = source.borrow_mut().as_mut()
+        && let Err(e) = durability::final_commit(source.as_mut(), &shared.delivery)
+    {
+        state.borrow_mut().error = Some(e);
+    }
+    let mut state = state.borrow_mut();
+    (std::mem::take(&mut state.summary), state.error.take())
+}
+
+/// Worker `index`'s source: its own share (built on its thread), or the only one (worker 0's),
+/// released at the run's speed.
+fn worker_source(
+    index: usize,
+    peers: usize,
+    shared: &Shared,
+    state: &Rc<RefCell<WorkerState>>,
+) -> Option<Box<dyn Source>> {
+    let source = match &shared.factory {
+        Some(build) => match build(index, peers) {
+            Ok(source) => Some(source),
+            Err(e) => {
+                state.borrow_mut().error = Some(e.into());
+                None
+            }
+        },
+        None if index == 0 => shared.one_source.lock().ok().and_then(|mut s| s.take()),
+        None => None,
+    };
+    match shared.options.speed {
+        Some(speed) => {
+            source.map(|s| Box::new(crate::sources::paced::Paced::new(s, speed)) as Box<dyn Source>)
+        }
+        None => source,
+    }
+}
+
+/// The registry's input, for worker `index` to feed.
+type RegistryInput = differential_dataflow::input::InputSession<i64, (Identifier, Scale), isize>;
+
+/// Builds the dataflow on `worker`.
+fn dataflow(
+    worker: &mut Worker,
+    parts: SourceParts,
+    shared: &Shared,
+    sinks: Option<Vec<Box<dyn AlertSink>>>,
+    log: Option<DeliveryLog>,
+    state: &Rc<RefCell<WorkerState>>,
+) -> RegistryInput {
+    let settings = shared.settings.clone();
+    let placement = shared.placement;
+    let tick_us = shared.clock.tick_us;
+    let delivery = Arc::clone(&shared.delivery);
+    let state = Rc::clone(state);
+    worker.dataflow::<i64, _, _>(move |scope| {
+        let (registry, prescriptions) = scope.new_collection::<(Identifier, Scale), isize>();
+        scope
+            .read_source(parts)
+            .monitor_patients(
+                prescriptions.consolidate().inner,
+                settings,
+                placement,
+                tick_us,
+                Rc::clone(&state),
+            )
+            .alerts_in_order(sinks, log, delivery, state);
+        registry
+    })
+}
