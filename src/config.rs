@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     pub sinks: Vec<SinkConfig>,
     /// Timely workers (threads) in this process.
     pub workers: usize,
+    /// The pipeline file as written: an archive keeps it (see [`crate::archive::write_metadata`]).
+    pub text: String,
 }
 
 /// The risk model a pipeline scores, and its alert thresholds.
@@ -470,6 +472,7 @@ impl PipelineConfig {
             risk,
             sinks,
             workers,
+            text: text.to_owned(),
         };
         if let Some(base) = base {
             config.resolve_paths(base);

@@ -10,7 +10,7 @@ use serde::Serialize;
 use vigil::archive;
 use vigil::observation::EventTime;
 
-/// Show an archive's files, rows, time span, patients and vitals.
+/// Show an archive's files, rows, alerts, time span, patients and vitals.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// The archive directory.
@@ -28,7 +28,10 @@ struct Inspection {
     rows: u64,
     processed: u64,
     late: u64,
+    held: u64,
     invalid: u64,
+    /// Alerts in the alerts dataset.
+    alerts: u64,
     first: Option<String>,
     last: Option<String>,
     patients: usize,
@@ -44,7 +47,9 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
         rows: 0,
         processed: 0,
         late: 0,
+        held: 0,
         invalid: 0,
+        alerts: archive::alerts::count(&args.archive)?,
         first: None,
         last: None,
         patients: 0,
@@ -65,10 +70,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             if r.invalid_reason.is_some() {
                 out.invalid += 1;
             }
-            if r.processed {
-                out.processed += 1;
-            } else {
-                out.late += 1;
+            match (r.processed, r.held) {
+                (true, _) => out.processed += 1,
+                (false, Some(_)) => out.held += 1,
+                (false, None) => out.late += 1,
             }
             first = first.min(r.time.micros());
             last = last.max(r.time.micros());
@@ -89,9 +94,10 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
         println!("{}", args.archive.display());
         println!("  files      {}", out.files);
         println!(
-            "  rows       {} ({} processed, {} late, {} impossible values)",
-            out.rows, out.processed, out.late, out.invalid
+            "  rows       {} ({} processed, {} late, {} held, {} impossible values)",
+            out.rows, out.processed, out.late, out.held, out.invalid
         );
+        println!("  alerts     {}", out.alerts);
         println!(
             "  event time {} to {}",
             out.first.as_deref().unwrap_or("-"),

@@ -15,7 +15,7 @@ use vigil::sources::archive::{ArchiveReplay, Selection};
 
 /// Replay an archive (written by `vigil run --archive DIR`) through the same dataflow.
 ///
-/// With the archive's own pipeline settings (kept in DIR/pipeline.toml), `--alerts FILE` gets the
+/// With the archive's own pipeline settings (kept in DIR/_vigil/pipeline.toml), `--alerts FILE` gets the
 /// alerts of the live run, byte for byte: compare them with `cmp`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
@@ -23,7 +23,7 @@ pub struct ReplayArgs {
     #[arg(value_name = "DIR")]
     pub archive: PathBuf,
 
-    /// Pipeline settings to score with (default: DIR/pipeline.toml, those of the live run).
+    /// Pipeline settings to score with (default: DIR/_vigil/pipeline.toml, those of the live run).
     #[arg(long, value_name = "PIPELINE.toml")]
     pub pipeline: Option<PathBuf>,
 
@@ -64,7 +64,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let pipeline = args
         .pipeline
         .clone()
-        .unwrap_or_else(|| args.archive.join(vigil::archive::PIPELINE_FILE));
+        .unwrap_or_else(|| vigil::archive::pipeline_file(&args.archive));
     if !pipeline.exists() {
         bail!(
             "{} not found: give the pipeline the archive was recorded with (--pipeline FILE)",

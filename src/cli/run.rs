@@ -50,7 +50,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub late: Option<PathBuf>,
 
-    /// Archive every observation to Parquet under DIR (date=YYYY-MM-DD/part-*.parquet).
+    /// Archive every record and alert to Parquet under DIR (DIR/observations/date=…/,
+    /// DIR/alerts/date=…/; replay settings in DIR/_vigil/).
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
@@ -84,24 +85,6 @@ pub struct RunArgs {
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig::load(&args.pipeline)?;
-    if let Some(dir) = &args.archive {
-        // Keep the pipeline beside the archive, so that a replay scores with the same settings.
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let copy = dir.join(vigil::archive::PIPELINE_FILE);
-        let text = std::fs::read_to_string(&args.pipeline)?;
-        let text = vigil::archive::pipeline_for_replay(&text);
-        std::fs::write(&copy, text).with_context(|| format!("cannot write {}", copy.display()))?;
-        if let Some(risk) = &config.risk {
-            let model = dir.join(vigil::archive::RISK_MODEL_FILE);
-            std::fs::copy(&risk.model, &model).with_context(|| {
-                format!(
-                    "cannot copy {} to {}",
-                    risk.model.display(),
-                    model.display()
-                )
-            })?;
-        }
-    }
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         input: args.input.clone(),
@@ -206,9 +189,10 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
     );
     if let Some(dir) = &options.archive {
         text.push_str(&format!(
-            "  archive     {} rows in {} files under {}\n",
+            "  archive     {} rows in {} files and {} alerts under {}\n",
             s.archived,
             s.archive_files,
+            s.alerts_archived,
             dir.display()
         ));
     }

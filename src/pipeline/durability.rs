@@ -11,9 +11,10 @@
 //!    tick before which every alert is delivered ([`Delivery`]). A queued checkpoint is committed
 //!    only once every alert of the ticks up to what it covers is delivered
 //!    ([`Commits::commit_delivered`]).
-//! 3. **The delivered line.** With an archive, the alert sink records in it how far alerts are
-//!    delivered *and* the observations behind them archived ([`DeliveryLog`], the archive's
-//!    `delivered.json`), at most once a second and at the end.
+//! 3. **The delivered line.** With an archive, the alert sink also archives the alerts (the
+//!    archive's alerts dataset, written every `flush_every` and at the end) and records how far
+//!    alerts are delivered, archived *and* the observations behind them archived
+//!    ([`DeliveryLog`], the archive's `_vigil/delivered.json`), at most once a second.
 //! 4. **Resume.** A run over an archive that holds rows of its source first replays them (see
 //!    [`crate::sources::resume`]), rebuilding every patient, sends none of the alerts before the
 //!    delivered line again (they were delivered), and sends the ones after it (one delivered just
@@ -30,6 +31,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::PipelineError;
+use crate::alerting::Alert;
+use crate::archive::alerts::AlertsWriter;
 use crate::archive::{ArchiveError, Delivered};
 use crate::sources::{Checkpoint, Source, SourceError};
 
@@ -167,7 +170,8 @@ pub fn final_commit(source: &mut dyn Source, delivery: &Delivery) -> Result<(), 
     source.commit(&checkpoint).map_err(PipelineError::from)
 }
 
-/// How far alerts are delivered, kept in an archive's directory (`delivered.json`).
+/// An archive's record of the alerts: the alerts dataset, and how far alerts are delivered
+/// (`_vigil/delivered.json`).
 pub struct DeliveryLog {
     pub dir: PathBuf,
     /// The source, as the archive names it.
@@ -175,6 +179,12 @@ pub struct DeliveryLog {
     pub tick_us: i64,
     /// Alerts before this event time were delivered by an earlier run: not sent again.
     pub resend_from_us: Option<i64>,
+    alerts: AlertsWriter,
+    /// How often the alerts dataset is written to.
+    every: Duration,
+    last_persist: Instant,
+    /// Every alert of a tick before this one is in the alerts dataset.
+    archived_below: i64,
     /// The line last written (ticks), the latest tick that had alerts, and when it was written.
     logged: i64,
     latest_alert_tick: i64,
@@ -185,13 +195,24 @@ pub struct DeliveryLog {
 pub const LOG_EVERY: Duration = Duration::from_secs(1);
 
 impl DeliveryLog {
-    pub fn new(dir: &Path, source: &str, tick_us: i64, resend_from_us: Option<i64>) -> DeliveryLog {
+    /// The record of the archive under `dir`, written to every `every`.
+    pub fn new(
+        dir: &Path,
+        source: &str,
+        tick_us: i64,
+        resend_from_us: Option<i64>,
+        every: Duration,
+    ) -> DeliveryLog {
         let tick_us = tick_us.max(1);
         DeliveryLog {
             dir: dir.to_owned(),
             source: source.to_owned(),
             tick_us,
             resend_from_us,
+            alerts: AlertsWriter::new(dir),
+            every,
+            last_persist: Instant::now(),
+            archived_below: i64::MIN,
             logged: resend_from_us.map_or(i64::MIN, |us| us.div_euclid(tick_us)),
             latest_alert_tick: i64::MIN,
             last_write: Instant::now(),
@@ -203,20 +224,38 @@ impl DeliveryLog {
         self.latest_alert_tick = self.latest_alert_tick.max(tick);
     }
 
-    /// Every alert before `limit` is delivered (`None`: the end, all of them): records how far
-    /// alerts are delivered with the observations behind them archived, when it moved and a
-    /// second has passed (or at the end).
+    /// Alerts written to the sinks, in order: archived too.
+    pub fn archive(&mut self, alerts: &[Alert]) {
+        self.alerts.push(alerts);
+    }
+
+    /// Alerts archived (written to the alerts dataset).
+    pub fn archived(&self) -> u64 {
+        self.alerts.written()
+    }
+
+    /// Every alert before `limit` is delivered (`None`: the end, all of them): writes the
+    /// buffered alerts when due, then records how far alerts are delivered and archived with
+    /// the observations behind them, when it moved and a second has passed (or at the end).
     pub fn delivered(
         &mut self,
         limit: Option<i64>,
         delivery: &Delivery,
     ) -> Result<(), ArchiveError> {
+        let end = limit.is_none();
+        if end || (self.alerts.has_buffered() && self.last_persist.elapsed() >= self.every) {
+            self.alerts.persist()?;
+            self.last_persist = Instant::now();
+        }
+        if !self.alerts.has_buffered() {
+            self.archived_below = limit.unwrap_or(i64::MAX);
+        }
         let line = match limit {
-            Some(l) => l.min(delivery.durable_below()),
+            Some(l) => l.min(delivery.durable_below()).min(self.archived_below),
             // At the end every alert is delivered and every observation archived.
             None => self.logged.max(self.latest_alert_tick.saturating_add(1)),
         };
-        if line <= self.logged || (limit.is_some() && self.last_write.elapsed() < LOG_EVERY) {
+        if line <= self.logged || (!end && self.last_write.elapsed() < LOG_EVERY) {
             return Ok(());
         }
         self.last_write = Instant::now();

@@ -144,9 +144,10 @@ pub struct RunSummary {
     /// Records held aside because their device's clock could not be believed.
     pub held: u64,
     pub alerts: u64,
-    /// Rows and files written to the archive.
+    /// Rows and files written to the archive's observations, and alerts to its alerts.
     pub archived: u64,
     pub archive_files: u64,
+    pub alerts_archived: u64,
     /// Alerts by `kind/event`.
     pub alerts_by_kind: BTreeMap<String, u64>,
     /// Resuming over an archive: rows replayed from it to rebuild patients' state, messages read
@@ -177,6 +178,7 @@ impl RunSummary {
         self.alerts += other.alerts;
         self.archived += other.archived;
         self.archive_files += other.archive_files;
+        self.alerts_archived += other.alerts_archived;
         self.restored += other.restored;
         self.already_archived += other.already_archived;
         self.alerts_already_delivered += other.alerts_already_delivered;

@@ -117,6 +117,9 @@ impl Writer {
                 self.fail(i, e);
             }
         }
+        if let Some(log) = self.log.as_mut() {
+            log.archive(&ready);
+        }
         self.dirty = true;
     }
 
@@ -136,13 +139,14 @@ impl Writer {
             return;
         }
         self.delivery.set_delivered(limit.unwrap_or(i64::MAX));
-        if let Some(log) = self.log.as_mut()
-            && let Err(e) = log.delivered(limit, &self.delivery)
-        {
-            self.state
-                .borrow_mut()
-                .error
-                .get_or_insert(PipelineError::Archive(e));
+        let Some(log) = self.log.as_mut() else {
+            return;
+        };
+        let result = log.delivered(limit, &self.delivery);
+        let mut st = self.state.borrow_mut();
+        st.summary.alerts_archived = log.archived();
+        if let Err(e) = result {
+            st.error.get_or_insert(PipelineError::Archive(e));
         }
     }
 

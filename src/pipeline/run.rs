@@ -173,10 +173,15 @@ fn execute(
         None => None,
     };
     let sinks = build_sinks(config, options, !archived.is_empty())?;
+    let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
     let log = options
         .archive
         .as_ref()
-        .map(|dir| DeliveryLog::new(dir, name, tick_us, resume_from));
+        .map(|dir| DeliveryLog::new(dir, name, tick_us, resume_from, flush_every));
+    if let Some(dir) = &options.archive {
+        // A replay of the archive scores with the settings of this run.
+        crate::archive::write_metadata(dir, config).map_err(PipelineError::Archive)?;
+    }
     let shared = Arc::new(Shared {
         settings: monitor_settings(config)?,
         registry: read_registry(config)?,
@@ -264,8 +269,9 @@ fn read_registry(config: &PipelineConfig) -> Result<Vec<Prescription>, PipelineE
     crate::registry::parse(&text).map_err(|e| error(e.to_string()))
 }
 
-/// The pipeline's sinks (without the console when quiet), `--alerts`, and the archive's copy of
-/// the alerts. A run that resumes over its archive goes on with the files it wrote.
+/// The pipeline's sinks (without the console when quiet) and `--alerts` (the archive keeps its
+/// own copy, see [`DeliveryLog`]). A run that resumes over its archive goes on with the files
+/// it wrote.
 fn build_sinks(
     config: &PipelineConfig,
     options: &RunOptions,
@@ -276,20 +282,11 @@ fn build_sinks(
         configs.retain(|s| !matches!(s, crate::config::SinkConfig::Console(_)));
     }
     let cx = SinkContext { resume };
-    let mut sinks = crate::sinks::build(&configs, options.alerts.as_deref(), &cx)?;
-    if let Some(dir) = &options.archive {
-        // The alerts are archived beside the observations that caused them.
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros());
-        let path = dir.join("alerts").join(format!("alerts-{run}.jsonl"));
-        let file = crate::sinks::jsonl::JsonlConfig { path };
-        sinks.push(crate::sinks::SinkKind::build(
-            &file,
-            &SinkContext::default(),
-        )?);
-    }
-    Ok(sinks)
+    Ok(crate::sinks::build(
+        &configs,
+        options.alerts.as_deref(),
+        &cx,
+    )?)
 }
 
 /// One worker: its source (worker 0's, or its own share), archive and (on worker 0) sinks; the

@@ -90,7 +90,7 @@ impl ArchiveReplay {
         if files.is_empty() {
             return Err(SourceError::Format {
                 path: dir.to_owned(),
-                reason: "no archive files (date=*/part-*.parquet)".into(),
+                reason: "no archive files (observations/date=*/part-*.parquet)".into(),
             });
         }
         let mut rows = Vec::new();

@@ -110,17 +110,16 @@ fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
     assert_eq!(info["patients"], 6);
     assert_eq!(summary["archived"].as_u64(), Some(rows));
 
-    // The alerts are archived beside the observations.
+    // The alerts are archived beside the observations, as a dataset of their own.
     let live_bytes = std::fs::read(&live).unwrap();
-    let archived_alerts: Vec<PathBuf> = std::fs::read_dir(archive.join("alerts"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(archived_alerts.len(), 1);
+    let live_alerts = std::fs::read_to_string(&live).unwrap().lines().count() as u64;
     assert!(
-        std::fs::read(&archived_alerts[0]).unwrap() == live_bytes,
-        "archived alerts differ from --alerts"
+        !vigil::archive::dataset_files(&archive.join("alerts"))
+            .unwrap()
+            .is_empty()
     );
+    assert_eq!(summary["alerts_archived"].as_u64(), Some(live_alerts));
+    assert_eq!(info["alerts"].as_u64(), Some(live_alerts));
 
     // The replay gives the same alerts, byte for byte, with 1 worker or 2.
     assert!(!live_bytes.is_empty());
@@ -175,44 +174,58 @@ fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
     );
 }
 
-/// The Python with DuckDB that scripts/test installs (or VIGIL_PYTHON).
-fn python_with_duckdb() -> Option<PathBuf> {
+/// The Python with DuckDB, pyarrow and pandas that scripts/test installs (or VIGIL_PYTHON); a
+/// test without one says so loudly, and fails under scripts/test.
+fn python_with_readers() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
     ];
-    candidates.into_iter().flatten().find(|p| {
+    let found = candidates.into_iter().flatten().find(|p| {
         Command::new(p)
-            .args(["-c", "import duckdb"])
+            .args(["-c", "import duckdb, pyarrow, pandas"])
             .output()
             .is_ok_and(|o| o.status.success())
-    })
+    });
+    if found.is_none() {
+        assert!(
+            !crate::required(),
+            "no Python with duckdb, pyarrow and pandas: scripts/test installs them into .venv"
+        );
+        eprintln!(
+            "SKIPPED: no Python with duckdb, pyarrow and pandas (scripts/test installs them)"
+        );
+    }
+    found
 }
 
-#[test]
-fn duckdb_reads_the_archive_as_it_is() {
-    let Some(python) = python_with_duckdb() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have DuckDB (scripts/test installs it into .venv)"
-        );
-        eprintln!("skipped: no Python with duckdb (run scripts/test, which installs it)");
-        return;
-    };
-    let dir = scratch("archive_duckdb");
+/// Runs a Python program and returns what it printed.
+fn python(python: &Path, program: &str) -> String {
+    let o = Command::new(python).args(["-c", program]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{program}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// A small simulated ward (with alerts) archived, with its live alerts: (archive, alerts file).
+fn archived_ward(dir: &Path) -> (PathBuf, PathBuf) {
     let input = dir.join("cohort.jsonl");
     run_ok(&[
         "simulate",
         "--patients",
-        "3",
+        "4",
         "--hours",
-        "2",
+        "4",
         "--seed",
-        "8",
+        "5",
         "--out",
         input.to_str().unwrap(),
     ]);
     let archive = dir.join("archive");
+    let alerts = dir.join("alerts.jsonl");
     run_ok(&[
         "run",
         demo().to_str().unwrap(),
@@ -220,21 +233,85 @@ fn duckdb_reads_the_archive_as_it_is() {
         input.to_str().unwrap(),
         "--archive",
         archive.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
         "--quiet",
         "--progress",
         "never",
     ]);
+    (archive, alerts)
+}
+
+#[test]
+fn duckdb_reads_the_archive_as_it_is() {
+    let Some(python_path) = python_with_readers() else {
+        return;
+    };
+    let dir = scratch("archive_duckdb");
+    let (archive, _) = archived_ward(&dir);
     let rows = inspect(&archive)["rows"].as_u64().unwrap();
     let query = format!(
         "import duckdb; print(duckdb.sql(\"select count(*), count(distinct patient), min(time)::varchar, \
-         sum(case when vital = 'heart_rate' then 1 else 0 end) from read_parquet('{}/date=*/*.parquet', hive_partitioning=true)\").fetchall()[0])",
+         sum(case when vital = 'heart_rate' then 1 else 0 end) from read_parquet('{}/observations/date=*/*.parquet', hive_partitioning=true)\").fetchall()[0])",
         archive.display()
     );
-    let o = Command::new(&python).args(["-c", &query]).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let out = String::from_utf8(o.stdout).unwrap();
+    let out = python(&python_path, &query);
     assert!(
-        out.starts_with(&format!("({rows}, 3, '2026-01-05 00:00:00")),
+        out.starts_with(&format!("({rows}, 4, '2026-01-05 00:00:00")),
         "{out}"
     );
+}
+
+/// A researcher opens each dataset of an archive the way pyarrow and pandas open a folder of
+/// Parquet files: the observations, and the alerts, which are those the run delivered.
+#[test]
+fn pyarrow_and_pandas_open_the_observations_and_the_alerts_as_datasets() {
+    let Some(python_path) = python_with_readers() else {
+        return;
+    };
+    let dir = scratch("archive_datasets");
+    let (archive, alerts) = archived_ward(&dir);
+    let rows = inspect(&archive)["rows"].as_u64().unwrap();
+    let program = format!(
+        r#"
+import pyarrow.dataset as ds, pandas as pd
+obs = ds.dataset("{a}/observations", format="parquet", partitioning="hive")
+print(obs.count_rows())
+print(len(pd.read_parquet("{a}/observations")))
+alerts = ds.dataset("{a}/alerts", format="parquet", partitioning="hive").to_table().to_pandas()
+frame = pd.read_parquet("{a}/alerts")
+print(len(frame))
+print(" ".join(alerts.sort_values(["time", "patient", "kind", "event", "id"])["id"]))
+print(sorted(set(frame["kind"].astype(str))))
+"#,
+        a = archive.display()
+    );
+    let out = python(&python_path, &program);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], rows.to_string(), "{out}");
+    assert_eq!(lines[1], rows.to_string(), "{out}");
+    let delivered: Vec<serde_json::Value> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!delivered.is_empty());
+    assert_eq!(lines[2], delivered.len().to_string(), "{out}");
+    let mut ids: Vec<(i64, String, String, String, String)> = delivered
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap().to_owned();
+            (
+                a["time_us"].as_i64().unwrap(),
+                s("patient"),
+                s("kind"),
+                s("event"),
+                s("id"),
+            )
+        })
+        .collect();
+    ids.sort();
+    let ids: Vec<String> = ids.into_iter().map(|k| k.4).collect();
+    assert_eq!(lines[3], ids.join(" "));
+    assert!(lines[4].contains("'news2'"), "{out}");
 }

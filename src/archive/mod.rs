@@ -1,10 +1,24 @@
 //! The Parquet archive: every raw observation that reached Vigil, readable as-is by DuckDB,
 //! Polars and pandas, and replayable to the same alerts.
 //!
-//! # Layout and schema (version 1)
+//! # Layout
 //!
-//! `DIR/date=YYYY-MM-DD/part-<run>-<writer>-<seq>.parquet`, partitioned by the UTC date of the
-//! event time, zstd-compressed, strings dictionary-encoded. One row per observation:
+//! Two datasets and the archive's own records, so that each dataset opens as it is in pyarrow,
+//! pandas, Polars and DuckDB (they skip names that start with `_`):
+//!
+//! ```text
+//! DIR/observations/date=YYYY-MM-DD/part-<run>-<writer>-<seq>.parquet   every record that reached Vigil
+//! DIR/alerts/date=YYYY-MM-DD/part-<run>-<seq>.parquet                  every alert (see [`alerts`])
+//! DIR/_vigil/pipeline.toml, risk-model.json, delivered.json            for replay and resume
+//! ```
+//!
+//! Both datasets are partitioned by the UTC date of the event time, zstd-compressed, strings
+//! dictionary-encoded. An archive written before this layout (`DIR/date=…/`, `DIR/pipeline.toml`)
+//! is still read.
+//!
+//! # Observations (schema version 2)
+//!
+//! One row per record:
 //!
 //! | column | type | meaning |
 //! | --- | --- | --- |
@@ -24,10 +38,9 @@
 //! | `clock` | timestamp[µs, UTC] | its partition's event-time clock when it was judged (see [`crate::pipeline::clock`]) |
 //! | `held` | string, null | `ahead`, `behind` or `wall_clock` when its time was not believed |
 //!
-//! Alerts are archived beside the observations, as JSON lines: `DIR/alerts/alerts-<run>.jsonl`
-//! (one file per run, in the order `vigil run --alerts` writes them). `DIR/pipeline.toml` keeps
-//! the live run's settings for replay, and `DIR/delivered.json` how far its alerts were
-//! delivered ([`Delivered`]), for a run that resumes over the archive.
+//! `_vigil/pipeline.toml` keeps the live run's settings for replay, with a copy of its risk model
+//! (`_vigil/risk-model.json`, [`write_metadata`]), and `_vigil/delivered.json` how far its alerts
+//! were delivered ([`Delivered`]), for a run that resumes over the archive.
 //!
 //! # Durability
 //!
@@ -56,11 +69,51 @@ use crate::monitor::events::HoldKind;
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
 use crate::sources::Position;
 
-/// The copy of the live pipeline kept in an archive's directory, read by `vigil replay`.
-pub const PIPELINE_FILE: &str = "pipeline.toml";
+pub mod alerts;
 
-/// The copy of the live run's risk model kept in an archive's directory.
+/// The observations dataset, under an archive's directory.
+pub const OBSERVATIONS: &str = "observations";
+
+/// The alerts dataset, under an archive's directory.
+pub const ALERTS: &str = "alerts";
+
+/// The archive's own records, under its directory (a name readers skip).
+pub const META: &str = "_vigil";
+
+/// The copy of the live pipeline kept in an archive, read by `vigil replay`.
+pub const PIPELINE_FILE: &str = "_vigil/pipeline.toml";
+
+/// The copy of the live run's risk model, beside the pipeline's copy.
 pub const RISK_MODEL_FILE: &str = "risk-model.json";
+
+/// Where an archive's pipeline is: its copy, or that of an archive written before `_vigil/`.
+pub fn pipeline_file(dir: &Path) -> PathBuf {
+    let path = dir.join(PIPELINE_FILE);
+    match path.exists() || !dir.join("pipeline.toml").exists() {
+        true => path,
+        false => dir.join("pipeline.toml"),
+    }
+}
+
+/// Keeps the live pipeline's settings (and its risk model) in the archive under `dir`, so that
+/// a replay scores with them however `pipelines/` and `models/` move on.
+pub fn write_metadata(
+    dir: &Path,
+    config: &crate::config::PipelineConfig,
+) -> Result<(), ArchiveError> {
+    let meta = dir.join(META);
+    fs::create_dir_all(&meta).map_err(io(&meta))?;
+    let copy = dir.join(PIPELINE_FILE);
+    fs::write(&copy, pipeline_for_replay(&config.text)).map_err(io(&copy))?;
+    if let Some(risk) = &config.risk {
+        let model = meta.join(RISK_MODEL_FILE);
+        fs::copy(&risk.model, &model).map_err(|source| ArchiveError::Io {
+            path: risk.model.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
 
 /// The pipeline text kept for replay: the same settings, with the source and sinks left out (a
 /// replay reads the archive and writes where it is told), and the risk model read from its copy
@@ -93,9 +146,9 @@ pub fn pipeline_for_replay(text: &str) -> String {
     out
 }
 
-/// The file in an archive's directory that says how far the alerts of the runs that wrote it
-/// were delivered (see [`Delivered`]).
-pub const DELIVERED_FILE: &str = "delivered.json";
+/// The file in an archive that says how far the alerts of the runs that wrote it were
+/// delivered (see [`Delivered`]).
+pub const DELIVERED_FILE: &str = "_vigil/delivered.json";
 
 /// How far a run over this archive delivered its alerts: every alert with an event time before
 /// `before` reached the sinks, and every observation processed before it is in the archive. A
@@ -120,9 +173,13 @@ impl Delivered {
         }
     }
 
-    /// The record under `dir`, if there is one.
+    /// The record under `dir`, if there is one (where an archive written before `_vigil/` kept
+    /// it too).
     pub fn read(dir: &Path) -> Result<Option<Delivered>, ArchiveError> {
-        let path = dir.join(DELIVERED_FILE);
+        let path = match dir.join(DELIVERED_FILE) {
+            p if !p.exists() && dir.join("delivered.json").exists() => dir.join("delivered.json"),
+            p => p,
+        };
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -134,14 +191,18 @@ impl Delivered {
 
     /// Replaces the record under `dir` durably: a temporary file, fsynced, renamed.
     pub fn write(&self, dir: &Path) -> Result<(), ArchiveError> {
+        let meta = dir.join(META);
+        fs::create_dir_all(&meta).map_err(io(&meta))?;
         let path = dir.join(DELIVERED_FILE);
-        let tmp = dir.join(format!(".{DELIVERED_FILE}.tmp"));
+        let tmp = meta.join(".delivered.json.tmp");
         let text = serde_json::to_vec(self).map_err(|e| format_err(&path, e))?;
         let mut file = File::create(&tmp).map_err(io(&tmp))?;
         std::io::Write::write_all(&mut file, &text).map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+        File::open(&meta)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&meta))
     }
 }
 
@@ -157,14 +218,14 @@ pub enum ArchiveError {
     Format { path: PathBuf, reason: String },
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ArchiveError + '_ {
     move |source| ArchiveError::Io {
         path: path.to_owned(),
         source,
     }
 }
 
-fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
+pub(crate) fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
     ArchiveError::Format {
         path: path.to_owned(),
         reason: reason.to_string(),
@@ -400,7 +461,10 @@ impl ArchiveWriter {
             if rows.is_empty() {
                 continue;
             }
-            let dir = self.dir.join(format!("date={}", date_of(day)));
+            let dir = self
+                .dir
+                .join(OBSERVATIONS)
+                .join(format!("date={}", date_of(day)));
             fs::create_dir_all(&dir).map_err(io(&dir))?;
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
@@ -439,10 +503,10 @@ pub fn encode<W: std::io::Write + Send>(
     writer.into_inner()
 }
 
-const DAY_US: i64 = 86_400_000_000;
+pub(crate) const DAY_US: i64 = 86_400_000_000;
 
 /// `YYYY-MM-DD` of a UTC day number.
-fn date_of(day: i64) -> String {
+pub(crate) fn date_of(day: i64) -> String {
     let rfc = EventTime::from_micros(day.saturating_mul(DAY_US)).to_rfc3339();
     rfc.get(..10).unwrap_or("unknown").to_owned()
 }
@@ -527,10 +591,23 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     RecordBatch::try_new(schema(), columns)
 }
 
-/// The archive's files, sorted by path.
+/// The archive's observation files, sorted by path (and those of an archive written before
+/// `observations/`, at its top).
 pub fn files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
+    let mut out = dataset_files(&dir.join(OBSERVATIONS))?;
+    out.extend(dataset_files(dir)?);
+    out.sort();
+    Ok(out)
+}
+
+/// The `date=*/part-*.parquet` files of a dataset directory (none if it does not exist).
+pub fn dataset_files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(dir).map_err(io(dir))?;
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io(dir)(e)),
+    };
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -780,15 +857,23 @@ mod tests {
         assert_eq!(writer.written(), (2, 3));
         let files = files(&dir).unwrap();
         assert_eq!(files.len(), 2);
-        assert!(files[0].to_string_lossy().contains("date=2026-01-05/part-"));
-        assert!(files[1].to_string_lossy().contains("date=2026-01-06/part-"));
+        assert!(
+            files[0]
+                .to_string_lossy()
+                .contains("observations/date=2026-01-05/part-")
+        );
+        assert!(
+            files[1]
+                .to_string_lossy()
+                .contains("observations/date=2026-01-06/part-")
+        );
         let mut back: Vec<Row> = files.iter().flat_map(|f| read_file(f).unwrap()).collect();
         back.sort_by_key(|r| (r.time, r.vital));
         let mut expected = rows.clone();
         expected.sort_by_key(|r| (r.time, r.vital));
         assert_eq!(back, expected);
         // No temporary file is left behind.
-        for f in fs::read_dir(dir.join("date=2026-01-05")).unwrap() {
+        for f in fs::read_dir(dir.join(OBSERVATIONS).join("date=2026-01-05")).unwrap() {
             assert!(!f.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
         }
         fs::remove_dir_all(&dir).unwrap();
