@@ -68,6 +68,8 @@ pub enum AlertEvent {
     Invalid,
     /// A device reports times that cannot be believed: its observations are held aside.
     Clock,
+    /// The patient's observations cannot be read from their source: unmonitored.
+    Unreadable,
 }
 
 /// How urgent.
@@ -522,6 +524,22 @@ pub fn clock_alert(patient: &str, time: EventTime, device: Option<&str>, how_far
         "check the device's date, time zone and network time, and that it is paired with this \
          patient; until its clock is right its readings are not used: chart this patient's vital \
          signs by hand"
+            .to_owned(),
+        None,
+    )
+}
+
+/// The patient's observations cannot be read from their source (`what`: which part and why).
+pub fn unreadable_alert(patient: &str, time: EventTime, what: &str) -> Alert {
+    Alert::new(
+        patient,
+        time,
+        AlertKind::DataQuality,
+        AlertEvent::Unreadable,
+        Severity::Warning,
+        format!("{what}: this patient's observations sent there are not arriving"),
+        "this patient is unmonitored by Vigil until its source is read again: chart the vital \
+         signs by hand, and tell whoever runs Vigil (its log says why)"
             .to_owned(),
         None,
     )

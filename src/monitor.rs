@@ -217,6 +217,19 @@ impl PatientMonitor {
         self.change(settings, &change, out);
     }
 
+    /// The patient's observations cannot be read from their source (`what` says which part, and
+    /// why), found at `at`.
+    pub fn unreadable(
+        &mut self,
+        settings: &MonitorSettings,
+        at: EventTime,
+        what: &str,
+        out: &mut Vec<Alert>,
+    ) {
+        self.advance(settings, at.micros(), out);
+        self.change(settings, &Change::Unreadable { at, what }, out);
+    }
+
     /// When the next timer is due (µs): a parameter going stale or missing, or a rule's own.
     pub fn next_due(&self, settings: &MonitorSettings) -> Option<i64> {
         let stale = self.picture.next_stale_us(&settings.picture);

@@ -31,8 +31,21 @@ pub enum Event {
     /// patient at its partition's clock, never scored. Boxed: rare, and every event in flight
     /// is as large as the largest kind.
     Held(Box<Held>),
+    /// The part of the source the patient's observations come from cannot be read on (a Kafka
+    /// partition that stalled): they are unmonitored.
+    Unreadable(Box<Unreadable>),
     /// The source has ended; its latest event time, addressed to one worker.
     End { worker: u64, time_us: i64 },
+}
+
+/// A patient whose observations cannot be read, as its monitor hears of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Unreadable {
+    pub patient: Identifier,
+    /// When it was found (the partition's clock), µs.
+    pub at_us: i64,
+    /// What cannot be read, and why.
+    pub what: String,
 }
 
 /// A record held aside, as its patient's monitor hears of it.
@@ -55,6 +68,7 @@ impl Event {
             Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
             Event::Prescription { patient, time, .. } => Some((patient, *time)),
             Event::Held(held) => Some((&held.patient, EventTime::from_micros(held.hold.at_us))),
+            Event::Unreadable(u) => Some((&u.patient, EventTime::from_micros(u.at_us))),
             Event::End { .. } => None,
         }
     }
@@ -66,6 +80,7 @@ impl Event {
             Event::Invalid { subject, .. } => subject.time.micros(),
             Event::Prescription { time, .. } => time.micros(),
             Event::Held(held) => held.hold.at_us,
+            Event::Unreadable(u) => u.at_us,
             Event::End { time_us, .. } => *time_us,
         }
     }
@@ -194,6 +209,9 @@ pub fn apply_set(
             Event::Invalid { subject, reason } => {
                 monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
             }
+            Event::Unreadable(u) => {
+                monitor.unreadable(settings, EventTime::from_micros(u.at_us), &u.what, alerts)
+            }
             Event::Held(held) => monitor.held(
                 settings,
                 held.device.as_ref(),
@@ -235,6 +253,7 @@ fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
             held.vital as u8,
             held.device.as_ref().map_or("", Identifier::as_str),
         ),
+        Event::Unreadable(u) => (u.at_us, u.patient.as_str(), 1, u8::MAX, ""),
         Event::Observation(o) => (
             o.time().micros(),
             o.patient().as_str(),
@@ -254,6 +273,7 @@ fn value_key(e: &Event) -> (u64, &str) {
         },
         Event::Invalid { reason, .. } => (0, reason.as_str()),
         Event::Held(held) => (held.claimed.micros() as u64, ""),
+        Event::Unreadable(u) => (0, u.what.as_str()),
         _ => (0, ""),
     }
 }

@@ -64,7 +64,7 @@ const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
 /// read before it committable: shorter re-reads less after a crash but writes more, smaller files.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-pub use crate::monitor::events::{Event, Held};
+pub use crate::monitor::events::{Event, Held, Unreadable};
 
 /// The worker an event goes to: its patient's, or the one an end marker is addressed to.
 pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
@@ -73,6 +73,7 @@ pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
         Event::Invalid { subject, .. } => placement.worker(&subject.patient),
         Event::Prescription { patient, .. } => placement.worker(patient),
         Event::Held(held) => placement.worker(&held.patient),
+        Event::Unreadable(u) => placement.worker(&u.patient),
         Event::End { worker, .. } => *worker,
     }
 }

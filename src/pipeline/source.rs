@@ -241,6 +241,13 @@ impl Reader {
                 let idle = self
                     .exit_when_idle
                     .is_some_and(|idle| self.last_read.elapsed() >= idle);
+                // A drain ends when nothing more comes: an error if something could not be read.
+                if idle
+                    && more
+                    && let Err(e) = src.drained()
+                {
+                    self.fail(e.into());
+                }
                 more && !idle && !self.stop.load(Ordering::Relaxed)
             }
             Err(e) => {
@@ -252,6 +259,9 @@ impl Reader {
         for i in 0..self.partitions.len() {
             self.partitions[i].clock.begin(now, &mut self.verdicts);
             self.settle_all(i, src, cap_tick, false);
+        }
+        for stall in src.stalled() {
+            self.unreadable(&stall, cap_tick);
         }
         let ingest_us = wall_clock_us();
         self.read += self.items.len() as u64;
@@ -551,6 +561,39 @@ impl Reader {
         self.stamped
             .push((self.tick(hold.at_us).max(cap_tick), report));
         row_of(slot, false, hold.at_us).map(|row| row.held(hold.kind, reason))
+    }
+
+    /// A partition that cannot be read on: each of its patients is told, at its clock, that its
+    /// observations there are not arriving.
+    fn unreadable(&mut self, stall: &crate::sources::kafka::Stall, cap_tick: i64) {
+        eprintln!(
+            "vigil: partition {} cannot be read past offset {} (of {}): {}; {} patients unmonitored",
+            stall.partition,
+            stall.offset,
+            stall.end,
+            stall.why,
+            stall.patients.len()
+        );
+        let clock = self
+            .partitions
+            .iter()
+            .find(|p| p.id == Some(stall.partition))
+            .and_then(|p| p.clock.clock_us());
+        let Some(at_us) = clock else {
+            return;
+        };
+        let what = format!(
+            "partition {} of the source cannot be read past offset {} ({})",
+            stall.partition, stall.offset, stall.why
+        );
+        for patient in &stall.patients {
+            let event = Event::Unreadable(Box::new(super::Unreadable {
+                patient: patient.clone(),
+                at_us,
+                what: what.clone(),
+            }));
+            self.stamped.push((self.tick(at_us).max(cap_tick), event));
+        }
     }
 
     /// Holds the capability at the slowest partition heard from lately; until every expected

@@ -45,6 +45,8 @@ pub enum Change<'a> {
     Scale { now: i64 },
     /// The parameters marked went stale at `due` (or missing, never having had a value).
     Stale { due: i64, parameters: [bool; 7] },
+    /// The patient's observations cannot be read from their source (`what`), found at `at`.
+    Unreadable { at: EventTime, what: &'a str },
     /// A record of `device` was held aside at `at`: its clock is `how_far` off.
     Held {
         at: EventTime,

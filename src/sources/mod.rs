@@ -190,6 +190,18 @@ pub trait Source: Send {
         None
     }
 
+    /// Partitions that cannot be read on, newly found: their patients go unmonitored (checked
+    /// every batch; a source checks at its own pace).
+    fn stalled(&mut self) -> Vec<kafka::Stall> {
+        Vec::new()
+    }
+
+    /// After a drain that stopped because nothing more came (`--exit-when-idle`): an error if
+    /// the source was not read to its end.
+    fn drained(&mut self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
     /// Whether the source gives its records in event-time order by construction (a dataset
     /// replay sorts them): then no record is late and no device's clock is judged.
     fn time_ordered(&self) -> bool {

@@ -102,6 +102,14 @@ impl Source for Paced {
         self.inner.live()
     }
 
+    fn stalled(&mut self) -> Vec<super::kafka::Stall> {
+        self.inner.stalled()
+    }
+
+    fn drained(&mut self) -> Result<(), SourceError> {
+        self.inner.drained()
+    }
+
     fn time_ordered(&self) -> bool {
         self.inner.time_ordered()
     }

@@ -97,6 +97,14 @@ impl Source for Resume {
         self.topic.live()
     }
 
+    fn stalled(&mut self) -> Vec<super::kafka::Stall> {
+        self.topic.stalled()
+    }
+
+    fn drained(&mut self) -> Result<(), SourceError> {
+        self.topic.drained()
+    }
+
     fn dead_letter(
         &mut self,
         at: Option<super::Position>,

@@ -15,16 +15,16 @@ use serde_json::Value;
 
 use crate::{archive_rows_and_keys, run_ok, scratch, vigil};
 
-/// The broker, or `None` outside CI when none was started (CI must have one).
+/// The broker scripts/test starts, or `None`, said loudly (a failure under scripts/test or CI).
 fn broker() -> Option<String> {
     match std::env::var("VIGIL_KAFKA") {
         Ok(b) => Some(b),
         Err(_) => {
             assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must run a broker (scripts/test starts one)"
+                !crate::required(),
+                "no VIGIL_KAFKA broker: scripts/test starts one, and the tests need it"
             );
-            eprintln!("skipped: no VIGIL_KAFKA broker (run scripts/test, which starts one)");
+            eprintln!("SKIPPED: no VIGIL_KAFKA broker (scripts/test starts one)");
             None
         }
     }
@@ -471,11 +471,8 @@ struct PrivateBroker {
 impl PrivateBroker {
     fn start() -> Option<PrivateBroker> {
         let Ok(tansu) = std::env::var("VIGIL_TANSU") else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI must export VIGIL_TANSU (scripts/test does)"
-            );
-            eprintln!("skipped: no VIGIL_TANSU");
+            assert!(!crate::required(), "no VIGIL_TANSU: scripts/test sets it");
+            eprintln!("SKIPPED: no VIGIL_TANSU (scripts/test sets it)");
             return None;
         };
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -673,4 +670,108 @@ pub fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) {
         BaseRecord::<str, str>::to(topic).key(key).payload(payload),
     )
     .unwrap();
+}
+
+/// The Python with confluent-kafka that scripts/test installs (another client than Vigil's), or
+/// `None`, said loudly (a failure under scripts/test).
+fn python_with_confluent_kafka() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import confluent_kafka"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            !crate::required(),
+            "no Python with confluent-kafka: scripts/test installs it into .venv"
+        );
+        eprintln!("SKIPPED: no Python with confluent-kafka (scripts/test installs it)");
+    }
+    found
+}
+
+/// A topic written by another client (confluent-kafka, its own librdkafka) in every codec Kafka
+/// defines, one after another, with a tombstone: every observation is read, the tombstone is
+/// dead-lettered as an empty message, and the drain ends with the topic read to its end.
+#[test]
+fn a_topic_written_in_every_codec_by_another_client_is_read_whole() {
+    let Some(brokers) = broker() else { return };
+    let Some(python) = python_with_confluent_kafka() else {
+        return;
+    };
+    let dir = scratch("kafka_codecs");
+    let topic = unique("vitals-codecs");
+    let cohort = dir.join("cohort.jsonl");
+    run_ok(&[
+        "simulate",
+        "--patients",
+        "4",
+        "--hours",
+        "1",
+        "--seed",
+        "3",
+        "--out",
+        cohort.to_str().unwrap(),
+    ]);
+    let program = r#"
+import sys, json
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+brokers, topic, path = sys.argv[1:4]
+admin = AdminClient({"bootstrap.servers": brokers})
+for f in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
+    f.result()
+lines = open(path).read().splitlines()
+codecs = ["none", "gzip", "snappy", "lz4", "zstd"]
+chunk = (len(lines) + len(codecs) - 1) // len(codecs)
+for i, codec in enumerate(codecs):
+    p = Producer({"bootstrap.servers": brokers, "compression.type": codec, "linger.ms": 20})
+    for line in lines[i * chunk:(i + 1) * chunk]:
+        p.produce(topic, value=line.encode(), key=json.loads(line)["patient"].encode())
+        p.poll(0)
+    if codec == "gzip":
+        p.produce(topic, value=None, key=b"sim-00001")
+    assert p.flush(30) == 0, codec
+print(len(lines) + 1)
+"#;
+    let o = Command::new(&python)
+        .args(["-c", program, &brokers, &topic, cohort.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let produced: u64 = String::from_utf8(o.stdout).unwrap().trim().parse().unwrap();
+    let pipeline = pipeline(&dir, &brokers, &topic, &unique("group"));
+    let dead = dir.join("dead.jsonl");
+    let output = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--quiet",
+            "--progress",
+            "never",
+            "--exit-when-idle",
+            "5s",
+            "--dead-letter",
+            dead.to_str().unwrap(),
+            "--summary-json",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(!stderr.contains("Decompression"), "{stderr}");
+    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let accounted: u64 = ["observations", "late", "duplicates", "rejected"]
+        .iter()
+        .map(|k| summary[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(accounted, produced, "{summary}");
+    assert_eq!(summary["rejected"], 1, "{summary}");
+    let dead = std::fs::read_to_string(&dead).unwrap();
+    assert!(dead.contains("empty message (a tombstone"), "{dead}");
 }

@@ -1,7 +1,7 @@
 //! The data-quality rule: tells clinicians when a parameter is missing since monitoring began or
 //! has gone stale (once per value), when an impossible value arrived (at most once per staleness
-//! limit of its parameter), and when a device's clock is wrong (once, then hourly while it stays
-//! wrong). `[alerts] data_quality = false` silences it; the scores still say what is missing.
+//! limit of its parameter), when a device's clock is wrong (once, then hourly while it stays
+//! wrong), and when its observations cannot be read from their source (a stalled partition). `[alerts] data_quality = false` silences it; the scores still say what is missing.
 
 use super::{Change, Context, Rule};
 use crate::alerting::{self, Alert, AlertEvent};
@@ -127,6 +127,9 @@ impl Rule for DataQuality {
                 device,
                 how_far,
             } => self.held(cx, at, device, how_far, out),
+            Change::Unreadable { at, what } => {
+                out.push(alerting::unreadable_alert(cx.picture.patient(), at, what))
+            }
             Change::Observed { .. } | Change::Scale { .. } => {}
         }
     }

@@ -37,7 +37,7 @@ impl Rule for News2 {
             }
             // A parameter going stale makes the score incomplete.
             Change::Stale { due, .. } => self.rescore(cx, due, out),
-            Change::Held { .. } => {}
+            Change::Held { .. } | Change::Unreadable { .. } => {}
         }
     }
 

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
@@ -29,6 +29,11 @@ use super::{
 use crate::component::{Problem, Section};
 use crate::kafka::{client_config, flush_promptly, send_waiting};
 use crate::observation::{Interner, Observation};
+
+mod stall;
+
+pub use stall::Stall;
+use stall::Stalls;
 
 /// The `[source]` of a Kafka topic: any Kafka-protocol broker (Apache Kafka, Redpanda, Tansu, a
 /// managed service).
@@ -113,10 +118,12 @@ const POLL: Duration = Duration::from_millis(1);
 /// A worker with no partition checks for the stop this often.
 const UNASSIGNED_SLEEP: Duration = Duration::from_millis(100);
 
-/// Tells the person at the terminal when the broker stops answering, and when it answers again.
+/// Tells the person at the terminal when the broker stops answering, and when it answers again;
+/// remembers the last error, to say why a partition cannot be read.
 #[derive(Clone, Default)]
 pub struct Outages {
     since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    last: Arc<std::sync::Mutex<Option<String>>>,
     label: Arc<str>,
 }
 
@@ -124,6 +131,7 @@ impl Outages {
     fn new(label: &str) -> Outages {
         Outages {
             since: Arc::default(),
+            last: Arc::default(),
             label: label.into(),
         }
     }
@@ -134,7 +142,7 @@ impl Outages {
             && let Some(start) = since.take()
         {
             eprintln!(
-                "vigil: kafka ({}): receiving again after {:.0} s; nothing was lost",
+                "vigil: kafka ({}): receiving again after {:.0} s",
                 self.label,
                 start.elapsed().as_secs_f64()
             );
@@ -142,8 +150,18 @@ impl Outages {
     }
 }
 
+impl Outages {
+    /// The last error librdkafka reported, if any, since it was last taken.
+    fn take_last(&self) -> Option<String> {
+        self.last.lock().ok().and_then(|mut l| l.take())
+    }
+}
+
 impl rdkafka::ClientContext for Outages {
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(format!("{error}: {reason}"));
+        }
         if let Ok(mut since) = self.since.lock()
             && since.is_none()
         {
@@ -170,7 +188,16 @@ pub struct KafkaSource {
     stop: Arc<AtomicBool>,
     polled: u64,
     ids: Interner,
+    /// Where each partition starts without a committed offset (`earliest`, `latest`).
+    start: String,
+    stalls: Stalls,
+    last_check: Instant,
+    /// The last error librdkafka reported.
+    last_error: Option<String>,
 }
+
+/// How often partitions are checked for a stall while errors are reported.
+const STALL_CHECK: Duration = Duration::from_secs(10);
 
 impl KafkaSource {
     /// Connects and assigns this worker's partitions.
@@ -244,7 +271,43 @@ impl KafkaSource {
             stop,
             polled: 0,
             ids: Interner::default(),
+            start: config.start.clone(),
+            stalls: Stalls::default(),
+            last_check: Instant::now(),
+            last_error: None,
         })
+    }
+
+    /// Each partition's next offset to read and its end (high watermark), asked of the broker.
+    fn positions(&self) -> Result<Vec<(i32, i64, i64)>, SourceError> {
+        let mut out = Vec::with_capacity(self.partitions.len());
+        // librdkafka's position steps over what is not a message (transaction markers).
+        let position = self.consumer.position().unwrap_or_default();
+        let committed = self
+            .consumer
+            .committed(Duration::from_secs(10))
+            .unwrap_or_default();
+        for &p in &self.partitions {
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, p, Duration::from_secs(10))
+                .map_err(|e| SourceError::Kafka {
+                    reason: format!("cannot ask where partition {p} of {} ends: {e}", self.topic),
+                })?;
+            let offset_in = |list: &TopicPartitionList| match list
+                .find_partition(&self.topic, p)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(o)) => Some(o),
+                _ => None,
+            };
+            let next = offset_in(&position)
+                .or_else(|| self.consumed.get(&p).copied())
+                .or_else(|| offset_in(&committed))
+                .unwrap_or(if self.start == "latest" { high } else { low });
+            out.push((p, next, high));
+        }
+        Ok(out)
     }
 
     /// The partitions this worker reads.
@@ -317,8 +380,12 @@ impl Source for KafkaSource {
             let message = match result {
                 Ok(m) => m,
                 // Transient errors (a broker that stops answering): librdkafka retries, and the
-                // client context has told the person at the terminal.
-                Err(_) => break,
+                // client context has told the person at the terminal. A partition that cannot
+                // be read on is found by `stalled`.
+                Err(e) => {
+                    self.last_error = Some(e.to_string());
+                    break;
+                }
             };
             n += 1;
             self.polled += 1;
@@ -330,8 +397,24 @@ impl Source for KafkaSource {
                 offset,
             });
             let payload = message.payload().unwrap_or_default();
+            if payload.is_empty() {
+                let rejected = Rejected {
+                    position: format!("{}/{partition}@{offset}", self.topic),
+                    at,
+                    reason: "empty message (a tombstone, or a message without a payload)".into(),
+                    field: None,
+                    subject: None,
+                    raw: Some(String::new()),
+                };
+                self.send_dead_letter(payload, message.key(), &rejected.reason, partition, offset)?;
+                out.push(SourceItem::Rejected(rejected));
+                continue;
+            }
             match Observation::decode_with(payload, &mut self.ids) {
-                Ok(obs) => out.push(SourceItem::Observation(obs, at)),
+                Ok(obs) => {
+                    self.stalls.seen(partition, obs.patient());
+                    out.push(SourceItem::Observation(obs, at));
+                }
                 Err(rejection) => {
                     let rejected = Rejected::from_rejection(
                         format!("{}/{partition}@{offset}", self.topic),
@@ -375,6 +458,49 @@ impl Source for KafkaSource {
 
     fn live(&self) -> bool {
         true
+    }
+
+    fn stalled(&mut self) -> Vec<Stall> {
+        if self.last_check.elapsed() < STALL_CHECK {
+            return Vec::new();
+        }
+        self.last_check = Instant::now();
+        let error = self.outages.take_last();
+        if error.is_some() {
+            self.last_error.clone_from(&error);
+        }
+        let Some(error) = error else {
+            return Vec::new();
+        };
+        match self.positions() {
+            Ok(positions) => self.stalls.check(&positions, Some(&error)),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Every partition was read to its end (a drain that stops when nothing more comes).
+    fn drained(&mut self) -> Result<(), SourceError> {
+        let why = self
+            .outages
+            .take_last()
+            .or_else(|| self.last_error.clone())
+            .unwrap_or_else(|| "no error was reported".to_owned());
+        let stuck: Vec<String> = self
+            .positions()?
+            .into_iter()
+            .filter(|(_, next, end)| next < end)
+            .map(|(p, next, end)| format!("partition {p} at offset {next} of {end}"))
+            .collect();
+        if stuck.is_empty() {
+            return Ok(());
+        }
+        Err(SourceError::Kafka {
+            reason: format!(
+                "topic {} was not read to its end ({}): {why}",
+                self.topic,
+                stuck.join(", ")
+            ),
+        })
     }
 
     fn partitions(&self) -> Option<Vec<i32>> {
