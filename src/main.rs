@@ -30,9 +30,9 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            // One line, with every cause: written for the person at the terminal.
-            eprintln!("error: {err:#}");
-            ExitCode::from(cli::EXIT_INPUT)
+            // One line, with every cause once: written for the person at the terminal.
+            eprintln!("error: {}", one_line(&err));
+            ExitCode::from(exit_code(&err))
         }
     }
 }
@@ -51,6 +51,66 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
+/// An error and its causes on one line, each said once (a message often quotes its cause).
+fn one_line(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+/// The exit code of an error, by what it is (see `vigil --help`): the first cause of a known
+/// kind decides.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use vigil::pipeline::PipelineError;
+    use vigil::sources::SourceError;
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<PipelineError>() {
+            return pipeline_exit_code(e);
+        }
+        if cause.downcast_ref::<vigil::config::LoadError>().is_some()
+            || cause.downcast_ref::<vigil::config::ConfigError>().is_some()
+            || cause
+                .downcast_ref::<vigil::risk::model::ModelError>()
+                .is_some()
+        {
+            return cli::EXIT_CONFIG;
+        }
+        if let Some(SourceError::Kafka { .. }) = cause.downcast_ref::<SourceError>() {
+            return cli::EXIT_RUNTIME;
+        }
+        if cause.downcast_ref::<vigil::sinks::SinkError>().is_some() {
+            return cli::EXIT_RUNTIME;
+        }
+    }
+    cli::EXIT_INPUT
+}
+
+fn pipeline_exit_code(e: &vigil::pipeline::PipelineError) -> u8 {
+    use vigil::pipeline::PipelineError as P;
+    use vigil::sources::SourceError;
+    match e {
+        P::Registry { .. } | P::Risk(_) => cli::EXIT_CONFIG,
+        P::Source(SourceError::Io { .. } | SourceError::Format { .. }) => cli::EXIT_INPUT,
+        P::Worker { error, .. } => pipeline_exit_code(error),
+        // The gravest of them: a failure while running over a bad input or configuration.
+        P::Workers(errors) => errors
+            .iter()
+            .map(pipeline_exit_code)
+            .max()
+            .unwrap_or(cli::EXIT_RUNTIME),
+        _ => cli::EXIT_RUNTIME,
     }
 }
 

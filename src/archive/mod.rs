@@ -107,10 +107,7 @@ pub fn write_metadata(
     fs::write(&copy, pipeline_for_replay(&config.text)).map_err(io(&copy))?;
     if let Some(risk) = &config.risk {
         let model = meta.join(RISK_MODEL_FILE);
-        fs::copy(&risk.model, &model).map_err(|source| ArchiveError::Io {
-            path: risk.model.clone(),
-            source,
-        })?;
+        fs::copy(&risk.model, &model).map_err(io(&model))?;
     }
     Ok(())
 }

@@ -36,7 +36,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 let settings = vigil::monitor::MonitorSettings::from_config(&config);
                 if let Err(e) = vigil::risk::RiskScorer::load(risk, &settings.picture) {
                     eprintln!("{path}: [risk] {e}");
-                    return Ok(ExitCode::from(super::EXIT_INPUT));
+                    return Ok(ExitCode::from(super::EXIT_CONFIG));
                 }
             }
             println!("{path}: ok");
@@ -54,7 +54,7 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 error.problems.len(),
                 if error.problems.len() == 1 { "" } else { "s" }
             );
-            Ok(ExitCode::from(super::EXIT_INPUT))
+            Ok(ExitCode::from(super::EXIT_CONFIG))
         }
         Err(e) => Err(e.into()),
     }

@@ -4,6 +4,7 @@
 mod archive;
 mod bench;
 mod clock;
+mod failures;
 mod golden;
 mod kafka;
 mod pipeline;

@@ -46,6 +46,9 @@ fn pipeline(dir: &Path, limit: usize, risk: &str) -> PathBuf {
 
 #[test]
 fn the_stream_scores_a_patient_as_evaluate_does() {
+    if crate::shared_dataset("physionet2019-setB-dev").is_none() {
+        return;
+    }
     let dir = scratch("risk_stream_equals_evaluate");
     let model = shipped_model();
     // A low threshold, so that many patients cross it both ways.
@@ -117,6 +120,9 @@ fn the_stream_scores_a_patient_as_evaluate_does() {
 
 #[test]
 fn training_is_deterministic_for_a_seed() {
+    if crate::shared_dataset("physionet2019-setB-dev").is_none() {
+        return;
+    }
     let dir = scratch("risk_training_deterministic");
     let train = |out: &str, seed: &str| {
         let out = dir.join(out);
@@ -148,6 +154,9 @@ fn training_is_deterministic_for_a_seed() {
 
 #[test]
 fn a_model_whose_features_the_pipeline_lacks_is_refused() {
+    if crate::shared_dataset("physionet2019-setB-dev").is_none() {
+        return;
+    }
     let dir = scratch("risk_feature_mismatch");
     let risk = format!("[risk]\nmodel = {:?}\n", shipped_model().to_str().unwrap());
     let pipeline = pipeline(&dir, 5, &risk);
@@ -158,7 +167,7 @@ fn a_model_whose_features_the_pipeline_lacks_is_refused() {
     );
     std::fs::write(&pipeline, text).unwrap();
     let o = vigil(&["run", pipeline.to_str().unwrap(), "--quiet"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "a bad configuration");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains("does not fit this pipeline")
@@ -167,7 +176,7 @@ fn a_model_whose_features_the_pipeline_lacks_is_refused() {
         "{stderr}"
     );
     let o = vigil(&["validate", pipeline.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "a bad configuration");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("needs a 12h window"),
         "{}",
@@ -184,7 +193,7 @@ fn a_model_whose_features_the_pipeline_lacks_is_refused() {
         "--data",
         physionet2019().to_str().unwrap(),
     ]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(3), "a model that is not one");
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("is not a Vigil risk model"),
         "{}",
@@ -194,6 +203,9 @@ fn a_model_whose_features_the_pipeline_lacks_is_refused() {
 
 #[test]
 fn evaluate_json_has_the_documented_keys() {
+    if crate::shared_dataset("physionet2019-setB-dev").is_none() {
+        return;
+    }
     let o = vigil(&[
         "evaluate",
         "--model",
