@@ -11,6 +11,7 @@ use std::hint::black_box;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 use vigil::archive::{self, Row};
+use vigil::bench::workload::{Workload, WorkloadConfig};
 use vigil::config::PipelineConfig;
 use vigil::exact::Exact;
 use vigil::monitor::{MonitorSettings, PatientMonitor};
@@ -18,7 +19,6 @@ use vigil::news2::{self, AirOrOxygen, Input, Parameters, Scale};
 use vigil::observation::{Acvpu, EventTime, Observation};
 use vigil::risk::RiskScorer;
 use vigil::sources::SourceItem;
-use vigil::sources::workload::{Workload, WorkloadConfig};
 use vigil::windows::{VitalWindow, WindowSpec};
 
 const START: i64 = 1_767_571_200_000_000;

@@ -16,7 +16,6 @@ pub mod paced;
 pub mod physionet;
 pub mod resume;
 pub mod simulator;
-pub mod workload;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

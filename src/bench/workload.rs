@@ -3,15 +3,15 @@
 //! temperature, ACVPU and oxygen every 4 h — in event-time order, with no disorder, so that what
 //! is measured is the engine and not the delivery.
 //!
-//! Unlike the [`super::simulator`], which models a ward's artefacts and late deliveries for the
+//! Unlike the [`crate::sources::simulator`], which models a ward's artefacts and late deliveries for the
 //! clinical tests, this generator is cheap (a few arithmetic operations per value) and streams:
 //! 100,000 patients cost no memory beyond the batch being sent. One patient in ten deteriorates
 //! (a sepsis-like ramp over two hours from a random time, and back over two more), so alerts
 //! rise and come down. Each patient's
 //! slow vitals are staggered by its index, as a ward's devices are.
 
-use super::{Progress, Source, SourceError, SourceItem};
 use crate::observation::{Acvpu, EventTime, Identifier, Observation, Unit, Value, Vital};
+use crate::sources::{Progress, Source, SourceError, SourceItem};
 
 /// What to generate.
 #[derive(Clone, Debug, PartialEq)]

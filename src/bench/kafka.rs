@@ -1,4 +1,4 @@
-//! `vigil bench kafka`: topic → alerts + archive against a real broker, beside raw rdkafka
+//! The Kafka bench: topic → alerts + archive against a real broker, beside raw rdkafka
 //! consumption and raw decoding of the same messages, and event-to-alert latency at a fixed
 //! share of the measured maximum.
 
@@ -7,49 +7,39 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{Common, Figure, append_json, config, report, workload};
-use vigil::config::{Dur, KafkaSourceConfig, SinkConfig, SourceConfig};
-use vigil::kafka::{client_config, ensure_topic, send_waiting};
-use vigil::observation::{EventTime, Observation};
-use vigil::pipeline::{self, RunOptions};
-use vigil::sources::SourceItem;
-use vigil::sources::workload::{Workload, WorkloadConfig};
+use super::workload::{Workload, WorkloadConfig};
+use super::{BenchError, Common, Figure, Report, config, workload};
+use crate::config::{Dur, KafkaSourceConfig, SinkConfig, SourceConfig};
+use crate::kafka::{client_config, ensure_topic, send_waiting};
+use crate::observation::{EventTime, Observation};
+use crate::pipeline::{self, RunOptions};
+use crate::sources::SourceItem;
 
 const PARTITIONS: i32 = 4;
 
-/// Kafka end to end: throughput from a topic to alerts and archive beside raw consumption and
-/// raw decoding of the same messages, then event-to-alert latency at a share of that maximum.
-#[derive(Debug, Args)]
-pub struct KafkaArgs {
+/// What the Kafka bench runs: throughput from a topic to alerts and archive beside raw
+/// consumption and raw decoding of the same messages, then event-to-alert latency at a share of
+/// that maximum.
+#[derive(Clone, Debug)]
+pub struct KafkaOptions {
     /// The broker, `host:port`.
-    #[arg(long, value_name = "BROKERS")]
     pub brokers: String,
-    #[arg(long, default_value_t = 2000, value_parser = super::at_least_one())]
     pub patients: u32,
     /// Minutes of event time in the throughput topic.
-    #[arg(long, default_value_t = 10, value_parser = super::at_least_one())]
     pub minutes: u32,
     /// Timely workers (each consumes half of the 4 partitions with 2).
-    #[arg(long, default_value_t = 2)]
     pub workers: usize,
     /// Offered load of the latency run, as a share of the measured throughput.
-    #[arg(long, default_value_t = 0.5)]
     pub load: f64,
     /// Seconds of the latency run.
-    #[arg(long = "latency-seconds", default_value_t = 30)]
     pub latency_seconds: u64,
-    /// Only the latency run, at this many observations/s (skips the throughput runs and the
-    /// limits, so a load can be tried in a minute).
-    #[arg(long, value_name = "OBS_PER_S")]
+    /// Only the latency run, at this many observations/s.
     pub rate: Option<f64>,
-    #[command(flatten)]
     pub common: Common,
 }
 
@@ -69,15 +59,15 @@ fn now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
-fn producer(brokers: &str) -> anyhow::Result<BaseProducer> {
+fn producer(brokers: &str) -> Result<BaseProducer, BenchError> {
     client_config(brokers, &BTreeMap::new())
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
         .create()
-        .with_context(|| format!("cannot create a producer for {brokers}"))
+        .map_err(|e| BenchError::kafka(format!("cannot create a producer for {brokers}"), e))
 }
 
-fn send(producer: &BaseProducer, topic: &str, obs: &Observation) -> anyhow::Result<()> {
+fn send(producer: &BaseProducer, topic: &str, obs: &Observation) -> Result<(), BenchError> {
     let payload = obs.to_json();
     send_waiting(
         producer,
@@ -85,7 +75,7 @@ fn send(producer: &BaseProducer, topic: &str, obs: &Observation) -> anyhow::Resu
             .key(obs.patient().as_str())
             .payload(&payload),
     )
-    .context("cannot produce")
+    .map_err(|e| BenchError::kafka("cannot produce", e))
 }
 
 /// Reads every message of `topic` from the beginning with `threads` consumers (partitions split
@@ -95,7 +85,7 @@ fn consume_raw(
     topic: &str,
     threads: usize,
     expected: u64,
-) -> anyhow::Result<(Vec<Vec<u8>>, f64)> {
+) -> Result<(Vec<Vec<u8>>, f64), BenchError> {
     let started = Instant::now();
     let total = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let handles: Vec<_> = (0..threads)
@@ -103,7 +93,7 @@ fn consume_raw(
             let brokers = brokers.to_owned();
             let topic = topic.to_owned();
             let total = Arc::clone(&total);
-            std::thread::spawn(move || -> anyhow::Result<Vec<Vec<u8>>> {
+            std::thread::spawn(move || -> Result<Vec<Vec<u8>>, BenchError> {
                 let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
                     .set("group.id", unique("bench-raw"))
                     .set("enable.auto.commit", "false")
@@ -133,21 +123,23 @@ fn consume_raw(
     for h in handles {
         match h.join() {
             Ok(r) => all.extend(r?),
-            Err(_) => bail!("a raw consumer panicked"),
+            Err(_) => return Err(BenchError::Failed("a raw consumer panicked".into())),
         }
     }
     let seconds = started.elapsed().as_secs_f64();
     if all.len() as u64 != expected {
-        bail!("raw consumption read {} of {expected} messages", all.len());
+        return Err(BenchError::Failed(format!(
+            "raw consumption read {} of {expected} messages",
+            all.len()
+        )));
     }
     Ok((all, seconds))
 }
 
-pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
+pub fn run(args: &KafkaOptions, out: &mut dyn Report) -> Result<(), BenchError> {
     if let Some(rate) = args.rate {
-        return latency(args, rate);
+        return latency(args, rate, out);
     }
-    let json = args.common.json.as_ref();
     let topic = unique("bench-vitals");
     ensure_topic(&args.brokers, &topic, PARTITIONS, &BTreeMap::new())?;
     ensure_topic(
@@ -166,7 +158,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     loop {
         items.clear();
-        let more = vigil::sources::Source::fill(&mut source, 1 << 14, &mut items)?;
+        let more = crate::sources::Source::fill(&mut source, 1 << 14, &mut items)?;
         for item in &items {
             if let SourceItem::Observation(o, _) = item {
                 send(&producer, &topic, o)?;
@@ -179,7 +171,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     }
     producer
         .flush(Duration::from_secs(120))
-        .context("the workload was not confirmed by the broker")?;
+        .map_err(|e| BenchError::kafka("the workload was not confirmed by the broker", e))?;
     let seconds = started.elapsed().as_secs_f64();
     let figure = |what: String, observations: u64, seconds: f64| Figure {
         bench: "kafka",
@@ -193,26 +185,20 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         state_bytes_per_patient: None,
         peak_rss_bytes: None,
     };
-    report(
-        &figure(
-            "produce the topic (idempotent, 4 partitions)".into(),
-            produced,
-            seconds,
-        ),
-        json,
-    )?;
+    out.figure(&figure(
+        "produce the topic (idempotent, 4 partitions)".into(),
+        produced,
+        seconds,
+    ))?;
 
     // Limits: raw consumption by as many consumers as workers, and raw decoding.
     let (payloads, seconds) = consume_raw(&args.brokers, &topic, args.workers, produced)?;
     let raw = produced as f64 / seconds;
-    report(
-        &figure(
-            format!("limit: raw rdkafka consumption, {} consumers", args.workers),
-            produced,
-            seconds,
-        ),
-        json,
-    )?;
+    out.figure(&figure(
+        format!("limit: raw rdkafka consumption, {} consumers", args.workers),
+        produced,
+        seconds,
+    ))?;
     let started = Instant::now();
     let decoded = std::thread::scope(|s| {
         let chunk = payloads.len().div_ceil(args.workers.max(1)).max(1);
@@ -221,7 +207,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
             .map(|c| {
                 s.spawn(move || {
                     // Decoded as a source does: ids interned.
-                    let mut ids = vigil::observation::Interner::default();
+                    let mut ids = crate::observation::Interner::default();
                     c.iter()
                         .filter(|p| Observation::decode_with(p, &mut ids).is_ok())
                         .count()
@@ -233,14 +219,11 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
             .map(|h| h.join().unwrap_or(0))
             .sum::<usize>()
     });
-    report(
-        &figure(
-            format!("limit: raw decode + validate, {} threads", args.workers),
-            decoded as u64,
-            started.elapsed().as_secs_f64(),
-        ),
-        json,
-    )?;
+    out.figure(&figure(
+        format!("limit: raw decode + validate, {} threads", args.workers),
+        decoded as u64,
+        started.elapsed().as_secs_f64(),
+    ))?;
     drop(payloads);
 
     // Vigil: topic → monitors → alerts topic + Parquet archive, offsets committed behind both.
@@ -253,7 +236,7 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
         start: "earliest".into(),
         properties: BTreeMap::new(),
     });
-    cfg.sinks = vec![SinkConfig::Kafka(vigil::sinks::kafka::KafkaSinkConfig {
+    cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: format!("{topic}-alerts"),
         properties: BTreeMap::new(),
@@ -284,20 +267,20 @@ pub fn run(args: &KafkaArgs) -> anyhow::Result<()> {
     );
     f.alerts = Some(summary.alerts);
     f.workers = Some(args.workers);
-    report(&f, json)?;
+    out.figure(&f)?;
     if summary.observations != produced {
-        bail!(
+        return Err(BenchError::Failed(format!(
             "the pipeline processed {} of {produced} observations",
             summary.observations
-        );
+        )));
     }
 
-    latency(args, vigil * args.load)
+    latency(args, vigil * args.load, out)
 }
 
 /// The latency limit: a message produced and consumed straight through the broker, with the
 /// same client settings (5 ms fetch wait), 500 times at 10 ms intervals. (p50, p99, max) in ms.
-fn broker_round_trip(brokers: &str) -> anyhow::Result<(f64, f64, f64)> {
+fn broker_round_trip(brokers: &str) -> Result<(f64, f64, f64), BenchError> {
     let topic = unique("bench-rtt");
     ensure_topic(brokers, &topic, 1, &BTreeMap::new())?;
     let consumer: BaseConsumer = client_config(brokers, &BTreeMap::new())
@@ -332,7 +315,9 @@ fn broker_round_trip(brokers: &str) -> anyhow::Result<(f64, f64, f64)> {
         std::thread::sleep(Duration::from_millis(10));
     }
     if latencies.is_empty() {
-        bail!("no message came back from {brokers}");
+        return Err(BenchError::Failed(format!(
+            "no message came back from {brokers}"
+        )));
     }
     latencies.sort_by(f64::total_cmp);
     let q = |p: f64| quantile(&latencies, p);
@@ -352,7 +337,7 @@ fn time_probes(
     partitions: i32,
     done: &Arc<AtomicBool>,
     time_of: fn(&BorrowedMessage<'_>) -> Option<i64>,
-) -> std::thread::JoinHandle<anyhow::Result<Vec<(i64, f64)>>> {
+) -> std::thread::JoinHandle<Result<Vec<(i64, f64)>, BenchError>> {
     let (brokers, topic, done) = (brokers.to_owned(), topic.to_owned(), Arc::clone(done));
     std::thread::spawn(move || {
         let consumer: BaseConsumer = client_config(&brokers, &BTreeMap::new())
@@ -382,11 +367,16 @@ fn time_probes(
 /// Event-to-alert latency at `rate` observations/s: a live workload (event time = wall clock)
 /// plus probes — impossible heart rates of fresh patients, each raising a data-quality alert at
 /// once — timed from the probe's event time to the alert's arrival in the alerts topic.
-fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
+fn latency(args: &KafkaOptions, rate: f64, out: &mut dyn Report) -> Result<(), BenchError> {
     let (p50, p99, max) = broker_round_trip(&args.brokers)?;
-    println!(
-        "kafka    limit: broker round trip (produce -> consume), 500 messages: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
-    );
+    out.note(
+        &format!(
+            "kafka    limit: broker round trip (produce -> consume), 500 messages: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms"
+        ),
+        serde_json::json!({
+            "bench": "kafka", "what": "broker round trip", "p50_ms": p50, "p99_ms": p99, "max_ms": max
+        }),
+    )?;
     let topic = unique("bench-live");
     let alerts_topic = format!("{topic}-alerts");
     ensure_topic(&args.brokers, &topic, PARTITIONS, &BTreeMap::new())?;
@@ -405,7 +395,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
         // librdkafka lets a fetch wait up to 500 ms for data by default.
         properties: [("fetch.wait.max.ms".to_owned(), "5".to_owned())].into(),
     });
-    cfg.sinks = vec![SinkConfig::Kafka(vigil::sinks::kafka::KafkaSinkConfig {
+    cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: alerts_topic.clone(),
         properties: [("linger.ms".to_owned(), "0".to_owned())].into(),
@@ -448,7 +438,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
 
     let producer = producer(&args.brokers)?;
     // The workload's mix at `rate`: at most 10,000 patients, their clock sped up to reach it.
-    let per_patient = vigil::sources::workload::PER_PATIENT_HOUR / 3600.0;
+    let per_patient = super::workload::PER_PATIENT_HOUR / 3600.0;
     let patients = ((rate / per_patient) as u32).clamp(1, 10_000);
     let speed = (rate / (f64::from(patients) * per_patient)).max(1.0);
     let mut source = Workload::new(WorkloadConfig {
@@ -466,7 +456,7 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     let mut more = true;
     while more {
         items.clear();
-        more = vigil::sources::Source::fill(&mut source, 512, &mut items)?;
+        more = crate::sources::Source::fill(&mut source, 512, &mut items)?;
         for item in &items {
             let SourceItem::Observation(o, _) = item else {
                 continue;
@@ -510,20 +500,22 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     stop.store(true, Ordering::Relaxed);
     let summary = match pipeline.join() {
         Ok(r) => r?,
-        Err(_) => bail!("the pipeline panicked"),
+        Err(_) => return Err(BenchError::Failed("the pipeline panicked".into())),
     };
     std::thread::sleep(Duration::from_secs(1));
     done.store(true, Ordering::Relaxed);
     let timed = match reader.join() {
         Ok(r) => r?,
-        Err(_) => bail!("the alert reader panicked"),
+        Err(_) => return Err(BenchError::Failed("the alert reader panicked".into())),
     };
     let plain = match plain.join() {
         Ok(r) => r?,
-        Err(_) => bail!("the plain reader panicked"),
+        Err(_) => return Err(BenchError::Failed("the plain reader panicked".into())),
     };
     if timed.is_empty() {
-        bail!("no probe alert arrived ({probes} probes sent)");
+        return Err(BenchError::Failed(format!(
+            "no probe alert arrived ({probes} probes sent)"
+        )));
     }
     // The first seconds are the warm-up (consumers' first fetches, caches, allocations), shown
     // apart: the figures are of the steady state.
@@ -531,7 +523,9 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
     let (warm_up, steady): (Vec<_>, Vec<_>) = timed.into_iter().partition(|(t, _)| *t < warm_until);
     let mut latencies: Vec<f64> = steady.into_iter().map(|(_, l)| l).collect();
     if latencies.is_empty() {
-        bail!("no probe alert arrived after the warm-up ({probes} probes sent)");
+        return Err(BenchError::Failed(format!(
+            "no probe alert arrived after the warm-up ({probes} probes sent)"
+        )));
     }
     let warm_up_max = warm_up.iter().map(|(_, l)| *l).fold(0.0, f64::max);
     latencies.sort_by(f64::total_cmp);
@@ -549,14 +543,15 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
             quantile(&broker, p)
         }
     };
-    println!(
+    let plain_line = format!(
         "kafka    limit: the same probes read by a plain consumer (event time -> arrival), {} after the warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         broker.len(),
         b(0.5),
         b(0.99),
         b(1.0)
     );
-    println!(
+    out.note(&plain_line, serde_json::Value::Null)?;
+    let line = format!(
         "kafka    event-to-alert latency at {offered:.0} obs/s offered ({}), {} of {probes} probes after a {} s warm-up: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (warm-up: {} probes, max {warm_up_max:.1} ms; {} observations processed)",
         match args.rate {
             Some(_) => "--rate".to_owned(),
@@ -570,19 +565,17 @@ fn latency(args: &KafkaArgs, rate: f64) -> anyhow::Result<()> {
         warm_up.len(),
         summary.observations
     );
-    if let Some(path) = &args.common.json {
-        append_json(
-            path,
-            &serde_json::json!({
-                "bench": "kafka", "what": "event-to-alert latency", "offered_per_second": offered,
-                "load": args.load, "probes": probes, "alerts": latencies.len(),
-                "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers,
-                "warm_up_s": WARM_UP_US / 1_000_000, "warm_up_probes": warm_up.len(),
-                "warm_up_max_ms": warm_up_max,
-                "plain_consumer_p50_ms": b(0.5), "plain_consumer_p99_ms": b(0.99),
-                "plain_consumer_max_ms": b(1.0)
-            }),
-        )?;
-    }
+    out.note(
+        &line,
+        serde_json::json!({
+            "bench": "kafka", "what": "event-to-alert latency", "offered_per_second": offered,
+            "load": args.load, "probes": probes, "alerts": latencies.len(),
+            "p50_ms": q(0.5), "p99_ms": q(0.99), "max_ms": q(1.0), "workers": args.workers,
+            "warm_up_s": WARM_UP_US / 1_000_000, "warm_up_probes": warm_up.len(),
+            "warm_up_max_ms": warm_up_max,
+            "plain_consumer_p50_ms": b(0.5), "plain_consumer_p99_ms": b(0.99),
+            "plain_consumer_max_ms": b(1.0)
+        }),
+    )?;
     Ok(())
 }
