@@ -210,3 +210,70 @@ impl LineIndex {
         self.starts.partition_point(|&s| s <= offset)
     }
 }
+
+/// Declares the kinds of a component (the sources, the sinks), each by the `kind` a pipeline
+/// file names it with and the config type that reads it, which implements the component's kind
+/// trait (`validate`, `resolve_paths`, `build`): the enum of them, the list of kinds, and reading
+/// a section by its kind, with every problem at its line.
+macro_rules! components {
+    (
+        $(#[$enum_doc:meta])*
+        $config:ident: dyn $kind_trait:ident, in $section:literal, kinds $kinds:ident {
+            $($(#[$doc:meta])* $kind:literal => $variant:ident($ty:ty),)*
+        }
+    ) => {
+        $(#[$enum_doc])*
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum $config {
+            $($(#[$doc])* $variant($ty),)*
+        }
+
+        /// Every `kind` the section may have.
+        pub const $kinds: &[&str] = &[$($kind),*];
+
+        impl $config {
+            /// Reads a section of kind `kind` (its table without `kind`); `None` when no kind
+            /// has that name. Every problem goes to `problems`, with its line.
+            pub fn read(
+                kind: &str,
+                table: toml::Spanned<toml::de::DeValue<'_>>,
+                lines: &$crate::component::LineIndex,
+                section: &$crate::component::Section,
+                problems: &mut Vec<$crate::component::Problem>,
+            ) -> Option<Option<$config>> {
+                match kind {
+                    $($kind => Some(
+                        $crate::component::deserialise::<$ty>(
+                            table,
+                            lines,
+                            section.line(),
+                            $section,
+                            problems,
+                        )
+                        .map(|config| {
+                            problems.extend($kind_trait::validate(&config, section));
+                            $config::$variant(config)
+                        }),
+                    ),)*
+                    _ => None,
+                }
+            }
+
+            /// Its kind.
+            pub fn kind(&self) -> &dyn $kind_trait {
+                match self {
+                    $($config::$variant(config) => config,)*
+                }
+            }
+
+            /// Its kind, to resolve its paths.
+            pub fn kind_mut(&mut self) -> &mut dyn $kind_trait {
+                match self {
+                    $($config::$variant(config) => config,)*
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use components;

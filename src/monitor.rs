@@ -17,11 +17,11 @@ use std::sync::Arc;
 
 use crate::alerting::Alert;
 use crate::config::{AlertsConfig, PipelineConfig};
-use crate::news2::{Parameter, Scale, Score};
+use crate::news2::{Scale, Score};
 use crate::observation::{EventTime, Identifier, Observation, Vital};
 use crate::picture::{Picture, PictureSettings, parameter_of};
 use crate::rules::{Change, Context, Rules};
-use crate::windows::{VitalWindow, WindowSpec, WindowStats};
+use crate::windows::{VitalWindow, WindowStats};
 
 pub mod events;
 
@@ -37,19 +37,7 @@ pub struct MonitorSettings {
 impl MonitorSettings {
     pub fn from_config(config: &PipelineConfig) -> MonitorSettings {
         MonitorSettings {
-            picture: PictureSettings {
-                windows: WindowSpec::new(
-                    config
-                        .windows
-                        .durations
-                        .iter()
-                        .map(|d| d.millis())
-                        .collect(),
-                    config.windows.resolution.millis(),
-                ),
-                staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
-                settle_us: config.news2.settle.0.as_micros() as i64,
-            },
+            picture: PictureSettings::from_config(config),
             alerts: config.alerts.clone(),
             risk: None,
         }

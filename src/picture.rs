@@ -26,6 +26,25 @@ pub struct PictureSettings {
     pub settle_us: i64,
 }
 
+impl PictureSettings {
+    /// The settings a pipeline's `[windows]`, `[staleness]` and `[news2]` give.
+    pub fn from_config(config: &crate::config::PipelineConfig) -> PictureSettings {
+        PictureSettings {
+            windows: WindowSpec::new(
+                config
+                    .windows
+                    .durations
+                    .iter()
+                    .map(|d| d.millis())
+                    .collect(),
+                config.windows.resolution.millis(),
+            ),
+            staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
+            settle_us: config.news2.settle.0.as_micros() as i64,
+        }
+    }
+}
+
 /// The NEWS2 parameter a vital feeds, if any.
 pub fn parameter_of(vital: Vital) -> Option<Parameter> {
     match vital {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
-use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -36,15 +36,11 @@ use crate::alerting::Alert;
 
 /// The alerts dataset's Arrow schema.
 pub fn schema() -> SchemaRef {
-    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+    let dict = super::dictionary;
     Arc::new(Schema::new(vec![
         Field::new("id", DataType::Utf8, false),
         Field::new("patient", dict(), false),
-        Field::new(
-            "time",
-            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-            false,
-        ),
+        Field::new("time", super::timestamp(), false),
         Field::new("kind", dict(), false),
         Field::new("event", dict(), false),
         Field::new("severity", dict(), false),

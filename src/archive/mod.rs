@@ -88,10 +88,17 @@ pub const RISK_MODEL_FILE: &str = "risk-model.json";
 
 /// Where an archive's pipeline is: its copy, or that of an archive written before `_vigil/`.
 pub fn pipeline_file(dir: &Path) -> PathBuf {
-    let path = dir.join(PIPELINE_FILE);
-    match path.exists() || !dir.join("pipeline.toml").exists() {
-        true => path,
-        false => dir.join("pipeline.toml"),
+    current_or_older(dir, PIPELINE_FILE)
+}
+
+/// `dir/name` (a path under `_vigil/`), or where an archive written before `_vigil/` kept that
+/// file (at its top), when only that one exists.
+fn current_or_older(dir: &Path, name: &str) -> PathBuf {
+    let current = dir.join(name);
+    let older = dir.join(name.trim_start_matches("_vigil/"));
+    match !current.exists() && older.exists() {
+        true => older,
+        false => current,
     }
 }
 
@@ -173,10 +180,7 @@ impl Delivered {
     /// The record under `dir`, if there is one (where an archive written before `_vigil/` kept
     /// it too).
     pub fn read(dir: &Path) -> Result<Option<Delivered>, ArchiveError> {
-        let path = match dir.join(DELIVERED_FILE) {
-            p if !p.exists() && dir.join("delivered.json").exists() => dir.join("delivered.json"),
-            p => p,
-        };
+        let path = current_or_older(dir, DELIVERED_FILE);
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -229,11 +233,20 @@ pub(crate) fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
     }
 }
 
+/// A dictionary-encoded string column's type.
+pub(crate) fn dictionary() -> DataType {
+    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+}
+
+/// The type of a timestamp column: µs, UTC.
+pub(crate) fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
 /// The archive's Arrow schema (version 2: version 1 and the `clock` and `held` columns, which a
 /// reader of a version 1 file takes as the event time and null).
 pub fn schema() -> SchemaRef {
-    let dict = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
-    let ts = || DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let (dict, ts) = (dictionary, timestamp);
     Arc::new(Schema::new(vec![
         Field::new("patient", dict(), false),
         Field::new("device", dict(), true),

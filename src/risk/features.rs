@@ -350,20 +350,7 @@ mod tests {
         let text = format!(
             "[source]\nkind = \"jsonl\"\npath = \"-\"\n[windows]\ndurations = [{windows}]\nresolution = \"1h\"\n"
         );
-        let config = PipelineConfig::parse(&text, None).unwrap();
-        PictureSettings {
-            windows: crate::windows::WindowSpec::new(
-                config
-                    .windows
-                    .durations
-                    .iter()
-                    .map(|d| d.millis())
-                    .collect(),
-                config.windows.resolution.millis(),
-            ),
-            staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
-            settle_us: config.news2.settle.0.as_micros() as i64,
-        }
+        PictureSettings::from_config(&PipelineConfig::parse(&text, None).unwrap())
     }
 
     fn obs(hour: i64, vital: Vital, value: f64, unit: Unit) -> Observation {

@@ -3,17 +3,15 @@
 //! Alert sinks receive alerts already in their deterministic order (event time, patient, kind);
 //! they write and flush, nothing more. Each kind a pipeline's `[[sinks]]` can name is a folder
 //! here: its config (checked with line-accurate problems by [`SinkKind::validate`]) and the sink
-//! it builds. Adding one is its folder and one line in the `sinks!` list below.
+//! it builds. Adding one is its folder and one line in the `components!` list below.
 
 use std::io;
 use std::path::Path;
 
 use thiserror::Error;
-use toml::Spanned;
-use toml::de::DeValue;
 
 use crate::alerting::Alert;
-use crate::component::{LineIndex, Problem, Section, deserialise};
+use crate::component::{Problem, Section};
 
 pub mod console;
 pub mod jsonl;
@@ -63,64 +61,16 @@ pub trait SinkKind {
     fn build(&self, cx: &SinkContext) -> Result<Box<dyn AlertSink>, SinkError>;
 }
 
-/// Declares the kinds of sink, by the `kind` a pipeline file names them with.
-macro_rules! sinks {
-    ($($(#[$doc:meta])* $kind:literal => $variant:ident($config:ty),)*) => {
-        /// Where alerts go: one of a pipeline's `[[sinks]]`, by its `kind`.
-        #[derive(Clone, Debug, PartialEq)]
-        pub enum SinkConfig {
-            $($(#[$doc])* $variant($config),)*
-        }
-
-        /// Every `kind` a `[[sinks]]` may have.
-        pub const KINDS: &[&str] = &[$($kind),*];
-
-        impl SinkConfig {
-            /// Reads a `[[sinks]]` table of kind `kind` (without `kind`); `None` when no sink has
-            /// that kind. Every problem goes to `problems`, with its line.
-            pub fn read(
-                kind: &str,
-                table: Spanned<DeValue<'_>>,
-                lines: &LineIndex,
-                section: &Section,
-                problems: &mut Vec<Problem>,
-            ) -> Option<Option<SinkConfig>> {
-                match kind {
-                    $($kind => Some(
-                        deserialise::<$config>(table, lines, section.line(), "sinks", problems)
-                            .map(|config| {
-                                problems.extend(SinkKind::validate(&config, section));
-                                SinkConfig::$variant(config)
-                            }),
-                    ),)*
-                    _ => None,
-                }
-            }
-
-            /// The sink's kind.
-            pub fn kind(&self) -> &dyn SinkKind {
-                match self {
-                    $(SinkConfig::$variant(config) => config,)*
-                }
-            }
-
-            /// The sink's kind, to resolve its paths.
-            pub fn kind_mut(&mut self) -> &mut dyn SinkKind {
-                match self {
-                    $(SinkConfig::$variant(config) => config,)*
-                }
-            }
-        }
-    };
-}
-
-sinks! {
-    /// One readable line per alert on standard output.
-    "console" => Console(console::ConsoleConfig),
-    /// One JSON object per line, in event-time order.
-    "jsonl" => Jsonl(jsonl::JsonlConfig),
-    /// A Kafka topic, keyed by patient, with an idempotent producer.
-    "kafka" => Kafka(kafka::KafkaSinkConfig),
+crate::component::components! {
+    /// Where alerts go: one of a pipeline's `[[sinks]]`, by its `kind`.
+    SinkConfig: dyn SinkKind, in "sinks", kinds KINDS {
+        /// One readable line per alert on standard output.
+        "console" => Console(console::ConsoleConfig),
+        /// One JSON object per line, in event-time order.
+        "jsonl" => Jsonl(jsonl::JsonlConfig),
+        /// A Kafka topic, keyed by patient, with an idempotent producer.
+        "kafka" => Kafka(kafka::KafkaSinkConfig),
+    }
 }
 
 /// Builds the alert sinks a pipeline names, plus a JSON lines file for `--alerts`.

@@ -7,7 +7,7 @@
 //!
 //! Each kind of source a pipeline can name is a folder here: its config (deserialised from the
 //! `[source]` section, checked with line-accurate problems by [`SourceKind::validate`]) and what
-//! it builds. Adding one is its folder and one line in the `sources!` list below.
+//! it builds. Adding one is its folder and one line in the `components!` list below.
 
 pub mod archive;
 pub mod jsonl;
@@ -22,10 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use thiserror::Error;
-use toml::Spanned;
-use toml::de::DeValue;
 
-use crate::component::{LineIndex, Problem, Section, deserialise};
+use crate::component::{Problem, Section};
 use crate::observation::{Observation, Rejection, Subject};
 
 /// Where a record was in its source: a Kafka partition and offset, or a line of a file.
@@ -285,68 +283,20 @@ pub trait SourceKind {
     fn build(&self, cx: &BuildContext) -> Result<Built, SourceError>;
 }
 
-/// Declares the kinds of source, by the `kind` a pipeline file names them with.
-macro_rules! sources {
-    ($($(#[$doc:meta])* $kind:literal => $variant:ident($config:ty),)*) => {
-        /// Where observations come from: a pipeline's `[source]`, by its `kind`.
-        #[derive(Clone, Debug, PartialEq)]
-        pub enum SourceConfig {
-            $($(#[$doc])* $variant($config),)*
-        }
-
-        /// Every `kind` a `[source]` may have.
-        pub const KINDS: &[&str] = &[$($kind),*];
-
-        impl SourceConfig {
-            /// Reads a `[source]` of kind `kind` (the table without `kind`); `None` when no source
-            /// has that kind. Every problem goes to `problems`, with its line.
-            pub fn read(
-                kind: &str,
-                table: Spanned<DeValue<'_>>,
-                lines: &LineIndex,
-                section: &Section,
-                problems: &mut Vec<Problem>,
-            ) -> Option<Option<SourceConfig>> {
-                match kind {
-                    $($kind => Some(
-                        deserialise::<$config>(table, lines, section.line(), "source", problems)
-                            .map(|config| {
-                                problems.extend(SourceKind::validate(&config, section));
-                                SourceConfig::$variant(config)
-                            }),
-                    ),)*
-                    _ => None,
-                }
-            }
-
-            /// The source's kind.
-            pub fn kind(&self) -> &dyn SourceKind {
-                match self {
-                    $(SourceConfig::$variant(config) => config,)*
-                }
-            }
-
-            /// The source's kind, to resolve its paths.
-            pub fn kind_mut(&mut self) -> &mut dyn SourceKind {
-                match self {
-                    $(SourceConfig::$variant(config) => config,)*
-                }
-            }
-        }
-    };
-}
-
-sources! {
-    /// The built-in deterministic cohort simulator.
-    "simulator" => Simulator(simulator::SimulatorConfig),
-    /// A file of wire-format JSON lines (`-`: standard input).
-    "jsonl" => Jsonl(jsonl::JsonlConfig),
-    /// PhysioNet/CinC 2019: a directory of hourly `.psv` files, one per patient.
-    "physionet2019" => Physionet2019(physionet::Physionet2019),
-    /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
-    "physionet2012" => Physionet2012(physionet::Physionet2012),
-    /// A Kafka topic of wire-format messages.
-    "kafka" => Kafka(kafka::KafkaSourceConfig),
+crate::component::components! {
+    /// Where observations come from: a pipeline's `[source]`, by its `kind`.
+    SourceConfig: dyn SourceKind, in "source", kinds KINDS {
+        /// The built-in deterministic cohort simulator.
+        "simulator" => Simulator(simulator::SimulatorConfig),
+        /// A file of wire-format JSON lines (`-`: standard input).
+        "jsonl" => Jsonl(jsonl::JsonlConfig),
+        /// PhysioNet/CinC 2019: a directory of hourly `.psv` files, one per patient.
+        "physionet2019" => Physionet2019(physionet::Physionet2019),
+        /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
+        "physionet2012" => Physionet2012(physionet::Physionet2012),
+        /// A Kafka topic of wire-format messages.
+        "kafka" => Kafka(kafka::KafkaSourceConfig),
+    }
 }
 
 /// How a source is named in the archive's `source` column.

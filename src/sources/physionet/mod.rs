@@ -56,43 +56,36 @@ impl DatasetConfig {
     }
 }
 
-/// The `[source]` of a PhysioNet/CinC 2019 replay.
+/// The `[source]` of a PhysioNet/CinC challenge replay of `YEAR` (2019 or 2012).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(transparent)]
-pub struct Physionet2019(pub DatasetConfig);
+pub struct Physionet<const YEAR: u16>(pub DatasetConfig);
 
-/// The `[source]` of a PhysioNet/CinC 2012 replay.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(transparent)]
-pub struct Physionet2012(pub DatasetConfig);
+/// PhysioNet/CinC 2019: hourly `.psv` files, one per patient.
+pub type Physionet2019 = Physionet<2019>;
 
-impl SourceKind for Physionet2019 {
+/// PhysioNet/CinC 2012: long-format `Time,Parameter,Value` files, one per stay.
+pub type Physionet2012 = Physionet<2012>;
+
+impl<const YEAR: u16> SourceKind for Physionet<YEAR> {
     fn name(&self) -> String {
-        "physionet2019".to_owned()
+        format!("physionet{YEAR}")
     }
+
     fn validate(&self, section: &Section) -> Vec<Problem> {
         self.0.validate(section)
     }
-    fn resolve_paths(&mut self, base: &Path) {
-        self.0.resolve_paths(base);
-    }
-    fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
-        Ok(Built::One(Box::new(Replay::physionet2019(&self.0)?)))
-    }
-}
 
-impl SourceKind for Physionet2012 {
-    fn name(&self) -> String {
-        "physionet2012".to_owned()
-    }
-    fn validate(&self, section: &Section) -> Vec<Problem> {
-        self.0.validate(section)
-    }
     fn resolve_paths(&mut self, base: &Path) {
         self.0.resolve_paths(base);
     }
+
     fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
-        Ok(Built::One(Box::new(Replay::physionet2012(&self.0)?)))
+        let replay = match YEAR {
+            2012 => Replay::physionet2012(&self.0)?,
+            _ => Replay::physionet2019(&self.0)?,
+        };
+        Ok(Built::One(Box::new(replay)))
     }
 }
 
