@@ -27,11 +27,8 @@ use arrow::array::{
     ArrayRef, RecordBatch, StringBuilder, StringDictionaryBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
-use super::{ALERTS, ArchiveError, DAY_US, date_of, format_err, io};
+use super::{ALERTS, ArchiveError, DAY_US, date_of, format_err, io, write_parquet, write_whole};
 use crate::alerting::Alert;
 
 /// The alerts dataset's Arrow schema.
@@ -100,19 +97,12 @@ impl AlertsWriter {
         fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         for (day, alerts) in std::mem::take(&mut self.buffered) {
             let dir = self.dir.join(format!("date={}", date_of(day)));
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
-            let tmp = dir.join(format!(".{name}.tmp"));
-            let path = dir.join(&name);
-            let file = File::create(&tmp).map_err(io(&tmp))?;
-            let file = encode(&alerts, file).map_err(|e| format_err(&tmp, e))?;
-            file.sync_all().map_err(io(&tmp))?;
-            drop(file);
-            fs::rename(&tmp, &path).map_err(io(&path))?;
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&dir))?;
+            write_whole(&dir, &name, |file, tmp| {
+                let batch = to_batch(&alerts).map_err(|e| format_err(tmp, e))?;
+                write_parquet(&batch, file).map_err(|e| format_err(tmp, e))
+            })?;
             self.written += alerts.len() as u64;
         }
         Ok(())
@@ -129,20 +119,6 @@ pub fn count(dir: &Path) -> Result<u64, ArchiveError> {
         total += reader.metadata().file_metadata().num_rows() as u64;
     }
     Ok(total)
-}
-
-fn encode<W: std::io::Write + Send>(
-    alerts: &[Alert],
-    out: W,
-) -> Result<W, parquet::errors::ParquetError> {
-    let batch = to_batch(alerts)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_dictionary_enabled(true)
-        .build();
-    let mut writer = ArrowWriter::try_new(out, schema(), Some(props))?;
-    writer.write(&batch)?;
-    writer.into_inner()
 }
 
 fn to_batch(alerts: &[Alert]) -> Result<RecordBatch, arrow::error::ArrowError> {

@@ -192,18 +192,13 @@ impl Delivered {
 
     /// Replaces the record under `dir` durably: a temporary file, fsynced, renamed.
     pub fn write(&self, dir: &Path) -> Result<(), ArchiveError> {
-        let meta = dir.join(META);
-        fs::create_dir_all(&meta).map_err(io(&meta))?;
-        let path = dir.join(DELIVERED_FILE);
-        let tmp = meta.join(".delivered.json.tmp");
-        let text = serde_json::to_vec(self).map_err(|e| format_err(&path, e))?;
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        std::io::Write::write_all(&mut file, &text).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        File::open(&meta)
-            .and_then(|d| d.sync_all())
-            .map_err(io(&meta))
+        let text =
+            serde_json::to_vec(self).map_err(|e| format_err(&dir.join(DELIVERED_FILE), e))?;
+        let name = DELIVERED_FILE.trim_start_matches("_vigil/");
+        write_whole(&dir.join(META), name, |mut file, tmp| {
+            std::io::Write::write_all(&mut file, &text).map_err(io(tmp))?;
+            Ok(file)
+        })
     }
 }
 
@@ -231,6 +226,40 @@ pub(crate) fn format_err(path: &Path, reason: impl ToString) -> ArchiveError {
         path: path.to_owned(),
         reason: reason.to_string(),
     }
+}
+
+/// Writes `name` under `dir` (created if needed) whole: `write` fills a temporary file (its name
+/// starts with `.`, so dataset readers skip it), which is fsynced, renamed to `name`, and the
+/// directory fsynced. A crash leaves the file complete or absent, never torn.
+pub(crate) fn write_whole(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(File, &Path) -> Result<File, ArchiveError>,
+) -> Result<(), ArchiveError> {
+    fs::create_dir_all(dir).map_err(io(dir))?;
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let path = dir.join(name);
+    let file = File::create(&tmp).map_err(io(&tmp))?;
+    let file = write(file, &tmp)?;
+    file.sync_all().map_err(io(&tmp))?;
+    drop(file);
+    fs::rename(&tmp, &path).map_err(io(&path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes `batch` as one Parquet file (zstd, dictionary-encoded strings) to `out`, and gives
+/// `out` back: the encoding of every dataset of the archive.
+pub(crate) fn write_parquet<W: std::io::Write + Send>(
+    batch: &RecordBatch,
+    out: W,
+) -> Result<W, parquet::errors::ParquetError> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_dictionary_enabled(true)
+        .build();
+    let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
+    writer.write(batch)?;
+    writer.into_inner()
 }
 
 /// A dictionary-encoded string column's type.
@@ -475,19 +504,11 @@ impl ArchiveWriter {
                 .dir
                 .join(OBSERVATIONS)
                 .join(format!("date={}", date_of(day)));
-            fs::create_dir_all(&dir).map_err(io(&dir))?;
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
-            let tmp = dir.join(format!(".{name}.tmp"));
-            let path = dir.join(&name);
-            let file = File::create(&tmp).map_err(io(&tmp))?;
-            let file = encode(&rows, &self.source, file).map_err(|e| format_err(&tmp, e))?;
-            file.sync_all().map_err(io(&tmp))?;
-            drop(file);
-            fs::rename(&tmp, &path).map_err(io(&path))?;
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io(&dir))?;
+            write_whole(&dir, &name, |file, tmp| {
+                encode(&rows, &self.source, file).map_err(|e| format_err(tmp, e))
+            })?;
             self.files_written += 1;
             self.rows_written += rows.len() as u64;
         }
@@ -503,14 +524,7 @@ pub fn encode<W: std::io::Write + Send>(
     source: &str,
     out: W,
 ) -> Result<W, parquet::errors::ParquetError> {
-    let batch = to_batch(rows, source)?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_dictionary_enabled(true)
-        .build();
-    let mut writer = ArrowWriter::try_new(out, schema(), Some(props))?;
-    writer.write(&batch)?;
-    writer.into_inner()
+    write_parquet(&to_batch(rows, source)?, out)
 }
 
 pub(crate) const DAY_US: i64 = 86_400_000_000;
