@@ -72,6 +72,22 @@ pub enum AlertEvent {
     Unreadable,
 }
 
+impl AlertEvent {
+    /// Its name, as it is serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlertEvent::Raised => "raised",
+            AlertEvent::Reminder => "reminder",
+            AlertEvent::Lowered => "lowered",
+            AlertEvent::Missing => "missing",
+            AlertEvent::Stale => "stale",
+            AlertEvent::Invalid => "invalid",
+            AlertEvent::Clock => "clock",
+            AlertEvent::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// How urgent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -610,6 +626,19 @@ fn total_text(score: &Score) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_event_is_named_as_it_is_serialised() {
+        use AlertEvent::*;
+        for event in [
+            Raised, Reminder, Lowered, Missing, Stale, Invalid, Clock, Unreadable,
+        ] {
+            assert_eq!(
+                serde_json::to_string(&event).unwrap(),
+                format!("\"{}\"", event.name())
+            );
+        }
+    }
     use crate::exact::Exact;
     use crate::news2::{self, AirOrOxygen, Input, Parameters, Scale};
     use crate::observation::Acvpu;

@@ -133,7 +133,7 @@ fn to_batch(alerts: &[Alert]) -> Result<RecordBatch, arrow::error::ArrowError> {
         patient.append_value(&a.patient);
         time.append_value(a.time_us);
         kind.append_value(a.kind.name());
-        event.append_value(json(&a.event).trim_matches('"'));
+        event.append_value(a.event.name());
         severity.append_value(a.severity.name());
         summary.append_value(&a.summary);
         response.append_value(&a.response);

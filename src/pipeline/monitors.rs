@@ -210,7 +210,7 @@ impl Ward {
             st.summary.alerts += 1;
             *st.summary
                 .alerts_by_kind
-                .entry(format!("{}/{}", a.kind.name(), event_name(a)))
+                .entry(format!("{}/{}", a.kind.name(), a.event.name()))
                 .or_default() += 1;
         }
     }
@@ -292,13 +292,6 @@ fn monitor_of<'a>(
 ) -> Option<&'a PatientMonitor> {
     let (patient, _) = set?.first()?.subject()?;
     patients.get(patient).map(|m| &**m)
-}
-
-fn event_name(a: &Alert) -> String {
-    serde_json::to_value(a.event)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 fn reschedule(
