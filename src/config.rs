@@ -629,6 +629,15 @@ mod defaults {
 mod tests {
     use super::*;
 
+    /// The problems a config that must not parse has, as `(line, message)`.
+    fn problems(text: &str) -> Vec<(Option<usize>, String)> {
+        let err = PipelineConfig::parse(text, None).unwrap_err();
+        err.problems
+            .into_iter()
+            .map(|p| (p.line, p.message))
+            .collect()
+    }
+
     #[test]
     fn durations_parse_and_print() {
         assert_eq!(Dur::parse("15m"), Ok(Dur::secs(900)));
@@ -685,12 +694,7 @@ deescalate_after = 0
 [bogus]
 x = 1
 ";
-        let err = PipelineConfig::parse(text, None).unwrap_err();
-        let got: Vec<(Option<usize>, &str)> = err
-            .problems
-            .iter()
-            .map(|p| (p.line, p.message.as_str()))
-            .collect();
+        let got = problems(text);
         assert_eq!(got.len(), 6, "{got:#?}");
         assert_eq!(got[0].0, Some(1)); // workers
         assert!(got[0].1.contains("`workers` must be between 1 and 256"));
@@ -716,12 +720,7 @@ x = 1
         assert_eq!(c.time.max_clock_skew, Dur::secs(300));
         let text = "[source]\nkind = \"simulator\"\n\n[time]\nallowed_lateness = \"20m\"\n\
                     clock_devices = 0\nmax_time_jump = \"10m\"\nmax_clock_skew = \"0s\"\n";
-        let err = PipelineConfig::parse(text, None).unwrap_err();
-        let got: Vec<(Option<usize>, &str)> = err
-            .problems
-            .iter()
-            .map(|p| (p.line, p.message.as_str()))
-            .collect();
+        let got = problems(text);
         assert_eq!(got.len(), 3, "{got:#?}");
         assert_eq!(got[0].0, Some(6));
         assert!(
@@ -766,12 +765,7 @@ kind = \"jsonl\"
 path = \"a.jsonl\"
 colour = \"red\"
 ";
-        let err = PipelineConfig::parse(text, None).unwrap_err();
-        let got: Vec<(Option<usize>, &str)> = err
-            .problems
-            .iter()
-            .map(|p| (p.line, p.message.as_str()))
-            .collect();
+        let got = problems(text);
         let at = |line: usize, part: &str| {
             assert!(
                 got.iter()

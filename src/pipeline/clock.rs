@@ -279,7 +279,7 @@ impl<T> PartitionClock<T> {
         let now = self.now;
         let device = self.devices.entry(key).or_insert_with(|| Device::new(now));
         device.heard_at = now;
-        self.clock = Some(self.clock.unwrap_or(i64::MIN).max(clock_us));
+        self.raise(clock_us);
         self.accept(key, time_us);
     }
 
@@ -435,12 +435,10 @@ impl<T> PartitionClock<T> {
             return;
         }
         claims.sort_unstable_by(|a, b| b.cmp(a));
-        self.clock = Some(claims[k - 1]);
+        let jumped = claims[k - 1];
+        self.clock = Some(jumped);
         // Release what the jump makes believable, in arrival order; the rest waits on.
-        let jump = self
-            .clock
-            .unwrap_or(clock)
-            .saturating_add(self.settings.max_jump_us);
+        let jump = jumped.saturating_add(self.settings.max_jump_us);
         let mut still = VecDeque::with_capacity(self.waiting.len());
         for w in std::mem::take(&mut self.waiting) {
             if w.time_us <= jump {

@@ -48,7 +48,7 @@ pub struct Dedup {
     by_second: BTreeMap<i64, Keys>,
     /// The first second still kept in `by_second`: earlier ones are forgotten.
     floor_s: i64,
-    behind: HashSet<Fingerprint, foldhash::fast::FixedState>,
+    behind: Keys,
     /// The keys of `behind` by the floor at which they are forgotten, oldest arrival first.
     behind_until: BTreeMap<i64, VecDeque<Fingerprint>>,
     max_behind: usize,
@@ -72,7 +72,7 @@ impl Dedup {
             hot: Keys::default(),
             by_second: BTreeMap::new(),
             floor_s: i64::MIN,
-            behind: HashSet::default(),
+            behind: Keys::default(),
             behind_until: BTreeMap::new(),
             max_behind: MAX_BEHIND,
             horizon_s: (horizon_us + 999_999) / 1_000_000,

@@ -142,6 +142,8 @@ struct Shared {
     archived: Arc<ArchivedOffsets>,
     name: String,
     delivery: Arc<Delivery>,
+    /// How often each worker flushes its archive (and the alerts dataset is written to).
+    flush_every: std::time::Duration,
     clock: clock::ClockSettings,
     /// A resumed run: every partition's clock starts at least here.
     resume_clock_us: Option<i64>,
@@ -194,6 +196,7 @@ fn execute(
         archived,
         name: name.to_owned(),
         delivery: Arc::new(Delivery::new(workers)),
+        flush_every,
         clock: clock::ClockSettings {
             devices: config.time.clock_devices,
             tick_us,
@@ -317,7 +320,7 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
         side: Some(SideOutputs::new(archive, shared.files.clone())),
         stop: shared.options.stop.clone().unwrap_or_default(),
         exit_when_idle: shared.options.exit_when_idle,
-        flush_every: shared.options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY),
+        flush_every: shared.flush_every,
         delivery: Arc::clone(&shared.delivery),
         worker: index,
         peers: worker.peers() as u64,

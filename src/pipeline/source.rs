@@ -346,13 +346,8 @@ impl Reader {
             self.partitions[p].clock.raise(floor);
         }
         let (key, time_us) = key_and_time(&event);
+        let slot = self.slot(p, event, at, ingest_us);
         let part = &mut self.partitions[p];
-        let slot = Slot {
-            event,
-            at,
-            ingest_us,
-            seq: self.archiving.then(|| part.order.reserve()),
-        };
         let judged = if src.time_ordered() {
             part.clock.follow(key, time_us, time_us);
             Judged::Now(Verdict::OnTime)
@@ -370,6 +365,18 @@ impl Reader {
             self.settle_all(p, src, cap_tick, false);
         } else if self.archiving {
             self.archive_ready(p);
+        }
+    }
+
+    /// A record of partition `p` on its way to its verdict, with its place in the partition's
+    /// archive order when there is an archive.
+    fn slot(&mut self, p: usize, event: Event, at: Option<Position>, ingest_us: i64) -> Slot {
+        let seq = self.archiving.then(|| self.partitions[p].order.reserve());
+        Slot {
+            event,
+            at,
+            ingest_us,
+            seq,
         }
     }
 
@@ -413,13 +420,8 @@ impl Reader {
             self.partitions[p].dedup.first(obs);
         }
         let (key, time_us) = key_and_time(&event);
+        let slot = self.slot(p, event, at, a.ingest_us);
         let part = &mut self.partitions[p];
-        let slot = Slot {
-            event,
-            at,
-            ingest_us: a.ingest_us,
-            seq: self.archiving.then(|| part.order.reserve()),
-        };
         let verdict = match a.verdict {
             Recorded::OnTime => {
                 part.clock.follow(key, time_us, a.clock_us);
