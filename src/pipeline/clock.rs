@@ -6,7 +6,10 @@
 //! partition (`[time] clock_devices`, 2 by default), counting only devices whose times it has
 //! accepted lately (a device silent for [`IDLE`] stops holding it back, so a partition with one
 //! device sending follows that device). One device whose clock runs ahead is the most advanced
-//! and moves nothing. A record is then judged against the clock, in this order:
+//! and moves nothing; while fewer than `k` devices have been accepted, the clock follows the
+//! leaders only if no other device heard lately (late, or not judged yet) holds it back, so a
+//! device a minute ahead that happens to be accepted first cannot make every other device late.
+//! A record is then judged against the clock, in this order:
 //!
 //! * more than `max_clock_skew` ahead of the wall clock at ingest (live sources only): **held**;
 //! * more than `max_time_jump` behind the clock: **held** (a device reset to 2000);
@@ -99,6 +102,9 @@ struct Device {
     heard_at: Instant,
     /// Its times were judged wrong, and it has sent none that could be believed since.
     wrong: bool,
+    /// Its latest record was not held and does not wait for a jump: while fewer than `k`
+    /// devices are accepted, it holds the clock back (see [`PartitionClock::follow_top`]).
+    counts: bool,
 }
 
 impl Device {
@@ -109,6 +115,7 @@ impl Device {
             accepted_at: now,
             heard_at: now,
             wrong: false,
+            counts: true,
         }
     }
 }
@@ -360,6 +367,8 @@ impl<T> PartitionClock<T> {
                 at_us: c,
             }))
         };
+        // Held, or waiting for a jump, it no longer holds the clock back; late, it does.
+        device.counts = false;
         if let Some(skew) = wall_skew_us {
             return hold(HoldKind::WallClock, skew);
         }
@@ -369,6 +378,7 @@ impl<T> PartitionClock<T> {
         }
         let tick = |us: i64| us.div_euclid(s.tick_us);
         if tick(time_us) < tick(c.saturating_sub(s.lateness_us)) {
+            device.counts = true;
             return Judged::Now(Verdict::Late);
         }
         if offset > s.max_jump_us {
@@ -378,7 +388,9 @@ impl<T> PartitionClock<T> {
             }
             return Judged::Waits;
         }
-        accept_into(device, top, clock, s.devices, now, key, time_us);
+        if accept_into(device, top, now, s.devices, key, time_us) {
+            self.follow_top();
+        }
         if !self.waiting.is_empty() {
             self.decide_waiting(out);
         }
@@ -389,8 +401,34 @@ impl<T> PartitionClock<T> {
     fn accept(&mut self, key: u64, time_us: i64) {
         let now = self.now;
         let k = self.settings.devices;
-        if let Some(device) = self.devices.get_mut(&key) {
-            accept_into(device, &mut self.top, &mut self.clock, k, now, key, time_us);
+        if let Some(device) = self.devices.get_mut(&key)
+            && accept_into(device, &mut self.top, now, k, key, time_us)
+        {
+            self.follow_top();
+        }
+    }
+
+    /// The clock follows the `k`-th most advanced device accepted lately. While fewer than `k`
+    /// are, it follows the last of them only if no other device heard lately holds it back
+    /// (one whose records are late or not judged yet): otherwise one device running a minute
+    /// ahead, accepted first, would make every other device's records late, and they would
+    /// never be accepted to take the clock back.
+    fn follow_top(&mut self) {
+        let k = self.settings.devices;
+        if self.top.len() < k {
+            let now = self.now;
+            let holding = self
+                .devices
+                .values()
+                .filter(|d| d.counts && now.saturating_duration_since(d.heard_at) < IDLE)
+                .take(k)
+                .count();
+            if self.top.len() < holding {
+                return;
+            }
+        }
+        if let Some(&(_, kth)) = self.top.last() {
+            self.clock = Some(self.clock.unwrap_or(kth).max(kth));
         }
     }
 
@@ -408,9 +446,7 @@ impl<T> PartitionClock<T> {
         live.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         live.truncate(self.settings.devices);
         self.top = live;
-        if let Some(&(_, kth)) = self.top.last() {
-            self.clock = Some(self.clock.unwrap_or(kth).max(kth));
-        }
+        self.follow_top();
     }
 
     /// Moves the clock forward if `k` devices heard from lately (or all of them, if fewer)
@@ -490,6 +526,7 @@ impl<T> PartitionClock<T> {
         let clock = self.clock.unwrap_or(w.time_us);
         if let Some(device) = self.devices.get_mut(&w.key) {
             device.wrong = true;
+            device.counts = false;
         }
         let hold = Hold {
             kind: HoldKind::Ahead,
@@ -500,25 +537,25 @@ impl<T> PartitionClock<T> {
     }
 }
 
-/// An on-time record of `device` (`key`): its latest time, the leading devices (`top`, at most
-/// `k`, most advanced first) and the clock, which follows the last of them.
+/// An on-time record of `device` (`key`): its latest time and the leading devices (`top`, at
+/// most `k`, most advanced first), and whether those changed: then the clock follows them.
 fn accept_into(
     device: &mut Device,
     top: &mut Vec<(u64, i64)>,
-    clock: &mut Option<i64>,
-    k: usize,
     now: Instant,
+    k: usize,
     key: u64,
     time_us: i64,
-) {
+) -> bool {
     device.accepted_at = now;
     device.wrong = false;
+    device.counts = true;
     // Out of order within its device it cannot lead any further, but a device that was
     // silent is back among the leaders if it leads.
     let latest = device.latest.max(time_us);
     device.latest = latest;
     match top.iter().position(|(d, _)| *d == key) {
-        Some(i) if top[i].1 == latest => return,
+        Some(i) if top[i].1 == latest => return false,
         Some(i) => top[i].1 = latest,
         None if top.len() < k => top.push((key, latest)),
         None if top.last().is_some_and(|(_, t)| latest > *t) => {
@@ -526,12 +563,10 @@ fn accept_into(
                 *last = (key, latest);
             }
         }
-        None => return,
+        None => return false,
     }
     top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    if let Some(&(_, kth)) = top.last() {
-        *clock = Some(clock.unwrap_or(kth).max(kth));
-    }
+    true
 }
 
 #[cfg(test)]

@@ -154,6 +154,57 @@ fn a_first_record_from_a_wrong_clock_does_not_set_the_time() {
 }
 
 #[test]
+fn a_device_a_little_ahead_and_accepted_first_does_not_make_the_others_late() {
+    // Device 1 runs 100 s ahead (believable: within the jump), and its records come first.
+    let mut records: Vec<(u64, i64)> = (0..5).map(|s| (1, T0 + (100 + s) * S)).collect();
+    for s in 0..300 {
+        records.extend((1..=3).map(|d| (d, T0 + s * S + if d == 1 { 105 * S } else { 0 })));
+    }
+    let mut clock = PartitionClock::new(settings());
+    let verdicts = run(&mut clock, &records);
+    assert!(
+        verdicts.iter().all(|v| *v == Some(Verdict::OnTime)),
+        "{verdicts:?}"
+    );
+    // It follows the second most advanced device, not the one ahead.
+    assert_eq!(clock.clock_us(), Some(T0 + 299 * S));
+}
+
+#[test]
+fn devices_back_from_silence_take_the_clock_back_from_one_running_ahead() {
+    let mut clock = PartitionClock::new(settings());
+    let mut out = Vec::new();
+    let start = Instant::now();
+    clock.begin(start, &mut out);
+    for (i, device) in [1, 2, 3].into_iter().enumerate() {
+        offer(&mut clock, device, T0, T0, i, &mut out);
+    }
+    // Devices 2 and 3 fall silent while device 1, 100 s ahead, goes on alone.
+    clock.begin(start + IDLE, &mut out);
+    offer(&mut clock, 1, T0 + 130 * S, T0, 3, &mut out);
+    assert_eq!(clock.clock_us(), Some(T0 + 130 * S));
+    out.clear();
+    // They come back at the ward's time: late while behind the clock, until they catch up
+    // with it; from then on the clock follows them again, not device 1.
+    let mut item = 4;
+    for s in 31..200 {
+        clock.begin(
+            start + IDLE + std::time::Duration::from_millis(s as u64),
+            &mut out,
+        );
+        for d in [1, 2, 3] {
+            let time = T0 + s * S + if d == 1 { 100 * S } else { 0 };
+            offer(&mut clock, d, time, T0, item, &mut out);
+            item += 1;
+        }
+    }
+    let late = out.iter().filter(|(_, v)| *v == Verdict::Late).count();
+    assert!(late < 2 * 80, "{late} late");
+    assert!(out.iter().all(|(_, v)| !matches!(v, Verdict::Held(_))));
+    assert_eq!(clock.clock_us(), Some(T0 + 199 * S));
+}
+
+#[test]
 fn a_partition_with_one_device_follows_it_through_a_jump() {
     let records: Vec<(u64, i64)> = (0..100)
         .map(|s| (1, T0 + s * S + if s >= 50 { 86_400 * S } else { 0 }))
