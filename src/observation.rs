@@ -38,6 +38,8 @@ use thiserror::Error;
 
 use crate::exact::Exact;
 
+pub use kinds::{Code, Delivery, Detail, DetailError, DeviceStatus, Method};
+
 /// The largest message the wire format accepts.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -59,11 +61,23 @@ pub enum Vital {
     DiastolicBp,
     HeartRate,
     Consciousness,
+    /// Wire format v1.1: glucose, mg/dL (CGM or meter).
+    Glucose,
+    /// Insulin delivered: a bolus (U) or a basal rate (U/h).
+    Insulin,
+    /// An insulin pump's event (suspend, occlusion, ...).
+    PumpEvent,
+    /// A medication dose taken or skipped.
+    Medication,
+    /// An inhaler puff.
+    Inhaler,
+    /// What a device says of itself: battery, signal, sensor session, error.
+    DeviceStatus,
 }
 
 impl Vital {
-    /// Every vital, in wire-name order of `DESIGN.md`.
-    pub const ALL: [Vital; 8] = [
+    /// The bedside vitals of wire format v1, in wire-name order of `DESIGN.md`.
+    pub const BEDSIDE: [Vital; 8] = [
         Vital::RespiratoryRate,
         Vital::Spo2,
         Vital::SupplementalOxygen,
@@ -73,6 +87,42 @@ impl Vital {
         Vital::HeartRate,
         Vital::Consciousness,
     ];
+
+    /// Every kind, v1's vitals then v1.1's device kinds.
+    pub const ALL: [Vital; 14] = [
+        Vital::RespiratoryRate,
+        Vital::Spo2,
+        Vital::SupplementalOxygen,
+        Vital::Temperature,
+        Vital::SystolicBp,
+        Vital::DiastolicBp,
+        Vital::HeartRate,
+        Vital::Consciousness,
+        Vital::Glucose,
+        Vital::Insulin,
+        Vital::PumpEvent,
+        Vital::Medication,
+        Vital::Inhaler,
+        Vital::DeviceStatus,
+    ];
+
+    /// The kinds with a rolling window (numeric ones): the bedside vitals, glucose and insulin.
+    pub const WINDOWED: usize = 10;
+
+    /// Whether it is one of v1's bedside vitals.
+    pub fn is_bedside(self) -> bool {
+        (self as usize) < Vital::BEDSIDE.len()
+    }
+
+    /// Its window's index, if it has one.
+    pub fn window(self) -> Option<usize> {
+        ((self as usize) < Vital::WINDOWED).then_some(self as usize)
+    }
+
+    /// Whether its `value` is a code (a pump event, a dose, a puff).
+    pub fn is_coded(self) -> bool {
+        matches!(self, Vital::PumpEvent | Vital::Medication | Vital::Inhaler)
+    }
 
     /// The name on the wire (`heart_rate`).
     pub fn wire_name(self) -> &'static str {
@@ -85,6 +135,12 @@ impl Vital {
             Vital::DiastolicBp => "diastolic_bp",
             Vital::HeartRate => "heart_rate",
             Vital::Consciousness => "consciousness",
+            Vital::Glucose => "glucose",
+            Vital::Insulin => "insulin",
+            Vital::PumpEvent => "pump_event",
+            Vital::Medication => "medication",
+            Vital::Inhaler => "inhaler",
+            Vital::DeviceStatus => "device_status",
         }
     }
 
@@ -99,10 +155,17 @@ impl Vital {
             Vital::DiastolicBp => "diastolic blood pressure",
             Vital::HeartRate => "heart rate",
             Vital::Consciousness => "consciousness level",
+            Vital::Glucose => "glucose",
+            Vital::Insulin => "insulin dose",
+            Vital::PumpEvent => "pump event",
+            Vital::Medication => "medication dose",
+            Vital::Inhaler => "inhaler use",
+            Vital::DeviceStatus => "device status",
         }
     }
 
-    /// The units a message may carry for this vital; empty for consciousness (no unit).
+    /// The units a message may carry for this vital; empty for those without a unit
+    /// (consciousness, and the coded kinds).
     pub fn accepted_units(self) -> &'static [Unit] {
         match self {
             Vital::RespiratoryRate | Vital::HeartRate => &[Unit::PerMinute],
@@ -112,7 +175,13 @@ impl Vital {
             Vital::SystolicBp | Vital::DiastolicBp => {
                 &[Unit::MillimetresOfMercury, Unit::Kilopascal]
             }
-            Vital::Consciousness => &[],
+            Vital::Glucose => &[Unit::MilligramsPerDecilitre, Unit::MillimolesPerLitre],
+            Vital::Insulin => &[Unit::InsulinUnits, Unit::InsulinUnitsPerHour],
+            Vital::Consciousness
+            | Vital::PumpEvent
+            | Vital::Medication
+            | Vital::Inhaler
+            | Vital::DeviceStatus => &[],
         }
     }
 }
@@ -153,11 +222,19 @@ pub enum Unit {
     Kilopascal,
     /// `L/min`: oxygen flow; 0 means room air.
     LitresPerMinute,
+    /// `mg/dL`: glucose.
+    MilligramsPerDecilitre,
+    /// `mmol/L`: glucose, converted to mg/dL (× 18.016, glucose's molar mass over 10).
+    MillimolesPerLitre,
+    /// `U`: insulin units (a bolus).
+    InsulinUnits,
+    /// `U/h`: insulin units per hour (a basal rate).
+    InsulinUnitsPerHour,
 }
 
 impl Unit {
     /// Every unit.
-    pub const ALL: [Unit; 8] = [
+    pub const ALL: [Unit; 12] = [
         Unit::PerMinute,
         Unit::Percent,
         Unit::Fraction,
@@ -166,6 +243,10 @@ impl Unit {
         Unit::MillimetresOfMercury,
         Unit::Kilopascal,
         Unit::LitresPerMinute,
+        Unit::MilligramsPerDecilitre,
+        Unit::MillimolesPerLitre,
+        Unit::InsulinUnits,
+        Unit::InsulinUnitsPerHour,
     ];
 
     /// The UCUM code.
@@ -179,6 +260,10 @@ impl Unit {
             Unit::MillimetresOfMercury => "mm[Hg]",
             Unit::Kilopascal => "kPa",
             Unit::LitresPerMinute => "L/min",
+            Unit::MilligramsPerDecilitre => "mg/dL",
+            Unit::MillimolesPerLitre => "mmol/L",
+            Unit::InsulinUnits => "U",
+            Unit::InsulinUnitsPerHour => "U/h",
         }
     }
 
@@ -236,11 +321,14 @@ impl fmt::Display for Acvpu {
     }
 }
 
-/// A value as sent: a number, or an ACVPU letter for consciousness.
+/// A value as sent: a number, an ACVPU letter for consciousness, a code for the coded kinds, or
+/// none (device status).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Value {
     Number(f64),
     Acvpu(Acvpu),
+    Code(Code),
+    None,
 }
 
 impl fmt::Display for Value {
@@ -248,6 +336,8 @@ impl fmt::Display for Value {
         match self {
             Value::Number(n) => write!(f, "{n}"),
             Value::Acvpu(a) => write!(f, "{a}"),
+            Value::Code(c) => write!(f, "{c}"),
+            Value::None => f.write_str("none"),
         }
     }
 }
@@ -271,15 +361,20 @@ impl OxygenDelivery {
     }
 }
 
-/// A validated value in the unit NEWS2 reads: /min, %, °C, mmHg.
+/// A validated value in the unit its rules read: /min, %, °C, mmHg, mg/dL, U or U/h.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reading {
-    /// Respiratory rate or heart rate (/min), SpO2 (%), temperature (°C), blood pressure (mmHg).
+    /// Respiratory rate or heart rate (/min), SpO2 (%), temperature (°C), blood pressure (mmHg),
+    /// glucose (mg/dL), insulin (U or U/h).
     Quantity(Exact),
     /// Supplemental oxygen.
     Oxygen(OxygenDelivery),
     /// Consciousness.
     Consciousness(Acvpu),
+    /// A pump event, a dose or a puff.
+    Code(Code),
+    /// A device's status (in the observation's detail).
+    Status,
 }
 
 /// A value that is not a possible observation of its vital.
@@ -297,6 +392,14 @@ pub enum InvalidValue {
     WrongUnit { vital: Vital, unit: String },
     #[error("`unit` must be absent for consciousness (ACVPU has no unit), found {unit:?}")]
     UnitNotAllowed { unit: String },
+    #[error("`unit` must be absent for {vital}, found {unit:?}")]
+    NoUnit { vital: Vital, unit: String },
+    #[error("`value` must be one of {} for {vital}, found {found}", Code::accepted(*vital))]
+    UnknownCode { vital: Vital, found: String },
+    #[error("`value` must be absent for device_status (its fields say it), found {found}")]
+    ValueNotAllowed { found: String },
+    #[error(transparent)]
+    Detail(#[from] DetailError),
     #[error(
         "`value` {} {unit}{} is not a possible {} ({} to {} {})",
         show(*value), converted(*value, *unit, *canonical),
@@ -338,6 +441,7 @@ fn converted(value: f64, unit: Unit, canonical: Option<f64>) -> String {
             let target = match unit {
                 Unit::Fahrenheit => "Cel",
                 Unit::Kilopascal => "mm[Hg]",
+                Unit::MillimolesPerLitre => "mg/dL",
                 _ => "%",
             };
             format!(" (= {} {target})", (c * 100.0).round() / 100.0)
@@ -359,12 +463,25 @@ fn possible_range(vital: Vital, unit: Unit) -> (i64, i64, &'static str) {
         (Vital::DiastolicBp, _) => (5, 250, "mm[Hg]"),
         (Vital::SupplementalOxygen, Unit::LitresPerMinute) => (0, 80, "L/min"),
         (Vital::SupplementalOxygen, _) => (21, 100, "%"),
-        (Vital::Consciousness, _) => (0, 0, ""),
+        (Vital::Glucose, _) => (10, 1500, "mg/dL"),
+        (Vital::Insulin, Unit::InsulinUnitsPerHour) => (0, 50, "U/h"),
+        (Vital::Insulin, _) => (0, 100, "U"),
+        (
+            Vital::Consciousness
+            | Vital::PumpEvent
+            | Vital::Medication
+            | Vital::Inhaler
+            | Vital::DeviceStatus,
+            _,
+        ) => (0, 0, ""),
     }
 }
 
 /// Checks a value against its vital and unit and converts it to the canonical unit, exactly.
 pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, InvalidValue> {
+    if vital.is_coded() || vital == Vital::DeviceStatus {
+        return read_unitless(vital, value, unit);
+    }
     if vital == Vital::Consciousness {
         if let Some(unit) = unit {
             return Err(InvalidValue::UnitNotAllowed {
@@ -374,6 +491,12 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
         return match value {
             Value::Acvpu(level) => Ok(Reading::Consciousness(level)),
             Value::Number(n) => Err(InvalidValue::ExpectedAcvpu { found: show(n) }),
+            Value::Code(c) => Err(InvalidValue::ExpectedAcvpu {
+                found: format!("{:?}", c.wire_name()),
+            }),
+            Value::None => Err(InvalidValue::ExpectedAcvpu {
+                found: "nothing".into(),
+            }),
         };
     }
     let number = match value {
@@ -382,6 +505,18 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
             return Err(InvalidValue::ExpectedNumber {
                 vital,
                 found: format!("{:?}", a.letter()),
+            });
+        }
+        Value::Code(c) => {
+            return Err(InvalidValue::ExpectedNumber {
+                vital,
+                found: format!("{:?}", c.wire_name()),
+            });
+        }
+        Value::None => {
+            return Err(InvalidValue::ExpectedNumber {
+                vital,
+                found: "nothing".into(),
             });
         }
     };
@@ -413,6 +548,8 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
         Unit::Fahrenheit => raw.add_integer(-32).and_then(|c| c.mul_ratio(5, 9)),
         // 1 mmHg = 101325/760 Pa, so 1 kPa = 760000/101325 mmHg.
         Unit::Kilopascal => raw.mul_ratio(760_000, 101_325),
+        // Glucose, 180.16 g/mol: 1 mmol/L = 18.016 mg/dL.
+        Unit::MillimolesPerLitre => raw.mul_ratio(18_016, 1000),
         _ => Some(raw),
     }
     .ok_or_else(|| impossible(None))?;
@@ -426,6 +563,31 @@ pub fn read(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, I
         (Vital::SupplementalOxygen, _) => Reading::Oxygen(OxygenDelivery::Fio2(canonical)),
         _ => Reading::Quantity(canonical),
     })
+}
+
+/// A coded kind's value (a code of that kind, no unit), or device status (no value, no unit).
+fn read_unitless(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Reading, InvalidValue> {
+    if let Some(unit) = unit {
+        return Err(InvalidValue::NoUnit {
+            vital,
+            unit: unit.ucum().to_owned(),
+        });
+    }
+    let found = || match value {
+        Value::Number(n) => show(n),
+        Value::Acvpu(a) => format!("{:?}", a.letter()),
+        Value::Code(c) => format!("{:?}", c.wire_name()),
+        Value::None => "nothing".to_owned(),
+    };
+    match (vital, value) {
+        (Vital::DeviceStatus, Value::None) => Ok(Reading::Status),
+        (Vital::DeviceStatus, _) => Err(InvalidValue::ValueNotAllowed { found: found() }),
+        (_, Value::Code(code)) if code.vital() == vital => Ok(Reading::Code(code)),
+        _ => Err(InvalidValue::UnknownCode {
+            vital,
+            found: found(),
+        }),
+    }
 }
 
 /// A patient or device identifier: 1–64 characters, no control characters. A pseudonym, never a
@@ -643,6 +805,9 @@ pub struct Observation {
     vital: Vital,
     value: Value,
     unit: Option<Unit>,
+    /// The fields of a v1.1 kind beyond value and unit (shared: rarely more than a byte, and a
+    /// bedside vital has none).
+    detail: Option<std::sync::Arc<Detail>>,
 }
 
 /// An [`Observation`]'s fields as deserialized, before they are checked.
@@ -654,13 +819,17 @@ struct Fields {
     vital: Vital,
     value: Value,
     unit: Option<Unit>,
+    detail: Option<std::sync::Arc<Detail>>,
 }
 
 impl TryFrom<Fields> for Observation {
     type Error = InvalidValue;
 
     fn try_from(f: Fields) -> Result<Observation, InvalidValue> {
-        Observation::new(f.patient, f.device, f.time, f.vital, f.value, f.unit)
+        let detail = f.detail.map(std::sync::Arc::unwrap_or_clone);
+        Observation::with_detail(
+            f.patient, f.device, f.time, f.vital, f.value, f.unit, detail,
+        )
     }
 }
 
@@ -674,7 +843,22 @@ impl Observation {
         value: Value,
         unit: Option<Unit>,
     ) -> Result<Observation, InvalidValue> {
+        Observation::with_detail(patient, device, time, vital, value, unit, None)
+    }
+
+    /// Builds an observation of any kind, checking the value against the vital and unit, and
+    /// the detail against the kind.
+    pub fn with_detail(
+        patient: Identifier,
+        device: Option<Identifier>,
+        time: EventTime,
+        vital: Vital,
+        value: Value,
+        unit: Option<Unit>,
+        detail: Option<Detail>,
+    ) -> Result<Observation, InvalidValue> {
         read(vital, value, unit)?;
+        kinds::check(vital, unit, detail.as_ref())?;
         Ok(Observation {
             patient,
             device,
@@ -682,6 +866,7 @@ impl Observation {
             vital,
             value,
             unit,
+            detail: detail.map(std::sync::Arc::new),
         })
     }
 
@@ -752,6 +937,9 @@ impl Observation {
             vital,
         });
 
+        if !vital.is_bedside() {
+            return Observation::decode_device(patient, device, time, vital, &wire);
+        }
         let raw_value = required(wire.value, "value")?;
         let value = match json_kind(raw_value) {
             "a number" => Value::Number(serde_json::from_str(raw_value.get()).map_err(|_| {
@@ -807,8 +995,111 @@ impl Observation {
         Ok(Observation::new(patient, device, time, vital, value, unit)?)
     }
 
+    /// The rest of a v1.1 device kind's message: its value (a number, a code or none), its unit
+    /// and its detail.
+    fn decode_device(
+        patient: Identifier,
+        device: Option<Identifier>,
+        time: EventTime,
+        vital: Vital,
+        wire: &WireFields<'_>,
+    ) -> Result<Observation, DecodeError> {
+        let value = match wire.value.filter(|raw| raw.get() != "null") {
+            None if vital == Vital::DeviceStatus => Value::None,
+            None => return Err(DecodeError::MissingField { field: "value" }),
+            Some(raw) => match json_kind(raw) {
+                "a number" => Value::Number(serde_json::from_str(raw.get()).map_err(|_| {
+                    DecodeError::WrongType {
+                        field: "value",
+                        expected: "a finite number",
+                        found: quote(raw.get()),
+                    }
+                })?),
+                "a string" if vital.is_coded() => {
+                    let code = string_field(raw, "value")?;
+                    Value::Code(Code::parse(vital, &code).ok_or_else(|| {
+                        InvalidValue::UnknownCode {
+                            vital,
+                            found: format!("{:?}", quote(&code)),
+                        }
+                    })?)
+                }
+                found if vital.is_coded() => {
+                    return Err(InvalidValue::UnknownCode {
+                        vital,
+                        found: found.to_owned(),
+                    }
+                    .into());
+                }
+                found if vital == Vital::DeviceStatus => {
+                    return Err(InvalidValue::ValueNotAllowed {
+                        found: found.to_owned(),
+                    }
+                    .into());
+                }
+                found => {
+                    return Err(InvalidValue::ExpectedNumber {
+                        vital,
+                        found: found.to_owned(),
+                    }
+                    .into());
+                }
+            },
+        };
+        let unit = match wire.unit.filter(|raw| raw.get() != "null") {
+            Some(raw) => {
+                let code = string_field(raw, "unit")?;
+                match Unit::from_ucum(&code) {
+                    Some(unit) if vital.accepted_units().contains(&unit) => Some(unit),
+                    _ if vital.accepted_units().is_empty() => {
+                        return Err(InvalidValue::NoUnit {
+                            vital,
+                            unit: quote(&code),
+                        }
+                        .into());
+                    }
+                    _ => {
+                        return Err(InvalidValue::WrongUnit {
+                            vital,
+                            unit: quote(&code),
+                        }
+                        .into());
+                    }
+                }
+            }
+            None => None,
+        };
+        read(vital, value, unit)?;
+        let raw = wire.detail()?;
+        let detail = kinds::detail(vital, unit, &raw).map_err(InvalidValue::from)?;
+        Ok(Observation::with_detail(
+            patient, device, time, vital, value, unit, detail,
+        )?)
+    }
+
+    /// A device kind's detail from the JSON object of its fields (as the archive keeps them).
+    pub fn detail_from_json(
+        vital: Vital,
+        unit: Option<Unit>,
+        json: &str,
+    ) -> Result<Detail, DecodeError> {
+        let wire: WireFields<'_> =
+            serde_json::from_str(json).map_err(|e| DecodeError::NotJson {
+                reason: e.to_string(),
+            })?;
+        let raw = wire.detail()?;
+        kinds::detail(vital, unit, &raw)
+            .map_err(InvalidValue::from)?
+            .ok_or(DecodeError::Value(InvalidValue::Detail(
+                DetailError::Absent { vital },
+            )))
+    }
+
     /// Encodes the observation in the wire format (one line of JSON, no trailing newline).
     pub fn to_json(&self) -> String {
+        if let Some(detail) = &self.detail {
+            return self.to_json_with(detail);
+        }
         let wire = WireOut {
             patient: self.patient.as_str(),
             device: self.device.as_ref().map(Identifier::as_str),
@@ -817,11 +1108,42 @@ impl Observation {
             value: match self.value {
                 Value::Number(n) => WireValue::Number(n),
                 Value::Acvpu(a) => WireValue::Letter(a.letter()),
+                Value::Code(c) => WireValue::Letter(c.wire_name()),
+                Value::None => WireValue::Letter(""),
             },
             unit: self.unit.map(Unit::ucum),
         };
         // Serialising plain strings and finite numbers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// The wire format of a device kind: the v1 fields, then its detail's.
+    fn to_json_with(&self, detail: &Detail) -> String {
+        use serde_json::Value as J;
+        let mut m = serde_json::Map::new();
+        m.insert("patient".into(), J::from(self.patient.as_str()));
+        if let Some(d) = &self.device {
+            m.insert("device".into(), J::from(d.as_str()));
+        }
+        m.insert("time".into(), J::from(self.time.to_rfc3339()));
+        m.insert("vital".into(), J::from(self.vital.wire_name()));
+        match self.value {
+            Value::Number(n) => {
+                m.insert("value".into(), J::from(n));
+            }
+            Value::Code(c) => {
+                m.insert("value".into(), J::from(c.wire_name()));
+            }
+            Value::Acvpu(a) => {
+                m.insert("value".into(), J::from(a.letter()));
+            }
+            Value::None => {}
+        }
+        if let Some(u) = self.unit {
+            m.insert("unit".into(), J::from(u.ucum()));
+        }
+        m.extend(detail.to_json_members());
+        J::Object(m).to_string()
     }
 
     pub fn patient(&self) -> &Identifier {
@@ -848,6 +1170,24 @@ impl Observation {
     /// The unit as sent.
     pub fn unit(&self) -> Option<Unit> {
         self.unit
+    }
+
+    /// A v1.1 kind's fields beyond value and unit.
+    pub fn detail(&self) -> Option<&Detail> {
+        self.detail.as_deref()
+    }
+
+    /// What tells apart two events of one device at one instant (its code, and a dose's
+    /// medication): `None` for measurements, of which there is one per instant.
+    pub fn distinct_key(&self) -> Option<(u8, &str)> {
+        let Value::Code(code) = self.value else {
+            return None;
+        };
+        let medication = match self.detail() {
+            Some(Detail::Medication { medication, .. }) => medication.as_str(),
+            _ => "",
+        };
+        Some((code as u8, medication))
     }
 
     /// The value converted to the unit NEWS2 reads, exactly.
@@ -901,7 +1241,7 @@ pub enum DecodeError {
     )]
     BadTime { value: String, reason: String },
     #[error(
-        "`vital` {value:?} is not a known vital (one of respiratory_rate, spo2, supplemental_oxygen, temperature, systolic_bp, diastolic_bp, heart_rate, consciousness)"
+        "`vital` {value:?} is not a known vital (one of respiratory_rate, spo2, supplemental_oxygen, temperature, systolic_bp, diastolic_bp, heart_rate, consciousness, glucose, insulin, pump_event, medication, inhaler, device_status)"
     )]
     UnknownVital { value: String },
     #[error(transparent)]
@@ -923,8 +1263,10 @@ impl DecodeError {
             DecodeError::Value(
                 InvalidValue::MissingUnit { .. }
                 | InvalidValue::WrongUnit { .. }
-                | InvalidValue::UnitNotAllowed { .. },
+                | InvalidValue::UnitNotAllowed { .. }
+                | InvalidValue::NoUnit { .. },
             ) => Some("unit"),
+            DecodeError::Value(InvalidValue::Detail(d)) => Some(d.field()),
             DecodeError::Value(_) => Some("value"),
         }
     }
@@ -948,6 +1290,70 @@ struct WireFields<'a> {
     value: Option<&'a RawValue>,
     #[serde(borrow)]
     unit: Option<&'a RawValue>,
+    // v1.1 device kinds' fields.
+    #[serde(borrow)]
+    method: Option<&'a RawValue>,
+    #[serde(borrow)]
+    delivery: Option<&'a RawValue>,
+    #[serde(borrow)]
+    medication: Option<&'a RawValue>,
+    #[serde(borrow)]
+    schedule: Option<&'a RawValue>,
+    #[serde(borrow)]
+    puffs: Option<&'a RawValue>,
+    #[serde(borrow)]
+    battery: Option<&'a RawValue>,
+    #[serde(borrow)]
+    signal: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sensor_start: Option<&'a RawValue>,
+    #[serde(borrow)]
+    sensor_expires: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+impl<'a> WireFields<'a> {
+    /// The device kinds' fields, each of the JSON type it must have.
+    fn detail(&self) -> Result<kinds::RawDetail, DecodeError> {
+        fn text(
+            raw: Option<&RawValue>,
+            field: &'static str,
+        ) -> Result<Option<String>, DecodeError> {
+            raw.filter(|r| r.get() != "null")
+                .map(|r| string_field(r, field).map(Cow::into_owned))
+                .transpose()
+        }
+        fn number(raw: Option<&RawValue>, field: &'static str) -> Result<Option<f64>, DecodeError> {
+            match raw.filter(|r| r.get() != "null") {
+                None => Ok(None),
+                Some(r) if json_kind(r) == "a number" => serde_json::from_str(r.get())
+                    .map(Some)
+                    .map_err(|_| DecodeError::WrongType {
+                        field,
+                        expected: "a finite number",
+                        found: quote(r.get()),
+                    }),
+                Some(r) => Err(DecodeError::WrongType {
+                    field,
+                    expected: "a number",
+                    found: json_kind(r).to_owned(),
+                }),
+            }
+        }
+        Ok(kinds::RawDetail {
+            method: text(self.method, "method")?,
+            delivery: text(self.delivery, "delivery")?,
+            medication: text(self.medication, "medication")?,
+            schedule: text(self.schedule, "schedule")?,
+            puffs: number(self.puffs, "puffs")?,
+            battery: number(self.battery, "battery")?,
+            signal: number(self.signal, "signal")?,
+            sensor_start: text(self.sensor_start, "sensor_start")?,
+            sensor_expires: text(self.sensor_expires, "sensor_expires")?,
+            error: text(self.error, "error")?,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -1031,5 +1437,6 @@ fn quote(s: &str) -> String {
 }
 
 mod fast;
+pub mod kinds;
 #[cfg(test)]
 mod tests;

@@ -55,7 +55,13 @@ pub fn parameter_of(vital: Vital) -> Option<Parameter> {
         Vital::HeartRate => Some(Parameter::Pulse),
         Vital::Consciousness => Some(Parameter::Consciousness),
         Vital::Temperature => Some(Parameter::Temperature),
-        Vital::DiastolicBp => None,
+        Vital::DiastolicBp
+        | Vital::Glucose
+        | Vital::Insulin
+        | Vital::PumpEvent
+        | Vital::Medication
+        | Vital::Inhaler
+        | Vital::DeviceStatus => None,
     }
 }
 
@@ -66,6 +72,7 @@ pub fn window_value(reading: &Reading) -> f64 {
         Reading::Quantity(q) => q.to_f64(),
         Reading::Oxygen(o) => f64::from(u8::from(o.on_oxygen())),
         Reading::Consciousness(a) => *a as u8 as f64,
+        Reading::Code(_) | Reading::Status => 0.0,
     }
 }
 
@@ -106,7 +113,8 @@ pub struct Picture {
     /// Per parameter: its going stale (or missing since monitoring began) has been noted for its
     /// current value, so it is noted once.
     stale_noted: [bool; 7],
-    windows: [VitalWindow; 8],
+    /// One per numeric kind ([`Vital::window`]).
+    windows: [VitalWindow; Vital::WINDOWED],
 }
 
 impl Picture {
@@ -146,9 +154,10 @@ impl Picture {
         self.latest.iter().any(|l| *l != Latest::None)
     }
 
-    /// The window state of one vital.
+    /// The window state of one vital (an empty one for a kind without a window).
     pub fn window(&self, vital: Vital) -> &VitalWindow {
-        &self.windows[vital as usize]
+        static EMPTY: std::sync::LazyLock<VitalWindow> = std::sync::LazyLock::new(Default::default);
+        vital.window().map_or(&EMPTY, |i| &self.windows[i])
     }
 
     /// Window statistics of one vital at `now` over each configured duration.
@@ -163,7 +172,7 @@ impl Picture {
             .windows
             .durations()
             .iter()
-            .map(|&d| self.windows[vital as usize].stats(&settings.windows, d, now_ms))
+            .map(|&d| self.window(vital).stats(&settings.windows, d, now_ms))
             .collect()
     }
 
@@ -206,11 +215,13 @@ impl Picture {
     /// latest value. Returns whether it was a NEWS2 parameter (the score may change).
     pub fn push(&mut self, settings: &PictureSettings, obs: &Observation, now: i64) -> bool {
         let reading = obs.reading();
-        self.windows[obs.vital() as usize].push(
-            &settings.windows,
-            obs.time().millis(),
-            window_value(&reading),
-        );
+        if let Some(i) = obs.vital().window() {
+            self.windows[i].push(
+                &settings.windows,
+                obs.time().millis(),
+                window_value(&reading),
+            );
+        }
         let Some(parameter) = parameter_of(obs.vital()) else {
             return false;
         };
@@ -218,6 +229,8 @@ impl Picture {
             Reading::Quantity(q) => ParamValue::Number(q),
             Reading::Oxygen(o) => ParamValue::AirOrOxygen(AirOrOxygen::from(o)),
             Reading::Consciousness(a) => ParamValue::Acvpu(a),
+            // A NEWS2 parameter is never coded.
+            Reading::Code(_) | Reading::Status => return false,
         };
         let i = parameter as usize;
         self.latest[i] = Latest::Value {

@@ -16,7 +16,7 @@
 //! dictionary-encoded. An archive written before this layout (`DIR/date=…/`, `DIR/pipeline.toml`)
 //! is still read.
 //!
-//! # Observations (schema version 2)
+//! # Observations (schema version 3)
 //!
 //! One row per record:
 //!
@@ -26,8 +26,8 @@
 //! | `device` | string, null | device id |
 //! | `time` | timestamp[µs, UTC] | event time |
 //! | `vital` | string | wire name (`heart_rate`, …) |
-//! | `value` | float64, null | the number as sent (null for consciousness) |
-//! | `level` | string, null | the ACVPU letter, for consciousness |
+//! | `value` | float64, null | the number as sent (null for consciousness and the coded kinds) |
+//! | `level` | string, null | the ACVPU letter for consciousness; the code of a `pump_event`, `medication` or `inhaler` |
 //! | `unit` | string, null | UCUM unit as sent |
 //! | `ingest_time` | timestamp[µs, UTC] | when Vigil received it (wall clock) |
 //! | `source` | string | `jsonl:<file>`, `simulator`, `physionet2019`, `kafka:<topic>` |
@@ -37,6 +37,9 @@
 //! | `invalid_reason` | string, null | set when the value was impossible, or the time held (reported, not scored) |
 //! | `clock` | timestamp[µs, UTC] | its partition's event-time clock when it was judged (see [`crate::pipeline::clock`]) |
 //! | `held` | string, null | `ahead`, `behind` or `wall_clock` when its time was not believed |
+//! | `detail` | string (JSON), null | a v1.1 device kind's other fields as sent: `{"method":"cgm"}`, `{"medication":"metformin","schedule":"am"}` |
+//!
+//! Version 2 had no `detail`, version 1 neither `clock` nor `held`; both are still read.
 //!
 //! `_vigil/pipeline.toml` keeps the live run's settings for replay, with a copy of its risk model
 //! (`_vigil/risk-model.json`, [`write_metadata`]), and `_vigil/delivered.json` how far its alerts
@@ -66,7 +69,9 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::monitor::events::HoldKind;
-use crate::observation::{Acvpu, EventTime, Identifier, Observation, Subject, Unit, Value, Vital};
+use crate::observation::{
+    Acvpu, Code, Detail, EventTime, Identifier, Observation, Subject, Unit, Value, Vital,
+};
 use crate::sources::Position;
 
 pub mod alerts;
@@ -272,8 +277,8 @@ pub(crate) fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// The archive's Arrow schema (version 2: version 1 and the `clock` and `held` columns, which a
-/// reader of a version 1 file takes as the event time and null).
+/// The archive's Arrow schema (version 3: version 2 and the `detail` column, which a reader of
+/// an older file takes as null; version 2 added `clock` and `held`).
 pub fn schema() -> SchemaRef {
     let (dict, ts) = (dictionary, timestamp);
     Arc::new(Schema::new(vec![
@@ -292,6 +297,7 @@ pub fn schema() -> SchemaRef {
         Field::new("invalid_reason", DataType::Utf8, true),
         Field::new("clock", ts(), false),
         Field::new("held", dict(), true),
+        Field::new("detail", DataType::Utf8, true),
     ]))
 }
 
@@ -313,6 +319,8 @@ pub struct Row {
     pub clock_us: i64,
     /// Set when its time was not believed.
     pub held: Option<HoldKind>,
+    /// A v1.1 device kind's fields beyond value and unit.
+    pub detail: Option<Detail>,
 }
 
 impl Row {
@@ -338,6 +346,7 @@ impl Row {
             invalid_reason: None,
             clock_us,
             held: None,
+            detail: obs.detail().cloned(),
         }
     }
 
@@ -364,6 +373,7 @@ impl Row {
             invalid_reason: Some(reason.to_owned()),
             clock_us,
             held: None,
+            detail: None,
         }
     }
 
@@ -569,14 +579,22 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     let mut processed = BooleanBuilder::with_capacity(rows.len());
     let mut invalid = arrow::array::StringBuilder::new();
     let mut clock = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
+    let mut detail = arrow::array::StringBuilder::new();
     for r in rows {
         patient.append_value(r.patient.as_str());
         device.append_option(r.device.as_ref().map(Identifier::as_str));
         time.append_value(r.time.micros());
         match r.value {
             Value::Number(n) if n.is_finite() => value.append_value(n),
-            Value::Number(_) | Value::Acvpu(_) => value.append_null(),
+            Value::Number(_) | Value::Acvpu(_) | Value::Code(_) | Value::None => {
+                value.append_null()
+            }
         }
+        detail.append_option(
+            r.detail
+                .as_ref()
+                .map(|d| serde_json::Value::Object(d.to_json_members()).to_string()),
+        );
         ingest.append_value(r.ingest_us);
         partition.append_option(r.partition);
         offset.append_option(r.offset);
@@ -587,10 +605,11 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     let vital = small_dictionary(rows.iter().map(|r| Some(r.vital)), Vital::wire_name);
     let level = small_dictionary(
         rows.iter().map(|r| match r.value {
-            Value::Acvpu(a) => Some(a),
-            Value::Number(_) => None,
+            Value::Acvpu(a) => Some(a.letter()),
+            Value::Code(c) => Some(c.wire_name()),
+            Value::Number(_) | Value::None => None,
         }),
-        Acvpu::letter,
+        |name| name,
     );
     let unit = small_dictionary(rows.iter().map(|r| r.unit), Unit::ucum);
     let src = small_dictionary(rows.iter().map(|_| Some(())), |()| source);
@@ -611,6 +630,7 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
         Arc::new(invalid.finish()),
         Arc::new(clock.finish()),
         Arc::new(held),
+        Arc::new(detail.finish()),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -739,6 +759,8 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
     // Version 1 files have neither: the clock is taken as the event time, nothing as held.
     let clock: Option<&TimestampMicrosecondArray> = column(batch, "clock").ok();
     let held: Option<&DictionaryArray<Int32Type>> = column(batch, "held").ok();
+    // Version 2 files have no device kinds, and no details.
+    let detail: Option<&StringArray> = column(batch, "detail").ok();
     for i in 0..batch.num_rows() {
         if only.is_some_and(|only| dict_str(source, i) != Some(only)) {
             continue;
@@ -753,15 +775,25 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
         let vital: Vital = vital_name
             .parse()
             .map_err(|e: crate::observation::DecodeError| e.to_string())?;
+        let bad_level = |name: &str| format!("row {i}: level {name:?} of {vital}");
         let value = match dict_str(level, i) {
-            Some(letter) => Value::Acvpu(
-                Acvpu::from_letter(letter).ok_or_else(|| format!("row {i}: level {letter:?}"))?,
-            ),
+            Some(name) if vital == Vital::Consciousness => {
+                Value::Acvpu(Acvpu::from_letter(name).ok_or_else(|| bad_level(name))?)
+            }
+            Some(name) => Value::Code(Code::parse(vital, name).ok_or_else(|| bad_level(name))?),
+            None if vital == Vital::DeviceStatus => Value::None,
             None if value.is_null(i) => Value::Number(f64::NAN),
             None => Value::Number(value.value(i)),
         };
         let unit = match dict_str(unit, i) {
             Some(u) => Some(Unit::from_ucum(u).ok_or_else(|| format!("row {i}: unit {u:?}"))?),
+            None => None,
+        };
+        let detail = match detail.filter(|d| !d.is_null(i)) {
+            Some(d) => Some(
+                Observation::detail_from_json(vital, unit, d.value(i))
+                    .map_err(|e| format!("row {i}: detail: {e}"))?,
+            ),
             None => None,
         };
         rows.push(Row {
@@ -783,6 +815,7 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
                 ),
                 None => None,
             },
+            detail,
         });
     }
     Ok(())
@@ -900,6 +933,43 @@ mod tests {
         for f in fs::read_dir(dir.join(OBSERVATIONS).join("date=2026-01-05")).unwrap() {
             assert!(!f.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
         }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_device_kind_round_trips_with_its_detail() {
+        let dir = std::env::temp_dir().join(format!("vigil-archive-kinds-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000, Arc::default()).unwrap();
+        let rows: Vec<Row> = [
+            r#""vital":"glucose","value":3.1,"unit":"mmol/L","method":"meter""#,
+            r#""vital":"insulin","value":0.8,"unit":"U/h","delivery":"basal""#,
+            r#""vital":"pump_event","value":"occlusion""#,
+            r#""vital":"medication","value":"taken","medication":"metformin","schedule":"pm""#,
+            r#""vital":"inhaler","value":"rescue","puffs":2"#,
+            r#""vital":"device_status","battery":9,"sensor_expires":"2026-01-06T00:00:00Z","error":"E7""#,
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, rest)| {
+            let line = format!(
+                r#"{{"patient":"h-1","device":"d","time":"2026-01-05T00:00:0{i}Z",{rest}}}"#
+            );
+            let obs = Observation::from_json(line.as_bytes()).unwrap();
+            Row::observation(&obs, 1, Some(Position::line(i as u64)), true, 0)
+        })
+        .collect();
+        for r in &rows {
+            writer.push(r.clone()).unwrap();
+        }
+        writer.flush().unwrap();
+        let mut back: Vec<Row> = files(&dir)
+            .unwrap()
+            .iter()
+            .flat_map(|f| read_file(f).unwrap())
+            .collect();
+        back.sort_by_key(|r| r.time);
+        assert_eq!(back, rows);
         fs::remove_dir_all(&dir).unwrap();
     }
 }

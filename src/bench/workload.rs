@@ -91,7 +91,7 @@ impl Workload {
             Vital::Temperature => Some(Unit::Celsius),
             Vital::SystolicBp | Vital::DiastolicBp => Some(Unit::MillimetresOfMercury),
             Vital::SupplementalOxygen => Some(Unit::LitresPerMinute),
-            Vital::Consciousness => None,
+            _ => None,
         };
         let time =
             EventTime::from_micros(self.config.start_us + i64::from(self.second) * 1_000_000);

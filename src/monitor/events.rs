@@ -270,6 +270,8 @@ fn value_key(e: &Event) -> (u64, &str) {
         Event::Observation(o) => match o.value() {
             Value::Number(n) => (n.to_bits(), ""),
             Value::Acvpu(a) => (a as u64, ""),
+            Value::Code(_) => o.distinct_key().map_or((0, ""), |(c, m)| (u64::from(c), m)),
+            Value::None => (0, ""),
         },
         Event::Invalid { reason, .. } => (0, reason.as_str()),
         Event::Held(held) => (held.claimed.micros() as u64, ""),

@@ -24,6 +24,8 @@ fn obs(t_us: i64, vital: Vital, value: f64) -> Observation {
             (Value::Number(value), Some(Unit::MillimetresOfMercury))
         }
         Vital::SupplementalOxygen => (Value::Number(value), Some(Unit::LitresPerMinute)),
+        Vital::Glucose => (Value::Number(value), Some(Unit::MilligramsPerDecilitre)),
+        other => panic!("{other} is not a measurement of this helper"),
     };
     Observation::new(
         Identifier::new("p1").unwrap(),

@@ -36,7 +36,8 @@ pub(super) fn decode(text: &str, mut ids: Option<&mut Interner>) -> Option<Obser
         _ => return None,
     };
     let vital: Vital = match vital? {
-        Token::Str(s) => s.parse().ok()?,
+        // The device kinds of v1.1 have fields of their own: the general decoder reads them.
+        Token::Str(s) => s.parse().ok().filter(|v: &Vital| v.is_bedside())?,
         _ => return None,
     };
     let value = match value? {

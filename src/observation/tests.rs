@@ -302,9 +302,9 @@ fn names_the_field_of_every_structural_problem() {
             "`time` \"2026-11-24T10:15:00\" is not RFC 3339",
         ),
         (
-            r#"{"patient": "p", "time": "2026-11-24T10:15:00Z", "vital": "glucose", "value": 5, "unit": "mmol/L"}"#,
+            r#"{"patient": "p", "time": "2026-11-24T10:15:00Z", "vital": "ketones", "value": 5, "unit": "mmol/L"}"#,
             Some("vital"),
-            "`vital` \"glucose\" is not a known vital",
+            "`vital` \"ketones\" is not a known vital",
         ),
         (
             r#"{"patient": "p", "time": "2026-11-24T10:15:00Z", "vital": "spo2", "value": "97", "unit": "%"}"#,
@@ -402,6 +402,9 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
                 )
                 .ok();
             }
+            if !vital.is_bedside() {
+                return device_kind(patient, device, EventTime::from_micros(t), vital, x, a);
+            }
             let units = vital.accepted_units();
             let unit = units[u % units.len()];
             let (lo, hi) = match unit {
@@ -422,6 +425,71 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
             )
             .ok()
         })
+}
+
+/// An observation of a v1.1 device kind, its value and detail picked by `x` and `a`.
+fn device_kind(
+    patient: Identifier,
+    device: Option<Identifier>,
+    time: EventTime,
+    vital: Vital,
+    x: f64,
+    a: usize,
+) -> Option<Observation> {
+    let id = |s: &str| Identifier::new(s).ok();
+    let (value, unit, detail) = match vital {
+        Vital::Glucose => (
+            Value::Number((40.0 + x * 360.0).round()),
+            Some(if a.is_multiple_of(2) {
+                Unit::MilligramsPerDecilitre
+            } else {
+                Unit::MillimolesPerLitre
+            }),
+            Some(Detail::Glucose {
+                method: if a < 3 { Method::Cgm } else { Method::Meter },
+            }),
+        ),
+        Vital::Insulin => {
+            let delivery = if a.is_multiple_of(2) {
+                Delivery::Bolus
+            } else {
+                Delivery::Basal
+            };
+            (
+                Value::Number((x * 1000.0).round() / 100.0),
+                Some(delivery.unit()),
+                Some(Detail::Insulin { delivery }),
+            )
+        }
+        Vital::DeviceStatus => (
+            Value::None,
+            None,
+            Some(Detail::Status(DeviceStatus {
+                battery: Some((x * 100.0) as u8),
+                signal: (a > 2).then_some(70),
+                sensor_start: (a > 1).then_some(time),
+                sensor_expires: (a > 3).then(|| EventTime::from_micros(time.micros() + 1)),
+                error: if a == 4 { id("E12") } else { None },
+            })),
+        ),
+        coded => {
+            let codes: Vec<Code> = Code::ALL
+                .into_iter()
+                .filter(|c| c.vital() == coded)
+                .collect();
+            let code = codes[a % codes.len()];
+            let detail = match coded {
+                Vital::Medication => Some(Detail::Medication {
+                    medication: id("metformin")?,
+                    schedule: if a > 1 { id("am") } else { None },
+                }),
+                Vital::Inhaler => Some(Detail::Inhaler { puffs: 1 + a as u8 }),
+                _ => None,
+            };
+            (Value::Code(code), None, detail)
+        }
+    };
+    Observation::with_detail(patient, device, time, vital, value, unit, detail).ok()
 }
 
 proptest! {
@@ -735,4 +803,189 @@ fn the_short_time_parser_reads_the_usual_forms() {
     ] {
         assert_eq!(parse_utc(s), None, "{s}");
     }
+}
+
+/// A v1.1 message at 2026-03-01T07:05:00-07:00 with `rest` as its other fields.
+fn v11(rest: &str) -> Result<Observation, DecodeError> {
+    decode(&format!(
+        r#"{{"patient":"h-7","device":"dev-1","time":"2026-03-01T07:05:00-07:00",{rest}}}"#
+    ))
+}
+
+#[test]
+fn decodes_every_v1_1_example_of_the_wire_format() {
+    let g = v11(r#""vital":"glucose","value":52,"unit":"mg/dL","method":"cgm""#).unwrap();
+    assert_eq!(g.vital(), Vital::Glucose);
+    assert_eq!(g.reading(), quantity(52.0));
+    assert_eq!(g.time().to_rfc3339(), "2026-03-01T14:05:00Z");
+    assert_eq!(
+        g.detail(),
+        Some(&Detail::Glucose {
+            method: Method::Cgm
+        })
+    );
+    let i = v11(r#""vital":"insulin","value":1.5,"unit":"U","delivery":"bolus""#).unwrap();
+    assert_eq!(
+        i.detail(),
+        Some(&Detail::Insulin {
+            delivery: Delivery::Bolus
+        })
+    );
+    assert_eq!(i.reading(), quantity(1.5));
+    let p = v11(r#""vital":"pump_event","value":"occlusion""#).unwrap();
+    assert_eq!(p.reading(), Reading::Code(Code::Occlusion));
+    let m = v11(r#""vital":"medication","value":"taken","medication":"metformin","schedule":"am""#)
+        .unwrap();
+    assert_eq!(
+        m.detail(),
+        Some(&Detail::Medication {
+            medication: Identifier::new("metformin").unwrap(),
+            schedule: Identifier::new("am").ok(),
+        })
+    );
+    let r = v11(r#""vital":"inhaler","value":"rescue""#).unwrap();
+    assert_eq!(r.reading(), Reading::Code(Code::Rescue));
+    assert_eq!(r.detail(), Some(&Detail::Inhaler { puffs: 1 }));
+    let s =
+        v11(r#""vital":"device_status","battery":12,"sensor_expires":"2026-03-02T07:00:00-07:00""#)
+            .unwrap();
+    let Some(Detail::Status(status)) = s.detail() else {
+        panic!("{s:?}")
+    };
+    assert_eq!(status.battery, Some(12));
+    assert_eq!(
+        status.sensor_expires.map(EventTime::to_rfc3339).as_deref(),
+        Some("2026-03-02T14:00:00Z")
+    );
+    assert_eq!(s.value(), Value::None);
+    for obs in [g, i, p, m, r, s] {
+        assert_eq!(decode(&obs.to_json()).unwrap(), obs, "{}", obs.to_json());
+    }
+}
+
+#[test]
+fn converts_glucose_from_mmol_per_litre_exactly() {
+    let g = v11(r#""vital":"glucose","value":3,"unit":"mmol/L""#).unwrap();
+    assert_eq!(
+        g.reading(),
+        Reading::Quantity(Exact::from_f64(54.048).unwrap())
+    );
+    // Without `method`, a glucose value is a CGM reading.
+    assert_eq!(
+        g.detail(),
+        Some(&Detail::Glucose {
+            method: Method::Cgm
+        })
+    );
+    assert_eq!(
+        v11(r#""vital":"glucose","value":90,"unit":"mmol/L""#)
+            .unwrap_err()
+            .to_string(),
+        "`value` 90 mmol/L (= 1621.44 mg/dL) is not a possible glucose (10 to 1500 mg/dL)"
+    );
+}
+
+#[test]
+fn each_device_kind_refuses_what_it_cannot_be_with_the_field() {
+    for (rest, field, message) in [
+        (
+            r#""vital":"glucose","value":52,"unit":"%""#,
+            "unit",
+            "`unit` \"%\" is not a unit of glucose (accepted: mg/dL, mmol/L)",
+        ),
+        (
+            r#""vital":"glucose","value":52,"unit":"mg/dL","method":"guess""#,
+            "method",
+            "`method` must be one of cgm, meter, found \"guess\"",
+        ),
+        (
+            r#""vital":"glucose","value":"low","unit":"mg/dL""#,
+            "value",
+            "`value` must be a number for glucose, found a string",
+        ),
+        (
+            r#""vital":"insulin","value":1.5,"unit":"U""#,
+            "delivery",
+            "`delivery` is required for insulin (bolus or basal)",
+        ),
+        (
+            r#""vital":"insulin","value":1.5,"unit":"U/h","delivery":"bolus""#,
+            "unit",
+            "`unit` U/h does not fit `delivery` bolus: a bolus is in U, a basal rate in U/h",
+        ),
+        (
+            r#""vital":"insulin","value":250,"unit":"U","delivery":"bolus""#,
+            "value",
+            "`value` 250 U is not a possible insulin dose (0 to 100 U)",
+        ),
+        (
+            r#""vital":"pump_event","value":"exploded""#,
+            "value",
+            "`value` must be one of suspend, resume, occlusion, no_delivery, low_reservoir, low_battery for pump_event, found \"exploded\"",
+        ),
+        (
+            r#""vital":"pump_event","value":"rescue""#,
+            "value",
+            "`value` must be one of suspend, resume, occlusion, no_delivery, low_reservoir, low_battery for pump_event, found \"rescue\"",
+        ),
+        (
+            r#""vital":"pump_event","value":"suspend","unit":"U""#,
+            "unit",
+            "`unit` must be absent for pump_event, found \"U\"",
+        ),
+        (
+            r#""vital":"medication","value":"taken""#,
+            "medication",
+            "`medication` is required for medication (the medication's code, as its schedule names it)",
+        ),
+        (
+            r#""vital":"medication","value":"taken","medication":5"#,
+            "medication",
+            "`medication` must be a string, found a number",
+        ),
+        (
+            r#""vital":"inhaler","value":"rescue","puffs":0"#,
+            "puffs",
+            "`puffs` must be a whole number from 1 to 20, found 0",
+        ),
+        (
+            r#""vital":"device_status""#,
+            "vital",
+            "device_status needs at least one of `battery`, `signal`, `sensor_start`, `sensor_expires`, `error`",
+        ),
+        (
+            r#""vital":"device_status","battery":120"#,
+            "battery",
+            "`battery` must be a whole number from 0 to 100, found 120",
+        ),
+        (
+            r#""vital":"device_status","battery":50,"value":3"#,
+            "value",
+            "`value` must be absent for device_status (its fields say it), found 3",
+        ),
+        (
+            r#""vital":"device_status","sensor_start":"yesterday""#,
+            "sensor_start",
+            "`sensor_start` \"yesterday\" is not RFC 3339 with an offset (like 2026-11-24T10:15:00.250Z): premature end of input",
+        ),
+    ] {
+        let err = v11(rest).unwrap_err();
+        assert_eq!(err.to_string(), message, "{rest}");
+        assert_eq!(err.field(), Some(field), "{rest}");
+    }
+}
+
+#[test]
+fn bedside_vitals_ignore_the_device_kinds_fields() {
+    let obs = decode(r#"{"patient":"p","time":"2026-03-01T07:05:00Z","vital":"heart_rate","value":80,"unit":"/min","method":"meter"}"#).unwrap();
+    assert_eq!(obs.detail(), None);
+}
+
+#[test]
+fn two_events_of_one_device_at_one_instant_are_distinct_when_they_differ() {
+    let a = v11(r#""vital":"pump_event","value":"occlusion""#).unwrap();
+    let b = v11(r#""vital":"pump_event","value":"low_battery""#).unwrap();
+    assert_ne!(a.distinct_key(), b.distinct_key());
+    let g = v11(r#""vital":"glucose","value":52,"unit":"mg/dL""#).unwrap();
+    assert_eq!(g.distinct_key(), None);
 }

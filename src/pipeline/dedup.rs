@@ -1,4 +1,5 @@
-//! De-duplication: an observation is (patient, device, vital, event time); the first arrival
+//! De-duplication: an observation is (patient, device, vital, event time), and for a coded
+//! event its code and medication ([`Observation::distinct_key`]); the first arrival
 //! wins, and a repeat within a horizon of watermark progress is a duplicate, neither processed
 //! nor archived.
 //!
@@ -25,6 +26,11 @@ fn fingerprint(obs: &Observation) -> Fingerprint {
         obs.device().map(Identifier::as_str).hash(&mut h);
         (obs.vital() as u8).hash(&mut h);
         obs.time().micros().hash(&mut h);
+        // Events of one device at one instant are distinct when they say different things (a
+        // pump's occlusion and its low battery; two medications of one pill organiser).
+        if let Some(distinct) = obs.distinct_key() {
+            distinct.hash(&mut h);
+        }
         h.finish()
     };
     (hash(0x5eed_0001) as u128) << 64 | hash(0x5eed_0002) as u128

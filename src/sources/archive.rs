@@ -167,13 +167,14 @@ fn archived(row: &Row) -> Archived {
                 vital: row.vital,
             }),
         ),
-        _ => match Observation::new(
+        _ => match Observation::with_detail(
             row.patient.clone(),
             row.device.clone(),
             row.time,
             row.vital,
             row.value,
             row.unit,
+            row.detail.clone(),
         ) {
             Ok(obs) => SourceItem::Observation(obs, position(row)),
             Err(e) => rejected(e.to_string(), None),

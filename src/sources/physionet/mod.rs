@@ -334,6 +334,10 @@ impl Source for Replay {
                 Vital::SystolicBp | Vital::DiastolicBp => {
                     (Value::Number(r.value), Some(Unit::MillimetresOfMercury))
                 }
+                // PhysioNet's columns are bedside vitals only.
+                _ => {
+                    continue;
+                }
             };
             let time = EventTime::from_micros(r.time_us);
             let device = Identifier::new(self.devices[r.device as usize]).ok();
