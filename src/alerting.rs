@@ -38,6 +38,8 @@ pub enum AlertKind {
     DataQuality,
     /// The risk model's probability.
     Risk,
+    /// Glucose: lows, highs, fast changes, a predicted low, a CGM's signal loss.
+    Glucose,
 }
 
 impl AlertKind {
@@ -46,6 +48,7 @@ impl AlertKind {
             AlertKind::News2 => "news2",
             AlertKind::DataQuality => "data_quality",
             AlertKind::Risk => "risk",
+            AlertKind::Glucose => "glucose",
         }
     }
 }
@@ -70,6 +73,22 @@ pub enum AlertEvent {
     Clock,
     /// The patient's observations cannot be read from their source: unmonitored.
     Unreadable,
+    /// Glucose below the urgent-low threshold (55 mg/dL): repeated while it stays there.
+    UrgentLow,
+    /// Glucose below the low threshold.
+    Low,
+    /// Glucose above the high threshold.
+    High,
+    /// Glucose rising at the fast rate or more.
+    RisingFast,
+    /// Glucose falling at the fast rate or more.
+    FallingFast,
+    /// The trend predicts an urgent low within the horizon.
+    UrgentLowSoon,
+    /// No CGM reading for the configured silence.
+    SignalLoss,
+    /// A new sensor's readings while it warms up: not used.
+    Warmup,
 }
 
 impl AlertEvent {
@@ -84,6 +103,14 @@ impl AlertEvent {
             AlertEvent::Invalid => "invalid",
             AlertEvent::Clock => "clock",
             AlertEvent::Unreadable => "unreadable",
+            AlertEvent::UrgentLow => "urgent_low",
+            AlertEvent::Low => "low",
+            AlertEvent::High => "high",
+            AlertEvent::RisingFast => "rising_fast",
+            AlertEvent::FallingFast => "falling_fast",
+            AlertEvent::UrgentLowSoon => "urgent_low_soon",
+            AlertEvent::SignalLoss => "signal_loss",
+            AlertEvent::Warmup => "warmup",
         }
     }
 }
@@ -169,6 +196,25 @@ impl Evidence {
     }
 }
 
+/// What an alert rests on: NEWS2's score, or a rule family's own facts (a glucose alert's
+/// readings and trend, a dose's schedule), as that family documents them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AlertEvidence {
+    News2(Evidence),
+    Facts(serde_json::Value),
+}
+
+impl AlertEvidence {
+    /// NEWS2's evidence, if this is it.
+    pub fn news2(&self) -> Option<&Evidence> {
+        match self {
+            AlertEvidence::News2(e) => Some(e),
+            AlertEvidence::Facts(_) => None,
+        }
+    }
+}
+
 /// The risk-model part of an alert's evidence.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RiskEvidence {
@@ -209,7 +255,7 @@ pub struct Alert {
     pub summary: String,
     /// The recommended clinical response (RCP), or what to do about the data.
     pub response: String,
-    pub evidence: Option<Evidence>,
+    pub evidence: Option<AlertEvidence>,
     /// For risk alerts: the model, the probability and what drives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<RiskEvidence>,
@@ -249,9 +295,15 @@ impl Alert {
             severity,
             summary,
             response,
-            evidence,
+            evidence: evidence.map(AlertEvidence::News2),
             risk: None,
         }
+    }
+
+    /// The same alert resting on a rule family's own facts.
+    pub fn with_facts(mut self, facts: serde_json::Value) -> Alert {
+        self.evidence = Some(AlertEvidence::Facts(facts));
+        self
     }
 
     /// The deterministic output order: event time, then patient, then kind, then the rest.

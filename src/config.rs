@@ -42,6 +42,8 @@ pub struct PipelineConfig {
     pub registry: Option<RegistryConfig>,
     /// The risk model, when the pipeline scores one.
     pub risk: Option<RiskConfig>,
+    /// Each rule family's section (`[glucose]`, ...).
+    pub rules: crate::rules::RuleSettings,
     pub sinks: Vec<SinkConfig>,
     /// Timely workers (threads) in this process.
     pub workers: usize,
@@ -263,7 +265,7 @@ pub enum LoadError {
 
 /// The sections that can appear at the top level, for the "unknown section" message.
 const SECTIONS: &str =
-    "source, time, windows, staleness, news2, alerts, registry, risk, sinks, workers";
+    "source, time, windows, staleness, news2, alerts, glucose, registry, risk, sinks, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -298,6 +300,7 @@ impl PipelineConfig {
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
         let mut risk: Option<RiskConfig> = None;
+        let mut rules = crate::rules::RuleSettings::default();
         let mut sinks = vec![SinkConfig::Console(Default::default())];
         let mut workers = 1usize;
 
@@ -319,6 +322,15 @@ impl PipelineConfig {
                 "alerts" => alerts = read!().unwrap_or_default(),
                 "registry" => registry = read!(),
                 "risk" => risk = read!(),
+                "glucose" => {
+                    if let Some(glucose) = read!() {
+                        let section = Section::new("glucose", line, value, &lines);
+                        problems.extend(crate::rules::glucose::GlucoseConfig::validate(
+                            &glucose, &section,
+                        ));
+                        rules.glucose = glucose;
+                    }
+                }
                 "sinks" => sinks = sinks_section(value, &lines, line, &mut problems),
                 "workers" => workers = read!().unwrap_or(1),
                 other => problems.push(Problem {
@@ -470,6 +482,7 @@ impl PipelineConfig {
             alerts,
             registry,
             risk,
+            rules,
             sinks,
             workers,
             text: text.to_owned(),

@@ -20,7 +20,7 @@ use crate::config::{AlertsConfig, PipelineConfig};
 use crate::news2::{Scale, Score};
 use crate::observation::{EventTime, Identifier, Observation, Vital};
 use crate::picture::{Picture, PictureSettings, parameter_of};
-use crate::rules::{Change, Context, Rules};
+use crate::rules::{Change, Context, RuleSettings, Rules};
 use crate::windows::{VitalWindow, WindowStats};
 
 pub mod events;
@@ -32,6 +32,8 @@ pub struct MonitorSettings {
     pub alerts: AlertsConfig,
     /// The risk model, when the pipeline names one.
     pub risk: Option<Arc<crate::risk::RiskScorer>>,
+    /// Each rule family's settings.
+    pub rules: RuleSettings,
 }
 
 impl MonitorSettings {
@@ -40,6 +42,7 @@ impl MonitorSettings {
             picture: PictureSettings::from_config(config),
             alerts: config.alerts.clone(),
             risk: None,
+            rules: config.rules.clone(),
         }
     }
 }
@@ -114,6 +117,7 @@ impl PatientMonitor {
             settings: &settings.picture,
             alerts: &settings.alerts,
             risk: settings.risk.as_deref(),
+            rules: &settings.rules,
         }
     }
 
@@ -141,6 +145,8 @@ impl PatientMonitor {
             let mut scored = false;
             for obs in same_time {
                 scored |= self.picture.push(&settings.picture, obs.borrow(), now);
+                let cx = Self::context(&self.picture, settings);
+                self.rules.on_observation(cx, obs.borrow(), out);
             }
             if scored {
                 self.change(settings, &Change::Observed { now }, out);
@@ -181,7 +187,7 @@ impl PatientMonitor {
     ) {
         let now = time.micros();
         self.advance(settings, now, out);
-        if self.picture.prescribe(scale) && self.picture.any_latest() {
+        if self.picture.prescribe(scale, now) && self.picture.any_latest() {
             self.change(settings, &Change::Scale { now }, out);
         }
     }

@@ -106,6 +106,10 @@ pub enum ParamValue {
 pub struct Picture {
     patient: String,
     first_seen_us: i64,
+    /// When bedside monitoring began: the first bedside vital, impossible value or
+    /// prescription. A patient watched only by home devices (a CGM) is never missing NEWS2
+    /// parameters.
+    bedside_since_us: Option<i64>,
     scale: Scale,
     latest: [Latest; 7],
     /// Recent numeric values per parameter, within the settle stretch, for the median.
@@ -123,6 +127,7 @@ impl Picture {
         Picture {
             patient: patient.to_owned(),
             first_seen_us: first_seen.micros(),
+            bedside_since_us: None,
             scale,
             latest: std::array::from_fn(|_| Latest::None),
             recent: Default::default(),
@@ -215,6 +220,9 @@ impl Picture {
     /// latest value. Returns whether it was a NEWS2 parameter (the score may change).
     pub fn push(&mut self, settings: &PictureSettings, obs: &Observation, now: i64) -> bool {
         let reading = obs.reading();
+        if obs.vital().is_bedside() {
+            self.bedside_since_us.get_or_insert(now);
+        }
         if let Some(i) = obs.vital().window() {
             self.windows[i].push(
                 &settings.windows,
@@ -246,6 +254,7 @@ impl Picture {
 
     /// An impossible value of `parameter` at `now`: its latest, not scored.
     pub fn push_invalid(&mut self, parameter: Parameter, now: i64, reason: &str) {
+        self.bedside_since_us.get_or_insert(now);
         let i = parameter as usize;
         self.latest[i] = Latest::Invalid {
             time_us: now,
@@ -255,7 +264,8 @@ impl Picture {
     }
 
     /// A new SpO2 scale; whether it changed.
-    pub fn prescribe(&mut self, scale: Scale) -> bool {
+    pub fn prescribe(&mut self, scale: Scale, now: i64) -> bool {
+        self.bedside_since_us.get_or_insert(now);
         let changed = self.scale != scale;
         self.scale = scale;
         changed
@@ -271,7 +281,7 @@ impl Picture {
         if self.stale_noted[i] {
             return None;
         }
-        let since = self.latest[i].time().unwrap_or(self.first_seen_us);
+        let since = self.latest[i].time().or(self.bedside_since_us)?;
         Some(since + settings.staleness_us[i] + 1)
     }
 

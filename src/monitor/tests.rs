@@ -97,7 +97,7 @@ fn a_rising_band_is_alerted_with_its_evidence() {
         (AlertKind::News2, AlertEvent::Raised, Severity::High)
     );
     assert_eq!(high.time_us, 10 * MIN);
-    let evidence = high.evidence.as_ref().unwrap();
+    let evidence = high.evidence.as_ref().and_then(|e| e.news2()).unwrap();
     assert_eq!(evidence.band, Some(Band::High));
     assert_eq!(evidence.values[0].value.as_deref(), Some("26"));
     assert_eq!(evidence.values[0].age_s, Some(0));

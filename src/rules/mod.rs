@@ -13,11 +13,12 @@
 use crate::alerting::Alert;
 use crate::config::AlertsConfig;
 use crate::news2::Parameter;
-use crate::observation::{EventTime, Identifier};
+use crate::observation::{EventTime, Identifier, Observation};
 use crate::picture::{Picture, PictureSettings};
 use crate::risk::RiskScorer;
 
 pub mod data_quality;
+pub mod glucose;
 pub mod news2;
 pub mod risk;
 
@@ -28,6 +29,13 @@ pub struct Context<'a> {
     pub settings: &'a PictureSettings,
     pub alerts: &'a AlertsConfig,
     pub risk: Option<&'a RiskScorer>,
+    pub rules: &'a RuleSettings,
+}
+
+/// Each rule family's own settings, from its section of the pipeline file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RuleSettings {
+    pub glucose: glucose::GlucoseConfig,
 }
 
 /// How a patient's picture changed.
@@ -60,6 +68,10 @@ pub trait Rule {
     /// The picture changed.
     fn on_change(&mut self, cx: Context<'_>, change: &Change<'_>, out: &mut Vec<Alert>);
 
+    /// A valid observation of any kind arrived (after the picture took it in): what a rule of
+    /// the device kinds (glucose, insulin, doses, device status) reads.
+    fn on_observation(&mut self, _cx: Context<'_>, _obs: &Observation, _out: &mut Vec<Alert>) {}
+
     /// When the rule's own next timer is due (µs).
     fn next_due(&self) -> Option<i64> {
         None
@@ -88,6 +100,10 @@ macro_rules! rules {
                 $(self.$field.on_change(cx, change, out);)*
             }
 
+            pub fn on_observation(&mut self, cx: Context<'_>, obs: &Observation, out: &mut Vec<Alert>) {
+                $(self.$field.on_observation(cx, obs, out);)*
+            }
+
             pub fn next_due(&self) -> Option<i64> {
                 [$(self.$field.next_due()),*].into_iter().flatten().min()
             }
@@ -110,4 +126,6 @@ rules! {
     news2: news2::News2,
     /// The risk model's probability.
     risk: risk::Risk,
+    /// Glucose: urgent low, low, high, fast changes, urgent low soon, signal loss.
+    glucose: glucose::Glucose,
 }
