@@ -171,7 +171,12 @@ impl Ward {
     fn next_tick(&self, limit: i64, done: bool) -> Option<i64> {
         let next_data = self.pending.keys().next().copied();
         let next_due = self.timers.first().map(|(due, _)| *due);
-        let t = [next_data, next_due.map(|d| d.div_euclid(self.tick_us))]
+        // At the end a timer due after the last event never fires ([`Self::tick`] stops short
+        // of it), so it must not pick a tick either: events of the most advanced device, ahead
+        // of the partition's clock, may still be pending after it, and the loop would process
+        // that timer's empty tick for ever.
+        let firing = next_due.filter(|&due| !(done && self.end_us.is_some_and(|end| due > end)));
+        let t = [next_data, firing.map(|d| d.div_euclid(self.tick_us))]
             .into_iter()
             .flatten()
             .min()?;

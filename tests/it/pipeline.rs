@@ -628,3 +628,52 @@ fn a_late_invalid_value_is_rejected_and_not_reported_to_its_patient() {
     assert_eq!(s["rejected"], 2, "{s}");
     assert_eq!(s["observations"], 2, "{s}");
 }
+
+/// The run ends when a patient's timer falls due between the end of event time (the partition's
+/// clock, which follows its second most advanced device) and a last record of the most advanced
+/// device, still ahead of it: that timer never fires, and once it made the monitors loop on its
+/// empty tick for ever (found when a Kafka run on a full disk stopped early).
+#[test]
+fn a_run_ends_when_a_timer_falls_due_after_the_clock_but_before_the_last_record() {
+    let dir = scratch("timer_after_the_end");
+    let minute = |m: i64| {
+        vigil::observation::EventTime::from_micros(1_767_571_200_000_000 + m * 60_000_000)
+            .to_rfc3339()
+    };
+    let hr = |patient: &str, device: &str, m: i64| {
+        format!(
+            r#"{{"patient":"{patient}","device":"{device}","time":"{}","vital":"heart_rate","value":80,"unit":"/min"}}"#,
+            minute(m)
+        )
+    };
+    // p4's parameters go missing 1 h after its only value (minute 64); the clock ends at
+    // minute 59; the most advanced device's last record is at minute 65.
+    let mut lines = vec![hr("p4", "d4", 4)];
+    for m in 0..60 {
+        lines.push(hr("p1", "d1", m));
+        lines.push(hr("p2", "d2", m));
+        lines.push(hr("p3", "d3", m + 6));
+    }
+    let input = dir.join("input.jsonl");
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args(["run", demo().to_str().unwrap(), "--input"])
+        .arg(&input)
+        .args(["--quiet", "--progress", "never"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(120) {
+            child.kill().unwrap();
+            panic!("the run did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success());
+}
