@@ -232,6 +232,15 @@ fn order(a: &Event, b: &Event) -> Ordering {
     key(a)
         .cmp(&key(b))
         .then_with(|| value_key(a).cmp(&value_key(b)))
+        .then_with(|| detail(a).cmp(&detail(b)))
+}
+
+/// A device kind's detail: two statuses of one device at one instant are ordered by it.
+fn detail(e: &Event) -> Option<&crate::observation::Detail> {
+    match e {
+        Event::Observation(o) => o.detail(),
+        _ => None,
+    }
 }
 
 /// (time, patient, kind, vital, device): prescriptions first, then invalid values and held

@@ -101,7 +101,7 @@ impl fmt::Display for Code {
 }
 
 /// How a glucose value was measured.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Method {
     /// A continuous glucose monitor (interstitial, every few minutes): the default.
     Cgm,
@@ -119,7 +119,7 @@ impl Method {
 }
 
 /// How insulin was delivered.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Delivery {
     /// A dose, in units (`U`).
     Bolus,
@@ -145,7 +145,7 @@ impl Delivery {
 }
 
 /// What a device says of itself.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct DeviceStatus {
     /// Battery charge, percent.
     pub battery: Option<u8>,
@@ -160,7 +160,7 @@ pub struct DeviceStatus {
 }
 
 /// A kind's fields beyond `value` and `unit`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Detail {
     Glucose {
         method: Method,

@@ -1,5 +1,5 @@
-//! De-duplication: an observation is (patient, device, vital, event time), and for a coded
-//! event its code and medication ([`Observation::distinct_key`]); the first arrival
+//! De-duplication: an observation is (patient, device, vital, event time, value and detail); the
+//! first arrival
 //! wins, and a repeat within a horizon of watermark progress is a duplicate, neither processed
 //! nor archived.
 //!
@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use crate::observation::{Identifier, Observation};
+use crate::observation::{Identifier, Observation, Value};
 
 /// The identity of an observation, (patient, device, vital, event time), as a 128-bit
 /// fingerprint: two independent 64-bit hashes. The first arrival wins; later ones are duplicates,
@@ -26,11 +26,17 @@ fn fingerprint(obs: &Observation) -> Fingerprint {
         obs.device().map(Identifier::as_str).hash(&mut h);
         (obs.vital() as u8).hash(&mut h);
         obs.time().micros().hash(&mut h);
-        // Events of one device at one instant are distinct when they say different things (a
-        // pump's occlusion and its low battery; two medications of one pill organiser).
-        if let Some(distinct) = obs.distinct_key() {
-            distinct.hash(&mut h);
+        // A repeat is a duplicate only when it says the same thing. Two values of one device
+        // at one instant are two readings: a CGM export that collapsed a fall to 40 mg/dL onto
+        // one timestamp must not keep its first, 57, alone; nor a pump's occlusion hide its low
+        // battery.
+        match obs.value() {
+            Value::Number(n) => n.to_bits().hash(&mut h),
+            Value::Acvpu(a) => (a as u8).hash(&mut h),
+            Value::Code(c) => (c as u8).hash(&mut h),
+            Value::None => {}
         }
+        obs.detail().hash(&mut h);
         h.finish()
     };
     (hash(0x5eed_0001) as u128) << 64 | hash(0x5eed_0002) as u128
@@ -191,9 +197,11 @@ mod tests {
         let mut dedup = Dedup::new(30_000_000); // horizon 60 s
         let t = 1_700_000_000_000_000;
         assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
-        // The same patient, device, vital and time is a duplicate, whatever its value.
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 81.0)));
-        // Any other part of the key makes a new observation.
+        // The same patient, device, vital, time and value is a duplicate.
+        assert!(!dedup.first(&hr("p1", Some("m1"), t, 80.0)));
+        // Any other part of the key makes a new observation: another value of the same
+        // instant too (both are scored and archived, never one silently kept).
+        assert!(dedup.first(&hr("p1", Some("m1"), t, 81.0)));
         assert!(dedup.first(&hr("p2", Some("m1"), t, 80.0)));
         assert!(dedup.first(&hr("p1", Some("m2"), t, 80.0)));
         assert!(dedup.first(&hr("p1", None, t, 80.0)));
@@ -220,7 +228,7 @@ mod tests {
         assert!(dedup.first(&hr("p1", Some("m1"), t, 80.0)));
         assert!(dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
         dedup.evict(watermark + 2 * s);
-        assert!(!dedup.first(&hr("p1", Some("m1"), t, 81.0)));
+        assert!(!dedup.first(&hr("p1", Some("m1"), t, 80.0)));
         assert!(!dedup.first(&hr("p2", Some("m1"), watermark - 119 * s, 80.0)));
         // Remembered for one horizon after they arrived, then forgotten like any other.
         dedup.evict(watermark + 119 * s);
