@@ -352,7 +352,7 @@ impl PipelineConfig {
         {
             problem(
                 "source",
-                "missing [source] section (kind = \"simulator\", \"jsonl\", \"physionet2019\" or \"physionet2012\")".into(),
+                "missing [source] section (kind = \"simulator\", \"jsonl\", \"kafka\", \"physionet2019\", \"physionet2012\" or \"azt1d\")".into(),
             );
         }
         if time.tick.0.is_zero() {

@@ -10,6 +10,7 @@
 //! it builds. Adding one is its folder and one line in the `components!` list below.
 
 pub mod archive;
+pub mod azt1d;
 pub mod jsonl;
 pub mod kafka;
 pub mod paced;
@@ -296,6 +297,8 @@ crate::component::components! {
         "physionet2012" => Physionet2012(physionet::Physionet2012),
         /// A Kafka topic of wire-format messages.
         "kafka" => Kafka(kafka::KafkaSourceConfig),
+        /// AZT1D: a directory of `Subject N.csv` CGM traces.
+        "azt1d" => Azt1d(azt1d::Azt1dConfig),
     }
 }
 

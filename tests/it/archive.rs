@@ -2,11 +2,10 @@
 //! DuckDB.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-use crate::{demo, run_ok, scratch, vigil};
+use crate::{demo, python, python_with_readers, run_ok, scratch, vigil};
 
 /// A simulated cohort with a few bad lines mixed in; returns (file, good lines, bad lines).
 fn cohort_with_bad_lines(dir: &Path) -> (PathBuf, Vec<String>, usize) {
@@ -172,42 +171,6 @@ fn every_line_ends_archived_or_dead_lettered_and_replay_equals_live() {
         text.lines()
             .all(|l| l.contains("\"patient\":\"sim-00001\""))
     );
-}
-
-/// The Python with DuckDB, pyarrow and pandas that scripts/test installs (or VIGIL_PYTHON); a
-/// test without one says so loudly, and fails under scripts/test.
-fn python_with_readers() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import duckdb, pyarrow, pandas"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            !crate::required(),
-            "no Python with duckdb, pyarrow and pandas: scripts/test installs them into .venv"
-        );
-        eprintln!(
-            "SKIPPED: no Python with duckdb, pyarrow and pandas (scripts/test installs them)"
-        );
-    }
-    found
-}
-
-/// Runs a Python program and returns what it printed.
-fn python(python: &Path, program: &str) -> String {
-    let o = Command::new(python).args(["-c", program]).output().unwrap();
-    assert!(
-        o.status.success(),
-        "{program}\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 /// A small simulated ward (with alerts) archived, with its live alerts: (archive, alerts file).

@@ -5,13 +5,14 @@ mod archive;
 mod bench;
 mod clock;
 mod failures;
+mod glucose;
 mod golden;
 mod kafka;
 mod pipeline;
 mod risk;
 mod score;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Runs `vigil` with `args` and returns its output.
@@ -93,4 +94,40 @@ pub fn shared_dataset(name: &str) -> Option<PathBuf> {
         path.display()
     );
     None
+}
+
+/// The Python with DuckDB, pyarrow and pandas that scripts/test installs (or VIGIL_PYTHON); a
+/// test without one says so loudly, and fails under scripts/test.
+pub fn python_with_readers() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| {
+        Command::new(p)
+            .args(["-c", "import duckdb, pyarrow, pandas"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            !required(),
+            "no Python with duckdb, pyarrow and pandas: scripts/test installs them into .venv"
+        );
+        eprintln!(
+            "SKIPPED: no Python with duckdb, pyarrow and pandas (scripts/test installs them)"
+        );
+    }
+    found
+}
+
+/// Runs a Python program and returns what it printed.
+pub fn python(python: &Path, program: &str) -> String {
+    let o = Command::new(python).args(["-c", program]).output().unwrap();
+    assert!(
+        o.status.success(),
+        "{program}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
 }
