@@ -40,6 +40,8 @@ pub enum AlertKind {
     Risk,
     /// Glucose: lows, highs, fast changes, a predicted low, a CGM's signal loss.
     Glucose,
+    /// An insulin pump's alarms, and boluses that risk a low.
+    Pump,
 }
 
 impl AlertKind {
@@ -49,6 +51,7 @@ impl AlertKind {
             AlertKind::DataQuality => "data_quality",
             AlertKind::Risk => "risk",
             AlertKind::Glucose => "glucose",
+            AlertKind::Pump => "pump",
         }
     }
 }
@@ -89,6 +92,18 @@ pub enum AlertEvent {
     SignalLoss,
     /// A new sensor's readings while it warms up: not used.
     Warmup,
+    /// A pump's infusion is blocked.
+    Occlusion,
+    /// A pump is not delivering insulin.
+    NoDelivery,
+    /// A pump's delivery is suspended.
+    Suspended,
+    /// A pump's reservoir is low.
+    LowReservoir,
+    /// A device's battery is low.
+    LowBattery,
+    /// A bolus while glucose is falling fast and low.
+    RiskyBolus,
 }
 
 impl AlertEvent {
@@ -111,6 +126,12 @@ impl AlertEvent {
             AlertEvent::UrgentLowSoon => "urgent_low_soon",
             AlertEvent::SignalLoss => "signal_loss",
             AlertEvent::Warmup => "warmup",
+            AlertEvent::Occlusion => "occlusion",
+            AlertEvent::NoDelivery => "no_delivery",
+            AlertEvent::Suspended => "suspended",
+            AlertEvent::LowReservoir => "low_reservoir",
+            AlertEvent::LowBattery => "low_battery",
+            AlertEvent::RiskyBolus => "risky_bolus",
         }
     }
 }

@@ -20,6 +20,7 @@ use crate::risk::RiskScorer;
 pub mod data_quality;
 pub mod glucose;
 pub mod news2;
+pub mod pump;
 pub mod risk;
 
 /// What a rule reads: the picture and the settings.
@@ -128,4 +129,6 @@ rules! {
     risk: risk::Risk,
     /// Glucose: urgent low, low, high, fast changes, urgent low soon, signal loss.
     glucose: glucose::Glucose,
+    /// An insulin pump's alarms, escalated by the glucose trend; risky boluses.
+    pump: pump::Pump,
 }

@@ -72,6 +72,10 @@ impl Rule for Glucose {
     fn on_change(&mut self, _: Context<'_>, _: &super::Change<'_>, _: &mut Vec<Alert>) {}
 
     fn on_observation(&mut self, cx: Context<'_>, obs: &Observation, out: &mut Vec<Alert>) {
+        // Every observation comes here: a bedside vital's reading is not even made.
+        if !matches!(obs.vital(), Vital::Glucose | Vital::DeviceStatus) {
+            return;
+        }
         match (obs.vital(), obs.reading(), obs.detail()) {
             (Vital::DeviceStatus, _, Some(Detail::Status(status))) => {
                 if let (Some(start), Some(device)) = (status.sensor_start, obs.device()) {
