@@ -132,6 +132,8 @@ fn wire_format_glucose_lines_and_a_replay_give_the_sources_alerts() {
         wire.len(),
         of_2.len()
     );
+    let four = alerts(&dir, "four-workers", &["--workers", "4"]);
+    assert!(four == live, "the alerts differ with 4 workers");
     let replayed = dir.join("replayed.jsonl");
     run_ok(&[
         "replay",

@@ -1,5 +1,5 @@
-//! Golden alert files: the alerts of the demo, of 200 PhysioNet 2019 stays and of the benchmark
-//! workload, checked byte for byte against `tests/golden/`.
+//! Golden alert files: the alerts of the demo, of 200 PhysioNet 2019 stays, of three AZT1D
+//! subjects and of the benchmark workload, checked byte for byte against `tests/golden/`.
 //!
 //! Determinism tests compare one run with another; a change that shifts every run alike passes
 //! them. These files pin what the alerts *are*. A change that moves them fails here with the
@@ -145,4 +145,47 @@ fn two_hundred_physionet_2019_stays_give_their_golden_alerts() {
         alerts.to_str().unwrap(),
     ]);
     check("physionet2019-200.jsonl", &alerts);
+}
+
+/// The shipped AZT1D pipeline on three subjects: Subject 8 (its low collapsed onto one
+/// timestamp), 15 (the most lows) and 22 (the most crossings foreseen).
+#[test]
+fn three_azt1d_subjects_give_their_golden_glucose_alerts() {
+    let Some(data) = shared_dataset("azt1d-dev") else {
+        return;
+    };
+    let dir = scratch("golden_azt1d");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let shipped = std::fs::read_to_string(root.join("pipelines/azt1d.toml")).unwrap();
+    let mut text = String::from("sinks = []\n");
+    let mut section = String::new();
+    for line in shipped.lines() {
+        if line.starts_with('[') {
+            section = line.to_owned();
+        }
+        match section.as_str() {
+            "[[sinks]]" => continue,
+            "[source]" if line.starts_with("path") => text.push_str(&format!(
+                "path = {:?}\nsubjects = [8, 15, 22]\n",
+                data.to_str().unwrap()
+            )),
+            _ => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    let pipeline = dir.join("azt1d-3.toml");
+    std::fs::write(&pipeline, text).unwrap();
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    check("azt1d-3.jsonl", &alerts);
 }
