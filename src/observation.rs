@@ -942,13 +942,7 @@ impl Observation {
         }
         let raw_value = required(wire.value, "value")?;
         let value = match json_kind(raw_value) {
-            "a number" => Value::Number(serde_json::from_str(raw_value.get()).map_err(|_| {
-                DecodeError::WrongType {
-                    field: "value",
-                    expected: "a finite number",
-                    found: quote(raw_value.get()),
-                }
-            })?),
+            "a number" => number_value(raw_value)?,
             "a string" if vital == Vital::Consciousness => {
                 let letter = string_field(raw_value, "value")?;
                 Value::Acvpu(Acvpu::from_letter(&letter).ok_or_else(|| {
@@ -1008,13 +1002,7 @@ impl Observation {
             None if vital == Vital::DeviceStatus => Value::None,
             None => return Err(DecodeError::MissingField { field: "value" }),
             Some(raw) => match json_kind(raw) {
-                "a number" => Value::Number(serde_json::from_str(raw.get()).map_err(|_| {
-                    DecodeError::WrongType {
-                        field: "value",
-                        expected: "a finite number",
-                        found: quote(raw.get()),
-                    }
-                })?),
+                "a number" => number_value(raw)?,
                 "a string" if vital.is_coded() => {
                     let code = string_field(raw, "value")?;
                     Value::Code(Code::parse(vital, &code).ok_or_else(|| {
@@ -1373,6 +1361,17 @@ struct WireOut<'a> {
 enum WireValue {
     Number(f64),
     Letter(&'static str),
+}
+
+/// A numeric `value`, as serde reads it (the fast path reads it the same way).
+fn number_value(raw: &RawValue) -> Result<Value, DecodeError> {
+    serde_json::from_str(raw.get())
+        .map(Value::Number)
+        .map_err(|_| DecodeError::WrongType {
+            field: "value",
+            expected: "a finite number",
+            found: quote(raw.get()),
+        })
 }
 
 fn required<'a>(

@@ -98,41 +98,32 @@ fn the_bench_workload_gives_its_golden_alerts() {
     check("bench-workload.jsonl", &alerts);
 }
 
-/// The shipped PhysioNet 2019 pipeline, on its first 200 stays.
-#[test]
-fn two_hundred_physionet_2019_stays_give_their_golden_alerts() {
-    let Some(data) = shared_dataset("physionet2019-setB-dev") else {
-        return;
-    };
-    let dir = scratch("golden_physionet2019");
+/// Runs a shipped pipeline (`pipelines/NAME.toml`) without its sinks, each line of it given to
+/// `rewrite` with its section (`None`: kept as written), and checks its alerts against `golden`.
+fn shipped_gives_its_golden(
+    name: &str,
+    golden: &str,
+    rewrite: impl Fn(&str, &str) -> Option<String>,
+) {
+    let dir = scratch(&format!("golden_{name}"));
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shipped = std::fs::read_to_string(root.join("pipelines/physionet2019.toml")).unwrap();
+    let shipped = std::fs::read_to_string(root.join(format!("pipelines/{name}.toml"))).unwrap();
     let mut text = String::from("sinks = []\n");
     let mut section = String::new();
     for line in shipped.lines() {
         if line.starts_with('[') {
             section = line.to_owned();
         }
-        match section.as_str() {
-            "[[sinks]]" => continue,
-            // The same stays, read from here, the first 200 of them.
-            "[source]" if line.starts_with("path") => {
-                text.push_str(&format!(
-                    "path = {:?}\nlimit = 200\n",
-                    data.to_str().unwrap()
-                ));
-            }
-            "[risk]" if line.starts_with("model") => {
-                let model = root.join("models/vigil-sepsis.json");
-                text.push_str(&format!("model = {:?}\n", model.to_str().unwrap()));
-            }
-            _ => {
-                text.push_str(line);
-                text.push('\n');
-            }
+        if section == "[[sinks]]" {
+            continue;
         }
+        match rewrite(&section, line) {
+            Some(new) => text.push_str(&new),
+            None => text.push_str(line),
+        }
+        text.push('\n');
     }
-    let pipeline = dir.join("physionet2019-200.toml");
+    let pipeline = dir.join(format!("{name}.toml"));
     std::fs::write(&pipeline, text).unwrap();
     let alerts = dir.join("alerts.jsonl");
     run_ok(&[
@@ -144,7 +135,32 @@ fn two_hundred_physionet_2019_stays_give_their_golden_alerts() {
         "--alerts",
         alerts.to_str().unwrap(),
     ]);
-    check("physionet2019-200.jsonl", &alerts);
+    check(golden, &alerts);
+}
+
+/// The shipped PhysioNet 2019 pipeline, on its first 200 stays.
+#[test]
+fn two_hundred_physionet_2019_stays_give_their_golden_alerts() {
+    let Some(data) = shared_dataset("physionet2019-setB-dev") else {
+        return;
+    };
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/vigil-sepsis.json");
+    shipped_gives_its_golden(
+        "physionet2019",
+        "physionet2019-200.jsonl",
+        |section, line| {
+            match section {
+                // The same stays, read from here, the first 200 of them.
+                "[source]" if line.starts_with("path") => {
+                    Some(format!("path = {:?}\nlimit = 200", data.to_str().unwrap()))
+                }
+                "[risk]" if line.starts_with("model") => {
+                    Some(format!("model = {:?}", model.to_str().unwrap()))
+                }
+                _ => None,
+            }
+        },
+    );
 }
 
 /// The shipped AZT1D pipeline on three subjects: Subject 8 (its low collapsed onto one
@@ -154,38 +170,12 @@ fn three_azt1d_subjects_give_their_golden_glucose_alerts() {
     let Some(data) = shared_dataset("azt1d-dev") else {
         return;
     };
-    let dir = scratch("golden_azt1d");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let shipped = std::fs::read_to_string(root.join("pipelines/azt1d.toml")).unwrap();
-    let mut text = String::from("sinks = []\n");
-    let mut section = String::new();
-    for line in shipped.lines() {
-        if line.starts_with('[') {
-            section = line.to_owned();
-        }
-        match section.as_str() {
-            "[[sinks]]" => continue,
-            "[source]" if line.starts_with("path") => text.push_str(&format!(
-                "path = {:?}\nsubjects = [8, 15, 22]\n",
+    shipped_gives_its_golden("azt1d", "azt1d-3.jsonl", |section, line| {
+        (section == "[source]" && line.starts_with("path")).then(|| {
+            format!(
+                "path = {:?}\nsubjects = [8, 15, 22]",
                 data.to_str().unwrap()
-            )),
-            _ => {
-                text.push_str(line);
-                text.push('\n');
-            }
-        }
-    }
-    let pipeline = dir.join("azt1d-3.toml");
-    std::fs::write(&pipeline, text).unwrap();
-    let alerts = dir.join("alerts.jsonl");
-    run_ok(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--quiet",
-        "--progress",
-        "never",
-        "--alerts",
-        alerts.to_str().unwrap(),
-    ]);
-    check("azt1d-3.jsonl", &alerts);
+            )
+        })
+    });
 }
