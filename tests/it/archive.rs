@@ -30,7 +30,7 @@ fn cohort_with_bad_lines(dir: &Path) -> (PathBuf, Vec<String>, usize) {
         "not json",
         r#"{"patient":"sim-00001","time":"2026-01-05T01:00:00Z","vital":"heart_rate","value":900,"unit":"/min"}"#,
         r#"{"patient":"sim-00002","time":"yesterday","vital":"heart_rate","value":80,"unit":"/min"}"#,
-        r#"{"patient":"sim-00003","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#,
+        r#"{"patient":"sim-00003","time":"2026-01-05T02:00:00Z","vital":"ketones","value":0.4,"unit":"mmol/L"}"#,
     ];
     for (i, b) in bad.iter().enumerate() {
         // At the ward's time where it goes: a time an hour off would be held as a wrong clock.

@@ -226,7 +226,7 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
     let bad = [
         "not json".to_owned(),
         r#"{"patient":"sim-00001","time":"2026-01-05T05:59:40Z","vital":"heart_rate","value":900,"unit":"/min"}"#.to_owned(),
-        r#"{"patient":"sim-00002","time":"2026-01-05T02:00:00Z","vital":"glucose","value":5,"unit":"mmol/L"}"#.to_owned(),
+        r#"{"patient":"sim-00002","time":"2026-01-05T02:00:00Z","vital":"ketones","value":0.4,"unit":"mmol/L"}"#.to_owned(),
     ];
     let p = producer(&brokers);
     for b in &bad {
