@@ -220,7 +220,7 @@ impl State {
             config,
             patient,
             r,
-            facts: self.facts(r, rate),
+            rate,
         };
         self.urgent_low(&cx, previous, out);
         self.low_and_high(&cx, out);
@@ -291,7 +291,7 @@ impl State {
         // Below urgent low is below low, and past the approach.
         self.low = true;
         self.soon = true;
-        let mut facts = cx.facts.clone();
+        let mut facts = self.facts(cx.r, cx.rate);
         facts["episode_start"] = json!(EventTime::from_micros(since).to_rfc3339());
         if let Some(drop) = compression(previous, cx.r) {
             facts["suspected_compression"] = drop;
@@ -330,7 +330,7 @@ impl State {
                     Severity::Medium,
                     summary,
                     LOW_RESPONSE,
-                    cx.facts.clone(),
+                    self.facts(cx.r, cx.rate),
                 ));
             }
         }
@@ -345,7 +345,7 @@ impl State {
                     Severity::Warning,
                     summary,
                     HIGH_RESPONSE,
-                    cx.facts.clone(),
+                    self.facts(cx.r, cx.rate),
                 ));
             }
         }
@@ -377,7 +377,13 @@ impl State {
             round2(rate.abs()),
             cx.r.mg_dl
         );
-        out.push(cx.alert(event, severity, summary, response, cx.facts.clone()));
+        out.push(cx.alert(
+            event,
+            severity,
+            summary,
+            response,
+            self.facts(cx.r, cx.rate),
+        ));
     }
 
     fn soon(&mut self, cx: &Evaluation<'_>, rate: f64, out: &mut Vec<Alert>) {
@@ -396,7 +402,7 @@ impl State {
         }
         self.soon = true;
         let eta = ((cx.r.mg_dl - threshold) / -rate).max(0.0);
-        let mut facts = cx.facts.clone();
+        let mut facts = self.facts(cx.r, cx.rate);
         facts["predicted_mg_dl"] = json!(round2(predicted));
         facts["minutes_to_urgent_low"] = json!(round2(eta));
         let summary = format!(
@@ -420,7 +426,8 @@ struct Evaluation<'a> {
     config: &'a GlucoseConfig,
     patient: &'a str,
     r: Sample,
-    facts: serde_json::Value,
+    /// The CGM trend, when there is one.
+    rate: Option<f64>,
 }
 
 impl Evaluation<'_> {
