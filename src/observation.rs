@@ -1057,12 +1057,21 @@ impl Observation {
             }
             None => None,
         };
+        // The value first, then the kind's fields: the error a sender sees is the value's.
         read(vital, value, unit)?;
         let raw = wire.detail()?;
+        // `kinds::detail` builds only details that fit their kind and unit (what
+        // `with_detail` would check again).
         let detail = kinds::detail(vital, unit, &raw).map_err(InvalidValue::from)?;
-        Ok(Observation::with_detail(
-            patient, device, time, vital, value, unit, detail,
-        )?)
+        Ok(Observation {
+            patient,
+            device,
+            time,
+            vital,
+            value,
+            unit,
+            detail: detail.map(std::sync::Arc::new),
+        })
     }
 
     /// A device kind's detail from the JSON object of its fields (as the archive keeps them).
