@@ -42,6 +42,8 @@ pub enum AlertKind {
     Glucose,
     /// An insulin pump's alarms, and boluses that risk a low.
     Pump,
+    /// Doses missed or late against their schedule; a rescue inhaler used too often.
+    Medication,
 }
 
 impl AlertKind {
@@ -52,6 +54,7 @@ impl AlertKind {
             AlertKind::Risk => "risk",
             AlertKind::Glucose => "glucose",
             AlertKind::Pump => "pump",
+            AlertKind::Medication => "medication",
         }
     }
 }
@@ -104,6 +107,12 @@ pub enum AlertEvent {
     LowBattery,
     /// A bolus while glucose is falling fast and low.
     RiskyBolus,
+    /// A scheduled dose's grace closed with no dose.
+    MissedDose,
+    /// A dose came after its grace closed.
+    LateDose,
+    /// A rescue inhaler is used more than it should be.
+    RescueOveruse,
 }
 
 impl AlertEvent {
@@ -132,6 +141,9 @@ impl AlertEvent {
             AlertEvent::LowReservoir => "low_reservoir",
             AlertEvent::LowBattery => "low_battery",
             AlertEvent::RiskyBolus => "risky_bolus",
+            AlertEvent::MissedDose => "missed_dose",
+            AlertEvent::LateDose => "late_dose",
+            AlertEvent::RescueOveruse => "rescue_overuse",
         }
     }
 }

@@ -264,8 +264,7 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str =
-    "source, time, windows, staleness, news2, alerts, glucose, registry, risk, sinks, workers";
+const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, registry, risk, sinks, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -329,6 +328,16 @@ impl PipelineConfig {
                             &glucose, &section,
                         ));
                         rules.glucose = glucose;
+                    }
+                }
+                "medication" => {
+                    if let Some(medication) = read!() {
+                        let section = Section::new("medication", line, value, &lines);
+                        problems.extend(crate::rules::medication::MedicationConfig::validate(
+                            &medication,
+                            &section,
+                        ));
+                        rules.medication = medication;
                     }
                 }
                 "sinks" => sinks = sinks_section(value, &lines, line, &mut problems),

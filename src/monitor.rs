@@ -20,6 +20,7 @@ use crate::config::{AlertsConfig, PipelineConfig};
 use crate::news2::{Scale, Score};
 use crate::observation::{EventTime, Identifier, Observation, Vital};
 use crate::picture::{Picture, PictureSettings, parameter_of};
+use crate::registry::Prescribed;
 use crate::rules::{Change, Context, RuleSettings, Rules};
 use crate::windows::{VitalWindow, WindowStats};
 
@@ -106,6 +107,16 @@ impl PatientMonitor {
         std::mem::size_of::<Self>() + self.picture.heap_bytes() + self.rules.heap_bytes()
     }
 
+    /// The rules' state (what tests and reports read).
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Each scheduled medication's adherence over the 7 and 30 days to `now`.
+    pub fn adherence(&self, now_us: i64) -> Vec<crate::rules::medication::AdherenceReport> {
+        self.rules.medication.adherence(now_us)
+    }
+
     /// NEWS2 now, with each parameter's age in seconds.
     pub fn score_at(&self, settings: &MonitorSettings, now_us: i64) -> (Score, [Option<i64>; 7]) {
         self.picture.score_at(&settings.picture, now_us)
@@ -177,18 +188,27 @@ impl PatientMonitor {
         self.change(settings, &change, out);
     }
 
-    /// A change of SpO2 scale prescription, effective from `time`.
+    /// A prescription from the registry (a change of SpO2 scale, a medication's schedule),
+    /// effective from `time`.
     pub fn prescribe(
         &mut self,
         settings: &MonitorSettings,
         time: EventTime,
-        scale: Scale,
+        prescribed: &Prescribed,
         out: &mut Vec<Alert>,
     ) {
         let now = time.micros();
         self.advance(settings, now, out);
-        if self.picture.prescribe(scale, now) && self.picture.any_latest() {
-            self.change(settings, &Change::Scale { now }, out);
+        match prescribed {
+            Prescribed::Scale(scale) => {
+                if self.picture.prescribe(*scale, now) && self.picture.any_latest() {
+                    self.change(settings, &Change::Scale { now }, out);
+                }
+            }
+            Prescribed::Schedule(_) => {
+                let cx = Self::context(&self.picture, settings);
+                self.rules.on_prescribed(cx, now, prescribed, out);
+            }
         }
     }
 

@@ -91,6 +91,9 @@ pub const PIPELINE_FILE: &str = "_vigil/pipeline.toml";
 /// The copy of the live run's risk model, beside the pipeline's copy.
 pub const RISK_MODEL_FILE: &str = "risk-model.json";
 
+/// The copy of the live run's registry (scales and medication schedules), beside it too.
+pub const REGISTRY_FILE: &str = "registry.csv";
+
 /// Where an archive's pipeline is: its copy, or that of an archive written before `_vigil/`.
 pub fn pipeline_file(dir: &Path) -> PathBuf {
     current_or_older(dir, PIPELINE_FILE)
@@ -121,31 +124,41 @@ pub fn write_metadata(
         let model = meta.join(RISK_MODEL_FILE);
         fs::copy(&risk.model, &model).map_err(io(&model))?;
     }
+    if let Some(registry) = &config.registry {
+        let copy = meta.join(REGISTRY_FILE);
+        fs::copy(&registry.path, &copy).map_err(io(&copy))?;
+    }
     Ok(())
 }
 
 /// The pipeline text kept for replay: the same settings, with the source and sinks left out (a
 /// replay reads the archive and writes where it is told), and the risk model read from its copy
 /// beside the archive ([`RISK_MODEL_FILE`]), so that a replay scores with the model the live
-/// run used even after `models/` has moved on.
+/// run used even after `models/` has moved on; the registry likewise ([`REGISTRY_FILE`]).
 pub fn pipeline_for_replay(text: &str) -> String {
     let mut out = String::from(
         "# The pipeline this archive was recorded with (source and sinks removed).\nsinks = []\n",
     );
     let mut skipping = false;
-    let mut in_risk = false;
+    let mut section = "";
+    let key = |line: &str, name: &str| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
             skipping =
                 trimmed == "[source]" || trimmed == "[[sinks]]" || trimmed.starts_with("[source.");
-            in_risk = trimmed == "[risk]";
+            section = trimmed;
         }
         if skipping {
             continue;
         }
-        if in_risk && trimmed.starts_with("model") && trimmed[5..].trim_start().starts_with('=') {
+        if section == "[risk]" && key(trimmed, "model") {
             out.push_str(&format!("model = \"{RISK_MODEL_FILE}\"\n"));
+        } else if section == "[registry]" && key(trimmed, "path") {
+            out.push_str(&format!("path = \"{REGISTRY_FILE}\"\n"));
         } else {
             out.push_str(line);
             out.push('\n');
@@ -841,7 +854,7 @@ mod tests {
     fn the_replay_pipeline_keeps_settings_and_reads_the_archived_model() {
         let text = "workers = 2\n[source]\nkind = \"kafka\"\ntopic = \"v\"\n[source.properties]\na = \"b\"\n\
                     [windows]\ndurations = [\"4h\"]\n[risk]\nmodel = \"../models/m.json\"\nthreshold = 0.2\n\
-                    [[sinks]]\nkind = \"console\"\n";
+                    [registry]\npath = \"home-registry.csv\"\n[[sinks]]\nkind = \"console\"\n";
         let replay = pipeline_for_replay(text);
         let config =
             crate::config::PipelineConfig::parse(&replay, Some(Path::new("/archive"))).unwrap();
@@ -850,6 +863,8 @@ mod tests {
         let risk = config.risk.unwrap();
         assert_eq!(risk.model, Path::new("/archive").join(RISK_MODEL_FILE));
         assert_eq!(risk.threshold, Some(0.2));
+        let registry = config.registry.unwrap();
+        assert_eq!(registry.path, Path::new("/archive").join(REGISTRY_FILE));
         assert!(matches!(
             config.source,
             crate::config::SourceConfig::Jsonl { .. }

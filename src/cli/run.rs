@@ -145,6 +145,46 @@ pub fn stop_on_signals() -> anyhow::Result<std::sync::Arc<std::sync::atomic::Ato
     Ok(stop)
 }
 
+/// Medication adherence, a line per patient and medication (the first few; `--summary-json`
+/// has them all).
+fn adherence_lines(s: &RunSummary) -> String {
+    const SHOWN: usize = 12;
+    let rate = |a: vigil::rules::medication::Adherence| match a.rate() {
+        Some(r) => format!("{:.0} % ({} of {})", r * 100.0, a.taken, a.due),
+        None => "none due".to_owned(),
+    };
+    let rows: Vec<String> = s
+        .adherence
+        .iter()
+        .flat_map(|(patient, meds)| {
+            meds.iter().map(move |m| {
+                format!(
+                    "{patient} {}: 7 days {}, 30 days {}",
+                    m.medication,
+                    rate(m.days_7),
+                    rate(m.days_30)
+                )
+            })
+        })
+        .collect();
+    let mut text = String::new();
+    for (i, row) in rows.iter().take(SHOWN).enumerate() {
+        let head = if i == 0 {
+            "  adherence   "
+        } else {
+            "              "
+        };
+        text.push_str(&format!("{head}{row}\n"));
+    }
+    if rows.len() > SHOWN {
+        text.push_str(&format!(
+            "              ... and {} more (--summary-json has them all)\n",
+            rows.len() - SHOWN
+        ));
+    }
+    text
+}
+
 /// The summary for a person.
 pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
     let span = match (s.first_event_us, s.last_event_us) {
@@ -187,6 +227,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
             format!(" ({})", kinds.join(", "))
         },
     );
+    text.push_str(&adherence_lines(s));
     if let Some(dir) = &options.archive {
         text.push_str(&format!(
             "  archive     {} rows in {} files and {} alerts under {}\n",

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{MonitorSettings, PatientMonitor};
 use crate::alerting::Alert;
-use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier, Observation, Subject, Value, Vital};
+use crate::registry::Prescribed;
 
 /// What flows from the source to the monitors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,11 +21,11 @@ pub enum Event {
     Observation(Observation),
     /// An impossible value of a known patient: a data-quality problem.
     Invalid { subject: Subject, reason: String },
-    /// A registry change: the patient's SpO2 scale from `time` on.
+    /// A registry change: the patient's SpO2 scale, or a medication's schedule, from `time` on.
     Prescription {
         patient: Identifier,
         time: EventTime,
-        scale: Scale,
+        prescribed: Prescribed,
     },
     /// A record whose time was not believed (its device's clock, see [`crate::pipeline::clock`]): reported to its
     /// patient at its partition's clock, never scored. Boxed: rare, and every event in flight
@@ -203,9 +203,9 @@ pub fn apply_set(
     let mut observations: Vec<&Observation> = Vec::with_capacity(set.len());
     for e in set {
         match e {
-            Event::Prescription { time, scale, .. } => {
-                monitor.prescribe(settings, *time, *scale, alerts)
-            }
+            Event::Prescription {
+                time, prescribed, ..
+            } => monitor.prescribe(settings, *time, prescribed, alerts),
             Event::Invalid { subject, reason } => {
                 monitor.invalid(settings, subject.vital, subject.time, reason, alerts)
             }

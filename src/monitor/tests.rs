@@ -222,7 +222,12 @@ fn a_scale_2_prescription_takes_effect_from_its_time() {
     assert_eq!(alerts.len(), 1);
     assert_eq!(m.score_at(&s, S).0.total, 3);
     let mut out = Vec::new();
-    m.prescribe(&s, EventTime::from_micros(2 * S), Scale::Two, &mut out);
+    m.prescribe(
+        &s,
+        EventTime::from_micros(2 * S),
+        &crate::registry::Prescribed::Scale(Scale::Two),
+        &mut out,
+    );
     assert_eq!(m.score_at(&s, 3 * S).0.total, 0);
 }
 

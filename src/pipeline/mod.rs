@@ -5,12 +5,12 @@
 //!   │ late ──► counted, late file                 ▲
 //!   └ rejected ──► dead-letter file;              │ as-of join on patient
 //!     impossible values of a known patient ──►    │
-//! registry (differential collection of (patient, scale), consolidated) ─┘
+//! registry (differential collection of (patient, prescribed), consolidated) ─┘
 //! ```
 //!
-//! **The registry** is a differential-dataflow collection of `(patient, scale)` whose updates
-//! carry the event time a prescription takes effect (a change retracts the old scale and adds the
-//! new one at that time). The monitors join the observation stream with it *as of* each
+//! **The registry** is a differential-dataflow collection of `(patient, prescribed)` (an SpO2
+//! scale, a medication's schedule) whose updates carry the event time a prescription takes
+//! effect (a change retracts the old scale or schedule and adds the new one at that time). The monitors join the observation stream with it *as of* each
 //! observation's time: a change of prescription applies from its event time on, never to
 //! observations before it, in a live run and in a replay alike.
 //!
@@ -53,8 +53,8 @@ use std::time::Duration;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier};
+use crate::registry::Prescribed;
 use placement::Placement;
 
 /// Rows per archive file (at most; files are also closed at each flush and at the end).
@@ -78,22 +78,27 @@ pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
     }
 }
 
-/// Feeds registry rows into the collection, in event-time order: each row adds its scale from its
-/// time on and retracts the patient's previous one.
+/// Feeds registry rows into the collection, in event-time order: each row adds what it
+/// prescribes from its time on and retracts what it replaces (the patient's scale, or the
+/// medication's schedule).
 fn feed_registry(
-    input: &mut differential_dataflow::input::InputSession<i64, (Identifier, Scale), isize>,
+    input: &mut differential_dataflow::input::InputSession<i64, (Identifier, Prescribed), isize>,
     rows: &[crate::registry::Prescription],
 ) {
     let mut rows: Vec<&crate::registry::Prescription> = rows.iter().collect();
     rows.sort_by_key(|r| r.from.map_or(i64::MIN, EventTime::micros));
-    let mut current: std::collections::HashMap<&Identifier, Scale> =
+    let mut current: std::collections::HashMap<(&Identifier, Option<&Identifier>), &Prescribed> =
         std::collections::HashMap::new();
     for row in rows {
         let time = row.from.map_or(i64::MIN, EventTime::micros);
-        if let Some(previous) = current.insert(&row.patient, row.scale) {
-            input.update_at((row.patient.clone(), previous), time, -1);
+        let what = match &row.prescribed {
+            Prescribed::Scale(_) => None,
+            Prescribed::Schedule(s) => Some(&s.medication),
+        };
+        if let Some(previous) = current.insert((&row.patient, what), &row.prescribed) {
+            input.update_at((row.patient.clone(), previous.clone()), time, -1);
         }
-        input.update_at((row.patient.clone(), row.scale), time, 1);
+        input.update_at((row.patient.clone(), row.prescribed.clone()), time, 1);
     }
 }
 
@@ -166,6 +171,9 @@ pub struct RunSummary {
     /// First and last event time processed (µs).
     pub first_event_us: Option<i64>,
     pub last_event_us: Option<i64>,
+    /// Per patient with a medication schedule, each medication's adherence over the 7 and 30
+    /// days to the end of the input.
+    pub adherence: BTreeMap<String, Vec<crate::rules::medication::AdherenceReport>>,
 }
 
 impl RunSummary {
@@ -190,6 +198,8 @@ impl RunSummary {
         self.state_bytes += other.state_bytes;
         self.first_event_us = min_some(self.first_event_us, other.first_event_us);
         self.last_event_us = self.last_event_us.max(other.last_event_us);
+        self.adherence
+            .extend(other.adherence.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 
     /// Observations per second of wall time.

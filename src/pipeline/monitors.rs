@@ -9,6 +9,7 @@
 //! the end of a file is the same instant in every run.
 
 use std::cell::RefCell;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -21,11 +22,11 @@ use super::{Event, FastMap, WorkerState, worker_of};
 use crate::alerting::Alert;
 use crate::monitor::events::{apply_set, normalise, same_patient_and_time};
 use crate::monitor::{MonitorSettings, PatientMonitor};
-use crate::news2::Scale;
 use crate::observation::{EventTime, Identifier};
+use crate::registry::Prescribed;
 
-/// A registry update: `(patient, scale)` from a time on, added (+1) or retracted (−1).
-pub type Prescription = ((Identifier, Scale), i64, isize);
+/// A registry update: `(patient, prescribed)` from a time on, added (+1) or retracted (−1).
+pub type Prescription = ((Identifier, Prescribed), i64, isize);
 
 /// The monitor operator.
 pub trait MonitorPatients<'scope> {
@@ -116,8 +117,8 @@ struct Ward {
     /// Boxed: the map's table stays small (and in cache) and each monitor's address is known
     /// without touching it, to prefetch.
     patients: FastMap<Identifier, Box<PatientMonitor>>,
-    /// Prescriptions of patients not seen yet.
-    scales: FastMap<Identifier, Scale>,
+    /// Prescriptions of patients not seen yet, in time order.
+    waiting: FastMap<Identifier, Vec<Prescribed>>,
     timers: BTreeSet<(i64, Identifier)>,
     due_of: FastMap<Identifier, i64>,
     /// The source's last event time, once it has ended.
@@ -134,7 +135,7 @@ impl Ward {
             pending: BTreeMap::new(),
             tick_len: 0,
             patients: FastMap::default(),
-            scales: FastMap::default(),
+            waiting: FastMap::default(),
             timers: BTreeSet::new(),
             due_of: FastMap::default(),
             end_us: None,
@@ -143,7 +144,7 @@ impl Ward {
     }
 
     fn prescriptions(&mut self, updates: impl Iterator<Item = Prescription>) {
-        for ((patient, scale), time_us, diff) in updates {
+        for ((patient, prescribed), time_us, diff) in updates {
             if diff > 0 {
                 let time = EventTime::from_micros(time_us);
                 self.pending
@@ -152,7 +153,7 @@ impl Ward {
                     .push(Event::Prescription {
                         patient,
                         time,
-                        scale,
+                        prescribed,
                     });
             }
         }
@@ -244,20 +245,44 @@ impl Ward {
         let Some((patient, time)) = set[0].subject() else {
             return;
         };
-        if let Event::Prescription { scale, .. } = &set[0]
-            && !self.patients.contains_key(patient)
-        {
-            self.scales.insert(patient.clone(), *scale);
-            return;
+        // What the registry prescribes for a patient not seen yet waits for their first event:
+        // their scale is scored from it, and their doses are due from it (a schedule from
+        // before the period a run covers would otherwise miss every dose before it).
+        let mut set = set;
+        if !self.patients.contains_key(patient) {
+            let n = set
+                .iter()
+                .take_while(|e| matches!(e, Event::Prescription { .. }))
+                .count();
+            let waiting = self.waiting.entry(patient.clone()).or_default();
+            waiting.extend(set[..n].iter().filter_map(|e| match e {
+                Event::Prescription { prescribed, .. } => Some(prescribed.clone()),
+                _ => None,
+            }));
+            if n == set.len() {
+                return;
+            }
+            set = &set[n..];
         }
         let mut st = self.state.borrow_mut();
-        st.summary.first_event_us = super::min_some(st.summary.first_event_us, Some(time.micros()));
-        st.summary.last_event_us = st.summary.last_event_us.max(Some(time.micros()));
-        let scales = &self.scales;
-        let monitor = self.patients.entry(patient.clone()).or_insert_with(|| {
-            let scale = scales.get(patient).copied().unwrap_or_default();
-            Box::new(PatientMonitor::new(patient.as_str(), time, scale))
-        });
+        if !matches!(set[0], Event::Prescription { .. }) {
+            st.summary.first_event_us =
+                super::min_some(st.summary.first_event_us, Some(time.micros()));
+            st.summary.last_event_us = st.summary.last_event_us.max(Some(time.micros()));
+        }
+        let monitor = match self.patients.entry(patient.clone()) {
+            Entry::Occupied(m) => m.into_mut(),
+            Entry::Vacant(v) => {
+                let waiting = self.waiting.remove(patient).unwrap_or_default();
+                v.insert(new_monitor(
+                    patient,
+                    time,
+                    waiting,
+                    &self.settings,
+                    &mut self.alerts,
+                ))
+            }
+        };
         st.summary.observations += apply_set(monitor, &self.settings, set, &mut self.alerts) as u64;
         let due = monitor.next_due(&self.settings);
         reschedule(&mut self.timers, &mut self.due_of, patient, due);
@@ -287,7 +312,40 @@ impl Ward {
             .values()
             .map(|m| m.state_bytes())
             .sum::<usize>() as u64;
+        let end = self.end_us.or(st.summary.last_event_us).unwrap_or(i64::MAX);
+        for (patient, monitor) in &self.patients {
+            let adherence = monitor.adherence(end);
+            if !adherence.is_empty() {
+                st.summary.adherence.insert(patient.to_string(), adherence);
+            }
+        }
     }
+}
+
+/// A patient's monitor, first seen at `time`, with what the registry prescribed before it.
+fn new_monitor(
+    patient: &Identifier,
+    time: EventTime,
+    waiting: Vec<Prescribed>,
+    settings: &MonitorSettings,
+    alerts: &mut Vec<Alert>,
+) -> Box<PatientMonitor> {
+    let scale = waiting
+        .iter()
+        .rev()
+        .find_map(|p| match p {
+            Prescribed::Scale(s) => Some(*s),
+            Prescribed::Schedule(_) => None,
+        })
+        .unwrap_or_default();
+    let mut monitor = Box::new(PatientMonitor::new(patient.as_str(), time, scale));
+    for p in waiting
+        .iter()
+        .filter(|p| matches!(p, Prescribed::Schedule(_)))
+    {
+        monitor.prescribe(settings, time, p, alerts);
+    }
+    monitor
 }
 
 /// The monitor of a set's patient, if it has one yet.

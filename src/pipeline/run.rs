@@ -30,8 +30,8 @@ use super::{
 use crate::archive::{ArchiveWriter, ArchivedOffsets};
 use crate::config::PipelineConfig;
 use crate::monitor::MonitorSettings;
-use crate::news2::Scale;
 use crate::observation::Identifier;
+use crate::registry::Prescribed;
 use crate::registry::Prescription;
 use crate::sinks::{AlertSink, SinkContext};
 use crate::sources::jsonl::JsonlConfig;
@@ -376,7 +376,8 @@ fn worker_source(
 }
 
 /// The registry's input, for worker `index` to feed.
-type RegistryInput = differential_dataflow::input::InputSession<i64, (Identifier, Scale), isize>;
+type RegistryInput =
+    differential_dataflow::input::InputSession<i64, (Identifier, Prescribed), isize>;
 
 /// Builds the dataflow on `worker`.
 fn dataflow(
@@ -393,7 +394,7 @@ fn dataflow(
     let delivery = Arc::clone(&shared.delivery);
     let state = Rc::clone(state);
     worker.dataflow::<i64, _, _>(move |scope| {
-        let (registry, prescriptions) = scope.new_collection::<(Identifier, Scale), isize>();
+        let (registry, prescriptions) = scope.new_collection::<(Identifier, Prescribed), isize>();
         scope
             .read_source(parts)
             .monitor_patients(

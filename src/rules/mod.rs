@@ -15,10 +15,12 @@ use crate::config::AlertsConfig;
 use crate::news2::Parameter;
 use crate::observation::{EventTime, Identifier, Observation};
 use crate::picture::{Picture, PictureSettings};
+use crate::registry::Prescribed;
 use crate::risk::RiskScorer;
 
 pub mod data_quality;
 pub mod glucose;
+pub mod medication;
 pub mod news2;
 pub mod pump;
 pub mod risk;
@@ -37,6 +39,7 @@ pub struct Context<'a> {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleSettings {
     pub glucose: glucose::GlucoseConfig,
+    pub medication: medication::MedicationConfig,
 }
 
 /// How a patient's picture changed.
@@ -73,6 +76,17 @@ pub trait Rule {
     /// the device kinds (glucose, insulin, doses, device status) reads.
     fn on_observation(&mut self, _cx: Context<'_>, _obs: &Observation, _out: &mut Vec<Alert>) {}
 
+    /// The registry prescribed something for the patient from `now` on (a medication's
+    /// schedule): what a rule that follows prescriptions reads.
+    fn on_prescribed(
+        &mut self,
+        _cx: Context<'_>,
+        _now: i64,
+        _prescribed: &Prescribed,
+        _out: &mut Vec<Alert>,
+    ) {
+    }
+
     /// When the rule's own next timer is due (µs).
     fn next_due(&self) -> Option<i64> {
         None
@@ -105,6 +119,10 @@ macro_rules! rules {
                 $(self.$field.on_observation(cx, obs, out);)*
             }
 
+            pub fn on_prescribed(&mut self, cx: Context<'_>, now: i64, prescribed: &Prescribed, out: &mut Vec<Alert>) {
+                $(self.$field.on_prescribed(cx, now, prescribed, out);)*
+            }
+
             pub fn next_due(&self) -> Option<i64> {
                 [$(self.$field.next_due()),*].into_iter().flatten().min()
             }
@@ -131,4 +149,6 @@ rules! {
     glucose: glucose::Glucose,
     /// An insulin pump's alarms, escalated by the glucose trend; risky boluses.
     pump: pump::Pump,
+    /// Doses against their schedules; rescue-inhaler overuse.
+    medication: medication::Medication,
 }

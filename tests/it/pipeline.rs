@@ -549,6 +549,14 @@ fn a_scale_2_prescription_applies_from_its_event_time() {
             ("2026-01-05T01:20:00Z".to_owned(), "lowered".to_owned())
         ]
     );
+    // A prescription at the very instant of the patient's first observations: those
+    // observations are scored (they were once dropped with the prescription's set).
+    let same_instant = news2_alerts("patient,ward,scale,from\np1,7A,1,2026-01-05T00:00:00Z\n");
+    assert_eq!(
+        same_instant.first(),
+        Some(&("2026-01-05T00:00:00Z".to_owned(), "raised".to_owned())),
+        "{same_instant:?}"
+    );
 }
 
 #[test]
