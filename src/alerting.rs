@@ -44,6 +44,8 @@ pub enum AlertKind {
     Pump,
     /// Doses missed or late against their schedule; a rescue inhaler used too often.
     Medication,
+    /// A device's own health: silent, back, its battery, its sensor's session.
+    Device,
 }
 
 impl AlertKind {
@@ -55,6 +57,7 @@ impl AlertKind {
             AlertKind::Glucose => "glucose",
             AlertKind::Pump => "pump",
             AlertKind::Medication => "medication",
+            AlertKind::Device => "device",
         }
     }
 }
@@ -113,6 +116,12 @@ pub enum AlertEvent {
     LateDose,
     /// A rescue inhaler is used more than it should be.
     RescueOveruse,
+    /// A device went silent for longer than its kind reports: its patient is not monitored.
+    Offline,
+    /// A silent device reports again.
+    Recovered,
+    /// A sensor's session ends soon.
+    SensorExpiring,
 }
 
 impl AlertEvent {
@@ -144,6 +153,9 @@ impl AlertEvent {
             AlertEvent::MissedDose => "missed_dose",
             AlertEvent::LateDose => "late_dose",
             AlertEvent::RescueOveruse => "rescue_overuse",
+            AlertEvent::Offline => "offline",
+            AlertEvent::Recovered => "recovered",
+            AlertEvent::SensorExpiring => "sensor_expiring",
         }
     }
 }

@@ -264,7 +264,7 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, registry, risk, sinks, workers";
+const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, devices, registry, risk, sinks, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -338,6 +338,15 @@ impl PipelineConfig {
                             &section,
                         ));
                         rules.medication = medication;
+                    }
+                }
+                "devices" => {
+                    if let Some(devices) = read!() {
+                        let section = Section::new("devices", line, value, &lines);
+                        problems.extend(crate::rules::device::DevicesConfig::validate(
+                            &devices, &section,
+                        ));
+                        rules.devices = devices;
                     }
                 }
                 "sinks" => sinks = sinks_section(value, &lines, line, &mut problems),

@@ -19,6 +19,7 @@ use crate::registry::Prescribed;
 use crate::risk::RiskScorer;
 
 pub mod data_quality;
+pub mod device;
 pub mod glucose;
 pub mod medication;
 pub mod news2;
@@ -40,6 +41,7 @@ pub struct Context<'a> {
 pub struct RuleSettings {
     pub glucose: glucose::GlucoseConfig,
     pub medication: medication::MedicationConfig,
+    pub devices: device::DevicesConfig,
 }
 
 /// How a patient's picture changed.
@@ -151,4 +153,6 @@ rules! {
     pump: pump::Pump,
     /// Doses against their schedules; rescue-inhaler overuse.
     medication: medication::Medication,
+    /// Devices gone silent or back, low batteries, sensors expiring.
+    device: device::Devices,
 }
