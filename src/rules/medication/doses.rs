@@ -4,9 +4,10 @@
 //! Slots are credited **by order**: a dose goes to the earliest slot not yet credited whose
 //! window is open, not to the slot nearest its time, so a late morning dose is the morning's and
 //! the evening still needs its own. A slot's window opens halfway from the slot before it (a dose
-//! may be a little early) and stays open until the next slot is due; its grace closes at
-//! `grace` after its time (or when the next slot is due, if sooner) — with no dose by then it is
-//! missed, and a dose after that is late. A dose with no open slot is an extra dose, credited to
+//! may be a little early) and stays open until shortly before the next slot is due (by `grace`,
+//! or a quarter of the gap if shorter: a dose then is the next one's, early); its grace closes
+//! at `grace` after its time (or when the next slot is due, if sooner) — with no dose by then it
+//! is missed, and a dose after that is late. A dose with no open slot is an extra dose, credited to
 //! nothing. A device that names the slot (`schedule: "am"`) has its dose credited to the first
 //! open slot of that name, if one is open.
 //!
@@ -202,14 +203,19 @@ impl Doses {
     /// A dose taken at `t` (after every timer before `t` fired), for the slot named `slot_name`
     /// if the device said.
     pub fn dose(&mut self, t: i64, slot_name: Option<&str>) -> Credit {
-        // Open: not credited, its window opened, and not expired (a slot expires when the next
-        // is due, even if that timer has not fired yet at this very instant).
+        // Open: not credited, its window opened, and not yet given up for the next slot: a
+        // dose taken shortly before the next slot is due (within `grace`, or a quarter of the
+        // gap if shorter) is the next one's, taken early, not a very late dose of this one.
         let due = &self.due;
+        let grace = i64::from(self.schedule.grace_s) * 1_000_000;
         let open = |i: usize| {
             let d = &due[i];
             d.taken_us.is_none()
                 && d.opens_us <= t
-                && due.get(i + 1).is_none_or(|next| t < next.at_us)
+                && due.get(i + 1).is_none_or(|next| {
+                    let early = grace.min((next.at_us - d.at_us) / 4);
+                    t < next.at_us - early
+                })
         };
         let named = slot_name.and_then(|name| {
             (0..due.len())

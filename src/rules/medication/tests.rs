@@ -88,11 +88,12 @@ fn a_late_dose_is_its_own_slots_and_never_erases_the_next() {
             late: true
         }]
     );
-    // Both taken, the morning's very late: each slot has its own dose.
+    // Both taken, the morning's very late (17:00, before the evening's early window at
+    // 18:00): each slot has its own dose.
     let mut d = Doses::new(twice_daily(), DAY0);
     let (missed, credits) = follow(
         &mut d,
-        &[DAY0 + 19 * HOUR, DAY0 + 20 * HOUR + 30 * MIN],
+        &[DAY0 + 17 * HOUR, DAY0 + 20 * HOUR + 30 * MIN],
         DAY0 + 23 * HOUR,
     );
     assert_eq!(missed, [8]);
@@ -110,6 +111,60 @@ fn a_late_dose_is_its_own_slots_and_never_erases_the_next() {
                 late: false
             },
         ]
+    );
+}
+
+#[test]
+fn a_dose_just_before_the_next_slot_is_the_next_ones_even_after_a_missed_one() {
+    // Once a day at 21:30: yesterday's missed, today's taken 20 min early.
+    let daily = schedule(&[("night", 21 * 60 + 30)], 7200, 0);
+    let mut d = Doses::new(daily.clone(), DAY0);
+    let today = DAY0 + 24 * HOUR + 21 * HOUR + 30 * MIN;
+    let (missed, credits) = follow(&mut d, &[today - 20 * MIN], today + 3 * HOUR);
+    assert_eq!(missed, [21]);
+    assert_eq!(
+        credits,
+        [Credit::Slot {
+            at_us: today,
+            slot: 0,
+            late: false
+        }]
+    );
+    // Four times a day (4 h apart, a quarter is 1 h): at 10:30 the 08:00 dose is late, not
+    // the 12:00 one early; at 11:15 it is the 12:00 one's.
+    let four = schedule(
+        &[
+            ("a", 8 * 60),
+            ("b", 12 * 60),
+            ("c", 16 * 60),
+            ("d", 20 * 60),
+        ],
+        7200,
+        0,
+    );
+    let mut d = Doses::new(four.clone(), DAY0);
+    let (_, credits) = follow(&mut d, &[DAY0 + 10 * HOUR + 30 * MIN], DAY0 + 11 * HOUR);
+    assert_eq!(
+        credits,
+        [Credit::Slot {
+            at_us: DAY0 + 8 * HOUR,
+            slot: 0,
+            late: true
+        }]
+    );
+    let mut d = Doses::new(four, DAY0);
+    let (_, credits) = follow(
+        &mut d,
+        &[DAY0 + 11 * HOUR + 15 * MIN],
+        DAY0 + 11 * HOUR + 30 * MIN,
+    );
+    assert_eq!(
+        credits,
+        [Credit::Slot {
+            at_us: DAY0 + 12 * HOUR,
+            slot: 1,
+            late: false
+        }]
     );
 }
 
