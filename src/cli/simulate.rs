@@ -9,31 +9,50 @@ use anyhow::Context;
 use clap::Args;
 
 use vigil::config::SimulatorConfig;
+use vigil::sources::home::{HomeConfig, HomeSimulator};
 use vigil::sources::simulator::Simulator;
 use vigil::sources::{Source, SourceItem};
 
 /// Simulate a cohort of patients and write their observations as wire-format JSON lines.
 ///
-/// Observations come out in arrival order: mostly by event time, with the duplicates and
-/// out-of-order deliveries of a real ward (a few later than a minute). Patients who deteriorate
-/// are listed with their onset in the --truth file.
+/// A ward (the default): observations come out in arrival order, mostly by event time, with the
+/// duplicates and out-of-order deliveries of a real ward (a few later than a minute). Patients
+/// who deteriorate are listed with their onset in the --truth file.
+///
+/// At home (--home): CGMs every 5 minutes, insulin pumps, pill bottles and inhalers over --days,
+/// with nocturnal hypoglycaemia, missed doses, occlusions, asthma flares and devices dropping out
+/// as the --truth file's episodes; --registry writes the medication schedules the cohort's
+/// pill bottles are checked against (the pipeline's `[registry]`).
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Number of patients.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub patients: u32,
 
-    /// Hours of monitoring.
-    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760))]
+    /// Hours of monitoring (a ward).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=8760), conflicts_with = "home")]
     pub hours: u32,
+
+    /// A home cohort instead of a ward: CGMs, pumps, pill bottles, inhalers.
+    #[arg(long)]
+    pub home: bool,
+
+    /// Days of a home cohort.
+    #[arg(long, default_value_t = 14, value_parser = clap::value_parser!(u32).range(1..=366), requires = "home")]
+    pub days: u32,
+
+    /// Write the home cohort's medication schedules here, as a registry CSV.
+    #[arg(long, value_name = "FILE.csv", requires = "home")]
+    pub registry: Option<PathBuf>,
 
     /// Seed: the same seed gives the same cohort.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
 
-    /// RFC 3339 start of the simulated period.
-    #[arg(long, default_value = "2026-01-05T00:00:00Z")]
-    pub start: String,
+    /// RFC 3339 start of the simulated period (default 2026-01-05T00:00:00Z, at home
+    /// 2026-03-01T00:00:00Z).
+    #[arg(long)]
+    pub start: Option<String>,
 
     /// Write observations here ('-' or absent: standard output).
     #[arg(long, value_name = "FILE.jsonl")]
@@ -103,15 +122,73 @@ impl Output {
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
-    vigil::observation::EventTime::parse_rfc3339(&args.start).context("--start")?;
+    let default_start = if args.home {
+        "2026-03-01T00:00:00Z"
+    } else {
+        "2026-01-05T00:00:00Z"
+    };
+    let start = args
+        .start
+        .clone()
+        .unwrap_or_else(|| default_start.to_owned());
+    vigil::observation::EventTime::parse_rfc3339(&start).context("--start")?;
+    let mut out = output(args)?;
+    if args.home {
+        return run_home(args, start, out);
+    }
     let config = SimulatorConfig {
         patients: args.patients,
         hours: args.hours,
         seed: args.seed,
-        start: args.start.clone(),
+        start,
     };
     let mut sim = Simulator::new(&config);
-    let mut out = match (&args.kafka, &args.topic) {
+    if let Some(path) = &args.truth {
+        write_lines(path, sim.episodes())?;
+    }
+    let written = drain(&mut sim, &mut out)?;
+    out.finish()?;
+    eprintln!(
+        "vigil simulate: {written} observations of {} patients over {} h, {} deteriorating",
+        args.patients,
+        args.hours,
+        sim.episodes().len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A home cohort: its registry first (it does not depend on the run), then the observations,
+/// then the truth (the devices' own reports add to it as they are simulated).
+fn run_home(args: &SimulateArgs, start: String, mut out: Output) -> anyhow::Result<ExitCode> {
+    let config = HomeConfig {
+        patients: args.patients,
+        days: args.days,
+        seed: args.seed,
+        start,
+    };
+    let mut sim = HomeSimulator::new(&config);
+    if let Some(path) = &args.registry {
+        std::fs::write(path, sim.registry())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let written = drain(&mut sim, &mut out)?;
+    out.finish()?;
+    let truth = sim.truth();
+    if let Some(path) = &args.truth {
+        write_lines(path, &truth)?;
+    }
+    eprintln!(
+        "vigil simulate --home: {written} observations of {} patients over {} days, {} ground-truth episodes",
+        args.patients,
+        args.days,
+        truth.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where the observations go: Kafka, a file or standard output.
+fn output(args: &SimulateArgs) -> anyhow::Result<Output> {
+    Ok(match (&args.kafka, &args.topic) {
         (Some(brokers), Some(topic)) => {
             let properties = Default::default();
             vigil::kafka::ensure_topic(brokers, topic, args.partitions, &properties)?;
@@ -131,17 +208,23 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             };
             Output::Lines(BufWriter::with_capacity(1 << 20, out))
         }
-    };
-    if let Some(path) = &args.truth {
-        let mut truth = BufWriter::new(
-            File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        );
-        for episode in sim.episodes() {
-            serde_json::to_writer(&mut truth, episode)?;
-            truth.write_all(b"\n")?;
-        }
-        truth.flush()?;
+    })
+}
+
+fn write_lines<T: serde::Serialize>(path: &std::path::Path, rows: &[T]) -> anyhow::Result<()> {
+    let mut file = BufWriter::new(
+        File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+    );
+    for row in rows {
+        serde_json::to_writer(&mut file, row)?;
+        file.write_all(b"\n")?;
     }
+    file.flush()?;
+    Ok(())
+}
+
+/// Sends everything the source produces; returns how many observations.
+fn drain(sim: &mut dyn Source, out: &mut Output) -> anyhow::Result<u64> {
     let mut items = Vec::new();
     let mut written = 0u64;
     loop {
@@ -154,15 +237,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if !more {
-            break;
+            return Ok(written);
         }
     }
-    out.finish()?;
-    eprintln!(
-        "vigil simulate: {written} observations of {} patients over {} h, {} deteriorating",
-        args.patients,
-        args.hours,
-        sim.episodes().len()
-    );
-    Ok(ExitCode::SUCCESS)
 }

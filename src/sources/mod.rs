@@ -11,6 +11,7 @@
 
 pub mod archive;
 pub mod azt1d;
+pub mod home;
 pub mod jsonl;
 pub mod kafka;
 pub mod paced;
@@ -299,6 +300,8 @@ crate::component::components! {
         "kafka" => Kafka(kafka::KafkaSourceConfig),
         /// AZT1D: a directory of `Subject N.csv` CGM traces.
         "azt1d" => Azt1d(azt1d::Azt1dConfig),
+        /// A simulated home cohort: CGMs, pumps, pill bottles, inhalers.
+        "home" => Home(home::HomeConfig),
     }
 }
 

@@ -179,3 +179,14 @@ fn three_azt1d_subjects_give_their_golden_glucose_alerts() {
         })
     });
 }
+
+/// The shipped home pipeline: its simulated cohort of 20 over 14 days, every rule family.
+#[test]
+fn the_home_cohort_gives_its_golden_alerts() {
+    shipped_gives_its_golden("home", "home.jsonl", |section, line| {
+        (section == "[registry]" && line.starts_with("path")).then(|| {
+            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+            format!("path = {:?}", root.join("pipelines/home-registry.csv"))
+        })
+    });
+}

@@ -7,6 +7,7 @@ mod clock;
 mod failures;
 mod glucose;
 mod golden;
+mod home;
 mod kafka;
 mod pipeline;
 mod risk;
