@@ -222,54 +222,11 @@ fn emit_day(
     out: &mut Vec<Observation>,
     truth: &mut Vec<Truth>,
 ) {
-    let number = p.id[5..].to_owned();
-    let number = number.as_str();
-    let id = |prefix: &str| Identifier::new(&format!("{prefix}-{number}")).ok();
-    let (cgm, pump, inhaler) = (id("cgm"), id("pump"), id("inh"));
-    let at = |t: i64| EventTime::from_micros(start_us + t);
-    let Ok(patient) = Identifier::new(&p.id) else {
+    let Some(mut e) = Emitter::new(p, start_us, out) else {
         return;
     };
-    let mut push = |device: &Option<Identifier>, t: i64, vital, value, unit, detail| {
-        if let Ok(o) = Observation::with_detail(
-            patient.clone(),
-            device.clone(),
-            at(t),
-            vital,
-            value,
-            unit,
-            detail,
-        ) {
-            out.push(o);
-        }
-    };
     if p.cgm {
-        // Each patient's CGM reads at its own second of each 5 minutes.
-        let phase = (number.parse::<i64>().unwrap_or(0) * 37 % 300) * 1_000_000;
-        let mut t = from + phase;
-        while t < to {
-            p.drift = 0.98 * p.drift + 1.5 * p.rng.normal();
-            let session = (t - p.sensor0).rem_euclid(SENSOR_SESSION);
-            let out_of_range = p.cgm_outages.iter().any(|o| t >= o.0 && t < o.1);
-            let truly = p.glucose(t);
-            excursions(p, start_us, t, truly, truth);
-            if session >= SENSOR_WARMUP && !out_of_range {
-                let reading = (truly * (1.0 + 0.03 * p.rng.normal()))
-                    .round()
-                    .clamp(40.0, 400.0);
-                push(
-                    &cgm,
-                    t,
-                    Vital::Glucose,
-                    Value::Number(reading),
-                    Some(Unit::MilligramsPerDecilitre),
-                    Some(Detail::Glucose {
-                        method: Method::Cgm,
-                    }),
-                );
-            }
-            t += 5 * MIN;
-        }
+        e.cgm_readings(p, from, to, truth);
     }
     let planned: Vec<(i64, Planned)> = p
         .planned
@@ -278,122 +235,213 @@ fn emit_day(
         .filter(|e| e.0 >= from && e.0 < to)
         .collect();
     for (t, event) in planned {
+        e.planned(p, t, event, truth);
+    }
+}
+
+/// Makes one patient's observations.
+struct Emitter<'a> {
+    patient: Identifier,
+    number: String,
+    start_us: i64,
+    out: &'a mut Vec<Observation>,
+}
+
+impl Emitter<'_> {
+    fn new<'a>(
+        p: &HomePatient,
+        start_us: i64,
+        out: &'a mut Vec<Observation>,
+    ) -> Option<Emitter<'a>> {
+        Some(Emitter {
+            patient: Identifier::new(&p.id).ok()?,
+            number: p.id[5..].to_owned(),
+            start_us,
+            out,
+        })
+    }
+
+    /// The patient's device of a kind: `cgm-0007` (a bottle, `bottle-1`: `bottle-0007-1`).
+    fn device(&self, kind: &str) -> Option<Identifier> {
+        let name = match kind.split_once('-') {
+            Some((kind, n)) => format!("{kind}-{}-{n}", self.number),
+            None => format!("{kind}-{}", self.number),
+        };
+        Identifier::new(&name).ok()
+    }
+
+    fn at(&self, t: i64) -> EventTime {
+        EventTime::from_micros(self.start_us + t)
+    }
+
+    fn push(
+        &mut self,
+        device: &str,
+        t: i64,
+        vital: Vital,
+        value: Value,
+        unit: Option<Unit>,
+        detail: Option<Detail>,
+    ) {
+        let time = self.at(t);
+        let device = self.device(device);
+        if let Ok(o) = Observation::with_detail(
+            self.patient.clone(),
+            device,
+            time,
+            vital,
+            value,
+            unit,
+            detail,
+        ) {
+            self.out.push(o);
+        }
+    }
+
+    fn status(&mut self, device: &str, t: i64, status: DeviceStatus) {
+        self.push(
+            device,
+            t,
+            Vital::DeviceStatus,
+            Value::None,
+            None,
+            Some(Detail::Status(status)),
+        );
+    }
+
+    /// Every 5 minutes (at the patient's own second), unless warming up or out of range.
+    fn cgm_readings(&mut self, p: &mut HomePatient, from: i64, to: i64, truth: &mut Vec<Truth>) {
+        let phase = (self.number.parse::<i64>().unwrap_or(0) * 37 % 300) * 1_000_000;
+        let mut t = from + phase;
+        while t < to {
+            p.drift = 0.98 * p.drift + 1.5 * p.rng.normal();
+            let session = (t - p.sensor0).rem_euclid(SENSOR_SESSION);
+            let out_of_range = p.cgm_outages.iter().any(|o| t >= o.0 && t < o.1);
+            let truly = p.glucose(t);
+            excursions(p, self.start_us, t, truly, truth);
+            if session >= SENSOR_WARMUP && !out_of_range {
+                let reading = (truly * (1.0 + 0.03 * p.rng.normal()))
+                    .round()
+                    .clamp(40.0, 400.0);
+                let cgm = Some(Detail::Glucose {
+                    method: Method::Cgm,
+                });
+                self.push(
+                    "cgm",
+                    t,
+                    Vital::Glucose,
+                    Value::Number(reading),
+                    Some(Unit::MilligramsPerDecilitre),
+                    cgm,
+                );
+            }
+            t += 5 * MIN;
+        }
+    }
+
+    fn planned(&mut self, p: &mut HomePatient, t: i64, event: Planned, truth: &mut Vec<Truth>) {
+        let insulin = |delivery| Some(Detail::Insulin { delivery });
         match event {
             Planned::Dose { med, slot } => {
                 let m = &p.meds[usize::from(med)];
                 let detail = Detail::Medication {
-                    medication: Identifier::new(m.code).unwrap_or_else(|_| patient.clone()),
+                    medication: Identifier::new(m.code).unwrap_or_else(|_| self.patient.clone()),
                     schedule: Identifier::new(m.slots[usize::from(slot)].0).ok(),
                 };
-                push(
-                    &bottle(number, med),
-                    t,
-                    Vital::Medication,
-                    Value::Code(Code::Taken),
-                    None,
-                    Some(detail),
-                );
+                let med = usize::from(med);
+                self.push_bottle(med, t, Vital::Medication, Value::Code(Code::Taken), detail);
             }
-            Planned::Bolus(units) => push(
-                &pump,
+            Planned::Bolus(units) => self.push(
+                "pump",
                 t,
                 Vital::Insulin,
                 Value::Number(units),
                 Some(Unit::InsulinUnits),
-                Some(Detail::Insulin {
-                    delivery: Delivery::Bolus,
-                }),
+                insulin(Delivery::Bolus),
             ),
-            Planned::Basal(rate) => push(
-                &pump,
+            Planned::Basal(rate) => self.push(
+                "pump",
                 t,
                 Vital::Insulin,
                 Value::Number(rate),
                 Some(Unit::InsulinUnitsPerHour),
-                Some(Detail::Insulin {
-                    delivery: Delivery::Basal,
-                }),
+                insulin(Delivery::Basal),
             ),
-            Planned::Pump(code) => push(&pump, t, Vital::PumpEvent, Value::Code(code), None, None),
-            Planned::Puffs(code, puffs) => push(
-                &inhaler,
+            Planned::Pump(code) => {
+                self.push("pump", t, Vital::PumpEvent, Value::Code(code), None, None)
+            }
+            Planned::Puffs(code, puffs) => self.push(
+                "inh",
                 t,
                 Vital::Inhaler,
                 Value::Code(code),
                 None,
                 Some(Detail::Inhaler { puffs }),
             ),
-            Planned::CgmStatus => {
-                // Out of range, the CGM sends nothing at all.
-                if p.cgm_outages.iter().any(|o| t >= o.0 && t < o.1) {
-                    continue;
-                }
+            // Out of range, the CGM sends nothing at all.
+            Planned::CgmStatus if !p.cgm_outages.iter().any(|o| t >= o.0 && t < o.1) => {
                 let start = p.sensor0 + (t - p.sensor0).div_euclid(SENSOR_SESSION) * SENSOR_SESSION;
-                let expires = start + SENSOR_SESSION;
                 let status = DeviceStatus {
                     battery: Some(80),
-                    sensor_start: Some(at(start)),
-                    sensor_expires: Some(at(expires)),
+                    sensor_start: Some(self.at(start)),
+                    sensor_expires: Some(self.at(start + SENSOR_SESSION)),
                     ..DeviceStatus::default()
                 };
-                push(
-                    &cgm,
-                    t,
-                    Vital::DeviceStatus,
-                    Value::None,
-                    None,
-                    Some(Detail::Status(status)),
-                );
+                self.status("cgm", t, status);
             }
-            Planned::BottleStatus => {
-                if p.bottle_outages.iter().any(|o| t >= o.0 && t < o.1) {
-                    continue;
-                }
-                let battery = p.bottle_battery.round().clamp(0.0, 100.0) as u8;
-                p.bottle_battery -= 1.5;
-                for med in 0..p.meds.len() as u8 {
-                    let status = DeviceStatus {
-                        battery: Some(battery),
-                        ..DeviceStatus::default()
-                    };
-                    push(
-                        &bottle(number, med),
-                        t,
-                        Vital::DeviceStatus,
-                        Value::None,
-                        None,
-                        Some(Detail::Status(status)),
-                    );
-                    if battery <= 20 && !p.bottle_low {
-                        truth.push(Truth::new(
-                            &p.id,
-                            TruthKind::LowBattery,
-                            start_us + t,
-                            start_us + t,
-                            format!("bottle-{number}-{med}"),
-                        ));
-                    }
-                }
-                p.bottle_low = battery <= 20;
-                if p.bottle_battery < 5.0 {
-                    // Changed: the next check-in is at full charge.
-                    p.bottle_battery = 100.0;
-                }
-            }
+            Planned::CgmStatus => {}
+            Planned::BottleStatus => self.bottle_status(p, t, truth),
             Planned::InhalerStatus => {
                 let status = DeviceStatus {
                     battery: Some(90),
                     ..DeviceStatus::default()
                 };
-                push(
-                    &inhaler,
-                    t,
-                    Vital::DeviceStatus,
-                    Value::None,
-                    None,
-                    Some(Detail::Status(status)),
-                );
+                self.status("inh", t, status);
             }
+        }
+    }
+
+    /// A pill bottle's observation: `bottle-0007-1`, of the patient's second medication.
+    fn push_bottle(&mut self, med: usize, t: i64, vital: Vital, value: Value, detail: Detail) {
+        self.push(
+            &format!("bottle-{med}"),
+            t,
+            vital,
+            value,
+            None,
+            Some(detail),
+        );
+    }
+
+    /// The bottles' daily check-in, unless offline; a battery at 20 % or less is ground truth.
+    fn bottle_status(&mut self, p: &mut HomePatient, t: i64, truth: &mut Vec<Truth>) {
+        if p.bottle_outages.iter().any(|o| t >= o.0 && t < o.1) {
+            return;
+        }
+        let battery = p.bottle_battery.round().clamp(0.0, 100.0) as u8;
+        p.bottle_battery -= 1.5;
+        for med in 0..p.meds.len() {
+            let status = DeviceStatus {
+                battery: Some(battery),
+                ..DeviceStatus::default()
+            };
+            let status = Detail::Status(status);
+            self.push_bottle(med, t, Vital::DeviceStatus, Value::None, status);
+            if battery <= 20 && !p.bottle_low {
+                let what = format!("bottle-{}-{med}", self.number);
+                truth.push(Truth::new(
+                    &p.id,
+                    TruthKind::LowBattery,
+                    self.start_us + t,
+                    self.start_us + t,
+                    what,
+                ));
+            }
+        }
+        p.bottle_low = battery <= 20;
+        if p.bottle_battery < 5.0 {
+            // Changed: the next check-in is at full charge.
+            p.bottle_battery = 100.0;
         }
     }
 }
@@ -421,11 +469,6 @@ fn excursions(p: &mut HomePatient, start_us: i64, t: i64, glucose: f64, truth: &
             _ => {}
         }
     }
-}
-
-/// The id of a patient's pill bottle of medication `med`.
-fn bottle(number: &str, med: u8) -> Option<Identifier> {
-    Identifier::new(&format!("bottle-{number}-{med}")).ok()
 }
 
 impl Source for HomeSimulator {
