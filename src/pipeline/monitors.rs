@@ -9,7 +9,6 @@
 //! the end of a file is the same instant in every run.
 
 use std::cell::RefCell;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
@@ -245,46 +244,47 @@ impl Ward {
         let Some((patient, time)) = set[0].subject() else {
             return;
         };
-        // What the registry prescribes for a patient not seen yet waits for their first event:
-        // their scale is scored from it, and their doses are due from it (a schedule from
-        // before the period a run covers would otherwise miss every dose before it).
-        let mut set = set;
-        if !self.patients.contains_key(patient) {
-            let n = set
-                .iter()
-                .take_while(|e| matches!(e, Event::Prescription { .. }))
-                .count();
-            let waiting = self.waiting.entry(patient.clone()).or_default();
-            waiting.extend(set[..n].iter().filter_map(|e| match e {
-                Event::Prescription { prescribed, .. } => Some(prescribed.clone()),
-                _ => None,
-            }));
-            if n == set.len() {
-                return;
-            }
-            set = &set[n..];
-        }
         let mut st = self.state.borrow_mut();
-        if !matches!(set[0], Event::Prescription { .. }) {
+        // (Prescriptions sort first in a set: the last event says whether there is another.)
+        if !matches!(set[set.len() - 1], Event::Prescription { .. }) {
             st.summary.first_event_us =
                 super::min_some(st.summary.first_event_us, Some(time.micros()));
             st.summary.last_event_us = st.summary.last_event_us.max(Some(time.micros()));
         }
-        let monitor = match self.patients.entry(patient.clone()) {
-            Entry::Occupied(m) => m.into_mut(),
-            Entry::Vacant(v) => {
-                let waiting = self.waiting.remove(patient).unwrap_or_default();
-                v.insert(new_monitor(
-                    patient,
-                    time,
-                    waiting,
-                    &self.settings,
-                    &mut self.alerts,
-                ))
-            }
-        };
-        st.summary.observations += apply_set(monitor, &self.settings, set, &mut self.alerts) as u64;
+        // One lookup, and no clone of the id, for a patient already seen: nearly every set.
+        if let Some(monitor) = self.patients.get_mut(patient) {
+            st.summary.observations +=
+                apply_set(monitor, &self.settings, set, &mut self.alerts) as u64;
+            let due = monitor.next_due(&self.settings);
+            reschedule(&mut self.timers, &mut self.due_of, patient, due);
+            return;
+        }
+        drop(st);
+        self.first_seen(patient, time, set);
+    }
+
+    /// A set of a patient not seen yet. What the registry prescribes for them waits for their
+    /// first other event: their scale is scored from it, and their doses are due from it (a
+    /// schedule from before the period a run covers would otherwise miss every dose before it).
+    fn first_seen(&mut self, patient: &Identifier, time: EventTime, set: &[Event]) {
+        let n = set
+            .iter()
+            .take_while(|e| matches!(e, Event::Prescription { .. }))
+            .count();
+        let waiting = self.waiting.entry(patient.clone()).or_default();
+        waiting.extend(set[..n].iter().filter_map(|e| match e {
+            Event::Prescription { prescribed, .. } => Some(prescribed.clone()),
+            _ => None,
+        }));
+        if n == set.len() {
+            return;
+        }
+        let waiting = self.waiting.remove(patient).unwrap_or_default();
+        let mut monitor = new_monitor(patient, time, waiting, &self.settings, &mut self.alerts);
+        let observed = apply_set(&mut monitor, &self.settings, &set[n..], &mut self.alerts);
+        self.state.borrow_mut().summary.observations += observed as u64;
         let due = monitor.next_due(&self.settings);
+        self.patients.insert(patient.clone(), monitor);
         reschedule(&mut self.timers, &mut self.due_of, patient, due);
     }
 

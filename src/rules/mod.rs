@@ -126,7 +126,11 @@ macro_rules! rules {
             }
 
             pub fn next_due(&self) -> Option<i64> {
-                [$(self.$field.next_due()),*].into_iter().flatten().min()
+                // Asked after every observation set: a plain fold, not an iterator over an
+                // array of options (4 % of a ward's run when it was).
+                let mut due = i64::MAX;
+                $(if let Some(d) = self.$field.next_due() { due = due.min(d); })*
+                (due != i64::MAX).then_some(due)
             }
 
             pub fn on_timer(&mut self, cx: Context<'_>, due: i64, out: &mut Vec<Alert>) {
