@@ -306,6 +306,16 @@ pub struct Alert {
     pub risk: Option<RiskEvidence>,
 }
 
+/// Who and when an alert is about, and what of: the head of [`Alert::of_facts`].
+#[derive(Clone, Copy, Debug)]
+pub struct Head<'a> {
+    pub patient: &'a str,
+    pub time_us: i64,
+    pub kind: AlertKind,
+    pub event: AlertEvent,
+    pub severity: Severity,
+}
+
 impl Alert {
     /// Builds an alert; the id hashes patient, time, kind, event and summary.
     #[allow(clippy::too_many_arguments)]
@@ -349,6 +359,27 @@ impl Alert {
     pub fn with_facts(mut self, facts: serde_json::Value) -> Alert {
         self.evidence = Some(AlertEvidence::Facts(facts));
         self
+    }
+
+    /// A device-kind rule's alert (glucose, pump, medication, device): what it is about, what
+    /// happened and what to do, resting on its facts.
+    pub fn of_facts(
+        head: Head<'_>,
+        summary: String,
+        response: &str,
+        facts: serde_json::Value,
+    ) -> Alert {
+        Alert::new(
+            head.patient,
+            EventTime::from_micros(head.time_us),
+            head.kind,
+            head.event,
+            head.severity,
+            summary,
+            response.to_owned(),
+            None,
+        )
+        .with_facts(facts)
     }
 
     /// The deterministic output order: event time, then patient, then kind, then the rest.

@@ -2,36 +2,15 @@
 //! urgent-low alert, as an independent DuckDB query over the dataset's own files finds them; the
 //! wire format gives the same alerts as the dataset's source; a replay of the archive the same.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 
-use crate::{python, python_with_readers, run_ok, scratch, shared_dataset};
-
-fn pipeline() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/azt1d.toml")
-}
+use crate::{python, python_with_readers, scratch, shared_dataset};
 
 /// Runs `pipelines/azt1d.toml` with `extra` arguments; its alert lines.
 fn alerts(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
-    let out = dir.join(format!("{name}.jsonl"));
-    let pipeline = pipeline();
-    let mut args = vec![
-        "run",
-        pipeline.to_str().unwrap(),
-        "--alerts",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--progress",
-        "never",
-    ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    crate::shipped_alerts("azt1d", dir, name, extra)
 }
 
 #[test]
@@ -134,19 +113,7 @@ fn wire_format_glucose_lines_and_a_replay_give_the_sources_alerts() {
     );
     let four = alerts(&dir, "four-workers", &["--workers", "4"]);
     assert!(four == live, "the alerts differ with 4 workers");
-    let replayed = dir.join("replayed.jsonl");
-    run_ok(&[
-        "replay",
-        archive.to_str().unwrap(),
-        "--alerts",
-        replayed.to_str().unwrap(),
-        "--quiet",
-    ]);
-    let replayed = std::fs::read_to_string(&replayed).unwrap();
-    assert!(
-        replayed == live.join("\n") + "\n",
-        "the replay's alerts differ"
-    );
+    crate::assert_replay_gives(&archive, &dir.join("replayed.jsonl"), &live);
     // Each alert rests on its readings.
     let first: Value = serde_json::from_str(&live[0]).unwrap();
     assert_eq!(first["kind"], "glucose");

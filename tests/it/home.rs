@@ -16,24 +16,7 @@ fn pipeline() -> PathBuf {
 
 /// Runs `pipelines/home.toml` with `extra` arguments; its alert lines.
 fn alerts(dir: &Path, name: &str, extra: &[&str]) -> Vec<String> {
-    let out = dir.join(format!("{name}.jsonl"));
-    let pipeline = pipeline();
-    let mut args = vec![
-        "run",
-        pipeline.to_str().unwrap(),
-        "--alerts",
-        out.to_str().unwrap(),
-        "--quiet",
-        "--progress",
-        "never",
-    ];
-    args.extend_from_slice(extra);
-    run_ok(&args);
-    std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+    crate::shipped_alerts("home", dir, name, extra)
 }
 
 fn parse(lines: &[String]) -> Vec<Value> {
@@ -149,17 +132,5 @@ fn the_home_pipeline_gives_the_same_alerts_with_4_workers_and_after_a_replay() {
     }
     let four = alerts(&dir, "four-workers", &["--workers", "4"]);
     assert!(four == live, "the alerts differ with 4 workers");
-    let replayed = dir.join("replayed.jsonl");
-    run_ok(&[
-        "replay",
-        archive.to_str().unwrap(),
-        "--alerts",
-        replayed.to_str().unwrap(),
-        "--quiet",
-    ]);
-    let replayed = std::fs::read_to_string(&replayed).unwrap();
-    assert!(
-        replayed == live.join("\n") + "\n",
-        "the replay's alerts differ"
-    );
+    crate::assert_replay_gives(&archive, &dir.join("replayed.jsonl"), &live);
 }

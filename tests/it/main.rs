@@ -36,6 +36,46 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(o.stdout).unwrap()
 }
 
+/// Runs the shipped `pipelines/{name}.toml` with `extra` arguments, its alerts to
+/// `dir/{out}.jsonl`; their lines.
+pub fn shipped_alerts(name: &str, dir: &Path, out: &str, extra: &[&str]) -> Vec<String> {
+    let path = dir.join(format!("{out}.jsonl"));
+    let pipeline = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.toml"));
+    let mut args = vec![
+        "run",
+        pipeline.to_str().unwrap(),
+        "--alerts",
+        path.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts that `vigil replay` of `archive` (its alerts to `out`) gives the `live` alert lines
+/// byte for byte.
+pub fn assert_replay_gives(archive: &Path, out: &Path, live: &[String]) {
+    run_ok(&[
+        "replay",
+        archive.to_str().unwrap(),
+        "--alerts",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let replayed = std::fs::read_to_string(out).unwrap();
+    assert!(
+        replayed == live.join("\n") + "\n",
+        "the replay's alerts differ"
+    );
+}
+
 /// The demo pipeline.
 pub fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")

@@ -19,7 +19,7 @@
 use serde_json::json;
 
 use super::{Change, Context, Rule};
-use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
+use crate::alerting::{Alert, AlertEvent, AlertKind, Head, Severity};
 use crate::monitor::events::span;
 use crate::observation::{Detail, EventTime, Identifier, Observation, Vital};
 
@@ -299,17 +299,14 @@ fn device_alert(
         "device_kind": device.class.map(Class::name),
         "last_heard": EventTime::from_micros(device.last_us).to_rfc3339(),
     });
-    Alert::new(
-        cx.picture.patient(),
-        EventTime::from_micros(time_us),
-        AlertKind::Device,
+    let head = Head {
+        patient: cx.picture.patient(),
+        time_us,
+        kind: AlertKind::Device,
         event,
         severity,
-        summary,
-        response.to_owned(),
-        None,
-    )
-    .with_facts(facts)
+    };
+    Alert::of_facts(head, summary, response, facts)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 use serde_json::json;
 
 use super::{Change, Context, Rule};
-use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
+use crate::alerting::{Alert, AlertEvent, AlertKind, Head, Severity};
 use crate::observation::{Code, Detail, EventTime, Observation, Reading, Vital};
 use crate::registry::{Prescribed, Schedule, hhmm};
 
@@ -324,17 +324,14 @@ fn medication_alert(
     response: &str,
     facts: serde_json::Value,
 ) -> Alert {
-    Alert::new(
-        cx.picture.patient(),
-        EventTime::from_micros(time_us),
-        AlertKind::Medication,
+    let head = Head {
+        patient: cx.picture.patient(),
+        time_us,
+        kind: AlertKind::Medication,
         event,
         severity,
-        summary,
-        response.to_owned(),
-        None,
-    )
-    .with_facts(facts)
+    };
+    Alert::of_facts(head, summary, response, facts)
 }
 
 #[cfg(test)]

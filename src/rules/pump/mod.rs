@@ -15,8 +15,8 @@
 use serde_json::json;
 
 use super::{Change, Context, Rule};
-use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
-use crate::observation::{Code, Delivery, Detail, EventTime, Observation, Reading, Vital};
+use crate::alerting::{Alert, AlertEvent, AlertKind, Head, Severity};
+use crate::observation::{Code, Delivery, Detail, Observation, Reading, Vital};
 
 /// An alarm repeated within this long (µs of event time) is the same alarm.
 pub const REPEAT_US: i64 = 15 * 60_000_000;
@@ -215,17 +215,14 @@ fn pump_alert(
         "glucose_mg_dl": glucose.map(|g| g.mg_dl),
         "glucose_rate_mg_dl_per_min": glucose.and_then(|g| g.rate).map(|r| (r * 100.0).round() / 100.0),
     });
-    Alert::new(
+    let head = Head {
         patient,
-        EventTime::from_micros(time_us),
-        AlertKind::Pump,
+        time_us,
+        kind: AlertKind::Pump,
         event,
         severity,
-        summary,
-        response.to_owned(),
-        None,
-    )
-    .with_facts(facts)
+    };
+    Alert::of_facts(head, summary, response, facts)
 }
 
 #[cfg(test)]
