@@ -178,9 +178,11 @@ fn run_home(args: &SimulateArgs, start: String, mut out: Output) -> anyhow::Resu
         write_lines(path, &truth)?;
     }
     eprintln!(
-        "vigil simulate --home: {written} observations of {} patients over {} days, {} ground-truth episodes",
+        "vigil simulate --home: {written} observations of {} patient{} over {} day{}, {} ground-truth episodes",
         args.patients,
+        if args.patients == 1 { "" } else { "s" },
         args.days,
+        if args.days == 1 { "" } else { "s" },
         truth.len()
     );
     Ok(ExitCode::SUCCESS)
