@@ -122,6 +122,8 @@ pub enum AlertEvent {
     Recovered,
     /// A sensor's session ends soon.
     SensorExpiring,
+    /// A CGM's backfilled readings, scored, reported once: past, never an alarm.
+    Backfilled,
 }
 
 impl AlertEvent {
@@ -156,6 +158,7 @@ impl AlertEvent {
             AlertEvent::Offline => "offline",
             AlertEvent::Recovered => "recovered",
             AlertEvent::SensorExpiring => "sensor_expiring",
+            AlertEvent::Backfilled => "backfilled",
         }
     }
 }

@@ -231,6 +231,19 @@ impl PatientMonitor {
         self.change(settings, &change, out);
     }
 
+    /// A reading that arrived behind the clock (a CGM's backfill), heard at `at`.
+    pub fn backfill(
+        &mut self,
+        settings: &MonitorSettings,
+        at: EventTime,
+        obs: &Observation,
+        out: &mut Vec<Alert>,
+    ) {
+        self.advance(settings, at.micros(), out);
+        let cx = Self::context(&self.picture, settings);
+        self.rules.on_backfill(cx, at.micros(), obs, out);
+    }
+
     /// The patient's observations cannot be read from their source (`what` says which part, and
     /// why), found at `at`.
     pub fn unreadable(

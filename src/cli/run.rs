@@ -205,7 +205,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
         "\nvigil: {} observations in {:.2} s ({:.0} observations/s, {} worker{})\n\
          \x20 event time  {span}\n\
          \x20 patients    {} ({:.1} KiB of state, {:.1} KiB per patient)\n\
-         \x20 rejected    {} ({} impossible values reported to clinicians), late {}, duplicates {}, held {}\n\
+         \x20 rejected    {} ({} impossible values reported to clinicians), late {}, duplicates {}, held {}, backfilled {}\n\
          \x20 alerts      {}{}\n",
         s.observations,
         s.elapsed.as_secs_f64(),
@@ -220,6 +220,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
         s.late,
         s.duplicates,
         s.held,
+        s.backfilled,
         s.alerts,
         if kinds.is_empty() {
             String::new()

@@ -31,6 +31,10 @@ pub enum Event {
     /// patient at its partition's clock, never scored. Boxed: rare, and every event in flight
     /// is as large as the largest kind.
     Held(Box<Held>),
+    /// A glucose reading that arrived behind its partition's clock: a CGM's backfill after a
+    /// signal loss. Its patient hears of it at the clock (`at_us`), to be scored, never to page
+    /// for the past. Boxed, as rare.
+    Backfill(Box<Backfill>),
     /// The part of the source the patient's observations come from cannot be read on (a Kafka
     /// partition that stalled): they are unmonitored.
     Unreadable(Box<Unreadable>),
@@ -46,6 +50,13 @@ pub struct Unreadable {
     pub at_us: i64,
     /// What cannot be read, and why.
     pub what: String,
+}
+
+/// A backfilled reading, and the clock it arrived at.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backfill {
+    pub obs: Observation,
+    pub at_us: i64,
 }
 
 /// A record held aside, as its patient's monitor hears of it.
@@ -68,6 +79,7 @@ impl Event {
             Event::Invalid { subject, .. } => Some((&subject.patient, subject.time)),
             Event::Prescription { patient, time, .. } => Some((patient, *time)),
             Event::Held(held) => Some((&held.patient, EventTime::from_micros(held.hold.at_us))),
+            Event::Backfill(b) => Some((b.obs.patient(), EventTime::from_micros(b.at_us))),
             Event::Unreadable(u) => Some((&u.patient, EventTime::from_micros(u.at_us))),
             Event::End { .. } => None,
         }
@@ -80,6 +92,7 @@ impl Event {
             Event::Invalid { subject, .. } => subject.time.micros(),
             Event::Prescription { time, .. } => time.micros(),
             Event::Held(held) => held.hold.at_us,
+            Event::Backfill(b) => b.at_us,
             Event::Unreadable(u) => u.at_us,
             Event::End { time_us, .. } => *time_us,
         }
@@ -212,6 +225,9 @@ pub fn apply_set(
             Event::Unreadable(u) => {
                 monitor.unreadable(settings, EventTime::from_micros(u.at_us), &u.what, alerts)
             }
+            Event::Backfill(b) => {
+                monitor.backfill(settings, EventTime::from_micros(b.at_us), &b.obs, alerts)
+            }
             Event::Held(held) => monitor.held(
                 settings,
                 held.device.as_ref(),
@@ -255,6 +271,13 @@ fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
             subject.vital as u8,
             "",
         ),
+        Event::Backfill(b) => (
+            b.at_us,
+            b.obs.patient().as_str(),
+            1,
+            b.obs.vital() as u8,
+            b.obs.device().map_or("", Identifier::as_str),
+        ),
         Event::Held(held) => (
             held.hold.at_us,
             held.patient.as_str(),
@@ -284,6 +307,7 @@ fn value_key(e: &Event) -> (u64, &str) {
         },
         Event::Invalid { reason, .. } => (0, reason.as_str()),
         Event::Held(held) => (held.claimed.micros() as u64, ""),
+        Event::Backfill(b) => (b.obs.time().micros() as u64, ""),
         Event::Unreadable(u) => (0, u.what.as_str()),
         _ => (0, ""),
     }

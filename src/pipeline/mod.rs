@@ -64,7 +64,7 @@ const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
 /// read before it committable: shorter re-reads less after a crash but writes more, smaller files.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-pub use crate::monitor::events::{Event, Held, Unreadable};
+pub use crate::monitor::events::{Backfill, Event, Held, Unreadable};
 
 /// The worker an event goes to: its patient's, or the one an end marker is addressed to.
 pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
@@ -73,6 +73,7 @@ pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
         Event::Invalid { subject, .. } => placement.worker(&subject.patient),
         Event::Prescription { patient, .. } => placement.worker(patient),
         Event::Held(held) => placement.worker(&held.patient),
+        Event::Backfill(b) => placement.worker(b.obs.patient()),
         Event::Unreadable(u) => placement.worker(&u.patient),
         Event::End { worker, .. } => *worker,
     }
@@ -149,6 +150,9 @@ pub struct RunSummary {
     pub duplicates: u64,
     /// Records held aside because their device's clock could not be believed.
     pub held: u64,
+    /// Glucose readings that arrived behind the clock (a CGM's backfill): archived and scored,
+    /// never paging for the past; not counted late.
+    pub backfilled: u64,
     pub alerts: u64,
     /// Rows and files written to the archive's observations, and alerts to its alerts.
     pub archived: u64,
@@ -184,6 +188,7 @@ impl RunSummary {
         self.late += other.late;
         self.duplicates += other.duplicates;
         self.held += other.held;
+        self.backfilled += other.backfilled;
         self.alerts += other.alerts;
         self.archived += other.archived;
         self.archive_files += other.archive_files;

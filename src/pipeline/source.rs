@@ -33,9 +33,9 @@ use super::clock::{ClockSettings, Hold, HoldKind, IDLE, Judged, PartitionClock, 
 use super::dedup::Dedup;
 use super::durability::{Commits, Delivery};
 use super::side::{ArchiveOrder, DeadLetter, SideOutputs};
-use super::{Event, PipelineError, WorkerState};
+use super::{Backfill, Event, PipelineError, WorkerState};
 use crate::archive::Row;
-use crate::observation::{EventTime, Identifier};
+use crate::observation::{EventTime, Identifier, Vital};
 use crate::sources::{Archived, Checkpoint, Position, Recorded, Rejected, Source, SourceItem};
 
 /// The source operator's output.
@@ -175,6 +175,8 @@ struct Reader {
     verdicts: Vec<(Slot, Verdict)>,
     /// Records on time (and held ones' reports) for the dataflow, with their ticks.
     stamped: Vec<(i64, Event)>,
+    /// The clock a replayed late record arrived at live (a backfill is heard at it).
+    recorded_clock: Option<i64>,
     /// The tick the capability is held at.
     watermark_tick: i64,
     /// The latest event time processed.
@@ -212,6 +214,7 @@ impl Reader {
             items: Vec::with_capacity(BATCH),
             verdicts: Vec::new(),
             stamped: Vec::with_capacity(BATCH),
+            recorded_clock: None,
             watermark_tick: i64::MIN,
             max_us: None,
             read: 0,
@@ -427,7 +430,10 @@ impl Reader {
                 part.clock.follow(key, time_us, a.clock_us);
                 Verdict::OnTime
             }
-            Recorded::Late => Verdict::Late,
+            Recorded::Late => {
+                self.recorded_clock = Some(a.clock_us);
+                Verdict::Late
+            }
             Recorded::Held(kind) => Verdict::Held(Hold {
                 kind,
                 skew_us: time_us.saturating_sub(match kind {
@@ -479,6 +485,13 @@ impl Reader {
         replayed: bool,
     ) {
         let time_us = slot.event.time_us();
+        let recorded = self.recorded_clock.take();
+        // A CGM's backfill is far behind the clock by nature: late (heard as a backfill), not a
+        // device reset to 2000, within a day. (A replay takes the verdict recorded live.)
+        let verdict = match verdict {
+            Verdict::Held(hold) if !replayed && is_backfill(&slot.event, hold) => Verdict::Late,
+            v => v,
+        };
         let clock_us = || self.partitions[p].clock.clock_us().unwrap_or(time_us);
         let on_time = verdict == Verdict::OnTime && self.tick(time_us) >= cap_tick;
         let row = match verdict {
@@ -497,8 +510,21 @@ impl Reader {
             // Late, or on time by its partition but behind the capability (the partition was
             // silent while the others moved on).
             _ => {
-                let clock_us = clock_us();
-                if let Event::Observation(obs) = &slot.event {
+                let clock_us = recorded.unwrap_or_else(clock_us);
+                if let Event::Observation(obs) = &slot.event
+                    && obs.vital() == Vital::Glucose
+                {
+                    // A CGM's backfill after a signal loss: heard at the clock, scored, never
+                    // paging for the past (the glucose rule); archived as it arrived, late.
+                    self.state.borrow_mut().summary.backfilled += 1;
+                    let backfill = Backfill {
+                        obs: obs.clone(),
+                        at_us: clock_us,
+                    };
+                    let tick = self.tick(clock_us).max(cap_tick);
+                    self.stamped
+                        .push((tick, Event::Backfill(Box::new(backfill))));
+                } else if let Event::Observation(obs) = &slot.event {
                     self.state.borrow_mut().summary.late += 1;
                     let watermark = clock_us.saturating_sub(self.clock.lateness_us);
                     if let Some(side) = self.side.as_mut()
@@ -758,6 +784,16 @@ fn key_and_time(event: &Event) -> (u64, i64) {
         }
         other => (0, other.time_us()),
     }
+}
+
+/// How far behind the clock a glucose reading is still a backfill (a CGM stores a day).
+pub const BACKFILL_US: i64 = 24 * 3_600_000_000;
+
+/// Whether a record held for being behind the clock is a CGM's backfill.
+fn is_backfill(event: &Event, hold: Hold) -> bool {
+    matches!(event, Event::Observation(o) if o.vital() == Vital::Glucose)
+        && hold.kind == HoldKind::Behind
+        && hold.skew_us >= -BACKFILL_US
 }
 
 /// The archive row of a record.

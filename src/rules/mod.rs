@@ -89,6 +89,17 @@ pub trait Rule {
     ) {
     }
 
+    /// A reading that arrived behind the clock (a CGM's backfill), heard at the clock's
+    /// `at_us`: to be scored, never to alarm for the past.
+    fn on_backfill(
+        &mut self,
+        _cx: Context<'_>,
+        _at_us: i64,
+        _obs: &Observation,
+        _out: &mut Vec<Alert>,
+    ) {
+    }
+
     /// When the rule's own next timer is due (µs).
     fn next_due(&self) -> Option<i64> {
         None
@@ -123,6 +134,10 @@ macro_rules! rules {
 
             pub fn on_prescribed(&mut self, cx: Context<'_>, now: i64, prescribed: &Prescribed, out: &mut Vec<Alert>) {
                 $(self.$field.on_prescribed(cx, now, prescribed, out);)*
+            }
+
+            pub fn on_backfill(&mut self, cx: Context<'_>, at_us: i64, obs: &Observation, out: &mut Vec<Alert>) {
+                $(self.$field.on_backfill(cx, at_us, obs, out);)*
             }
 
             pub fn next_due(&self) -> Option<i64> {

@@ -119,3 +119,116 @@ fn wire_format_glucose_lines_and_a_replay_give_the_sources_alerts() {
     assert_eq!(first["kind"], "glucose");
     assert!(first["evidence"]["mg_dl"].is_number(), "{first}");
 }
+
+/// Three patients' CGM lines every 5 min from 10:00; `h-1`'s from 10:35 to 11:25 (lows of 44
+/// to 54 mg/dL) missing live, and sent after 12:00 as a backfill when `backfill`, else in
+/// place. The others go on to 12:30, so the clock passes the backfill.
+fn backfill_lines(backfill: bool) -> (String, usize) {
+    let line = |p: u32, minute: u32, v: u32| {
+        format!(
+            r#"{{"patient":"h-{p}","device":"g7-{p}","time":"2026-03-01T{:02}:{:02}:00Z","vital":"glucose","value":{v},"unit":"mg/dL"}}"#,
+            10 + minute / 60,
+            minute % 60
+        )
+    };
+    let gap = |m: u32| (35..=85).contains(&m);
+    let low = |m: u32| 44 + (m - 35) / 5;
+    let (mut lines, mut late) = (Vec::new(), Vec::new());
+    for minute in (0..=150).step_by(5) {
+        for p in 1..=3 {
+            if p == 1 && minute > 120 {
+                continue;
+            }
+            if p == 1 && gap(minute) {
+                let l = line(1, minute, low(minute));
+                if backfill {
+                    late.push(l)
+                } else {
+                    lines.push(l)
+                }
+                continue;
+            }
+            lines.push(line(p, minute, 120));
+        }
+        if minute == 120 {
+            lines.append(&mut late);
+        }
+    }
+    (lines.join("\n") + "\n", 11)
+}
+
+#[test]
+fn backfilled_cgm_readings_are_archived_and_scored_and_never_page_for_the_past() {
+    let dir = scratch("glucose_backfill");
+    let run = |name: &str, backfill: bool| {
+        let (text, _) = backfill_lines(backfill);
+        let input = dir.join(format!("{name}.jsonl"));
+        std::fs::write(&input, text).unwrap();
+        let archive = dir.join(format!("{name}-archive"));
+        let out = dir.join(format!("{name}-alerts.jsonl"));
+        let summary = crate::vigil(&[
+            "run",
+            "pipelines/azt1d.toml",
+            "--input",
+            input.to_str().unwrap(),
+            "--archive",
+            archive.to_str().unwrap(),
+            "--alerts",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--progress",
+            "never",
+            "--summary-json",
+        ]);
+        assert!(
+            summary.status.success(),
+            "{}",
+            String::from_utf8_lossy(&summary.stderr)
+        );
+        let summary: Value = serde_json::from_slice(summary.stderr.trim_ascii()).unwrap();
+        let lines: Vec<String> = std::fs::read_to_string(&out)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (summary, lines, archive)
+    };
+    let of_1 = |lines: &[String], event: &str| -> Vec<Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|a| a["patient"] == "h-1" && a["event"] == event)
+            .collect()
+    };
+    // Sent live, the same lows page: the test can fail.
+    let (_, in_place, _) = run("in-place", false);
+    assert!(!of_1(&in_place, "urgent_low").is_empty());
+    // Backfilled: no page, one note of the gap with its lows, every reading archived.
+    let (summary, lines, archive) = run("backfill", true);
+    assert_eq!(
+        (summary["backfilled"].as_u64(), summary["late"].as_u64()),
+        (Some(11), Some(0)),
+        "{summary}"
+    );
+    assert!(of_1(&lines, "urgent_low").is_empty(), "a past low paged");
+    // The gap is a signal loss as it happens (and h-1's end another, at 12:20).
+    let lost: Vec<Value> = of_1(&lines, "signal_loss")
+        .iter()
+        .map(|a| a["time"].clone())
+        .collect();
+    assert_eq!(lost, ["2026-03-01T10:50:00Z", "2026-03-01T12:20:00Z"]);
+    let notes = of_1(&lines, "backfilled");
+    assert_eq!(notes.len(), 1, "{lines:#?}");
+    let note = &notes[0];
+    assert_eq!(note["severity"], "info");
+    assert_eq!(
+        note["time"], "2026-03-01T12:01:00Z",
+        "a minute after the burst, at the clock"
+    );
+    assert_eq!(note["evidence"]["readings"], 11);
+    assert_eq!(note["evidence"]["below_urgent_low"], 11);
+    assert_eq!(note["evidence"]["lowest_mg_dl"], 44.0);
+    let (rows, _) = crate::archive_rows_and_keys(&archive);
+    assert_eq!(rows, backfill_lines(true).0.lines().count());
+    crate::assert_replay_gives(&archive, &dir.join("replayed.jsonl"), &lines);
+}

@@ -28,6 +28,7 @@ use super::{Context, Rule};
 use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
 use crate::observation::{Detail, EventTime, Identifier, Method, Observation, Reading, Vital};
 
+mod backfill;
 mod config;
 
 pub use config::{GlucoseConfig, Toggle, URGENT_LOW_FLOOR};
@@ -60,6 +61,8 @@ struct State {
     soon: bool,
     /// Per sensor, when its warm-up ends, and whether it was reported.
     warmups: Vec<(Identifier, i64, bool)>,
+    /// Backfilled readings not reported yet.
+    backfill: Option<Box<backfill::Burst>>,
 }
 
 impl Glucose {
@@ -106,14 +109,34 @@ impl Rule for Glucose {
         }
     }
 
+    fn on_backfill(&mut self, cx: Context<'_>, at_us: i64, obs: &Observation, _: &mut Vec<Alert>) {
+        let (Vital::Glucose, Reading::Quantity(q)) = (obs.vital(), obs.reading()) else {
+            return;
+        };
+        let config = &cx.rules.glucose;
+        let (time_us, mg_dl) = (obs.time().micros(), q.to_f64());
+        self.state()
+            .backfill
+            .get_or_insert_with(|| Box::new(backfill::Burst::new(time_us, mg_dl, at_us)))
+            .add(time_us, mg_dl, at_us, config.urgent_low(), config.low.on());
+    }
+
     fn next_due(&self) -> Option<i64> {
-        self.state.as_ref().and_then(|s| s.signal_due_us)
+        let state = self.state.as_ref()?;
+        let burst = state.backfill.as_ref().map(|b| b.due_us);
+        match (state.signal_due_us, burst) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn on_timer(&mut self, cx: Context<'_>, due: i64, out: &mut Vec<Alert>) {
         let Some(state) = self.state.as_mut() else {
             return;
         };
+        if let Some(burst) = state.backfill.take_if(|b| b.due_us <= due) {
+            out.push(burst.alert(cx.picture.patient(), cx.rules.glucose.urgent_low()));
+        }
         let Some(last) = state
             .last_cgm_us
             .filter(|_| state.signal_due_us == Some(due))

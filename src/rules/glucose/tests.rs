@@ -321,3 +321,26 @@ fn urgent_low_can_be_raised_but_never_turned_off_or_set_below_55() {
     let err = parse("signal_loss = \"soon\"").unwrap_err();
     assert!(err.to_string().contains("not a duration"), "{err}");
 }
+
+#[test]
+fn backfilled_lows_are_one_note_a_minute_after_the_burst_and_never_an_alarm() {
+    let s = settings("");
+    let mut m = PatientMonitor::new("h-1", EventTime::from_micros(T0), Scale::One);
+    let mut out = Vec::new();
+    m.observe(&s, &cgm(T0 + 60 * MIN, 120.0), &mut out);
+    let at = EventTime::from_micros(T0 + 61 * MIN);
+    for (i, v) in [50.0, 44.0, 52.0].into_iter().enumerate() {
+        m.backfill(&s, at, &cgm(T0 + (30 + 5 * i as i64) * MIN, v), &mut out);
+    }
+    m.advance(&s, T0 + 62 * MIN + 1, &mut out);
+    assert_eq!(events(&out), [(62, AlertEvent::Backfilled, Severity::Info)]);
+    let facts = serde_json::to_value(&out[0].evidence).unwrap();
+    assert_eq!(
+        (
+            facts["readings"].as_u64(),
+            facts["below_urgent_low"].as_u64()
+        ),
+        (Some(3), Some(3))
+    );
+    assert_eq!(facts["lowest_mg_dl"], 44.0);
+}
