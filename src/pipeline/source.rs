@@ -68,6 +68,9 @@ struct Slot {
     ingest_us: i64,
     /// Its place in the partition's archive order, when there is an archive.
     seq: Option<u64>,
+    /// Read back from the archive: its partition's clock when the live run judged it (a
+    /// replayed backfill is heard at it).
+    recorded_clock_us: Option<i64>,
 }
 
 /// One partition's state: its clock, what it has seen, and its archive order.
@@ -175,8 +178,6 @@ struct Reader {
     verdicts: Vec<(Slot, Verdict)>,
     /// Records on time (and held ones' reports) for the dataflow, with their ticks.
     stamped: Vec<(i64, Event)>,
-    /// The clock a replayed late record arrived at live (a backfill is heard at it).
-    recorded_clock: Option<i64>,
     /// The tick the capability is held at.
     watermark_tick: i64,
     /// The latest event time processed.
@@ -214,7 +215,6 @@ impl Reader {
             items: Vec::with_capacity(BATCH),
             verdicts: Vec::new(),
             stamped: Vec::with_capacity(BATCH),
-            recorded_clock: None,
             watermark_tick: i64::MIN,
             max_us: None,
             read: 0,
@@ -380,6 +380,7 @@ impl Reader {
             at,
             ingest_us,
             seq,
+            recorded_clock_us: None,
         }
     }
 
@@ -423,17 +424,15 @@ impl Reader {
             self.partitions[p].dedup.first(obs);
         }
         let (key, time_us) = key_and_time(&event);
-        let slot = self.slot(p, event, at, a.ingest_us);
+        let mut slot = self.slot(p, event, at, a.ingest_us);
+        slot.recorded_clock_us = Some(a.clock_us);
         let part = &mut self.partitions[p];
         let verdict = match a.verdict {
             Recorded::OnTime => {
                 part.clock.follow(key, time_us, a.clock_us);
                 Verdict::OnTime
             }
-            Recorded::Late => {
-                self.recorded_clock = Some(a.clock_us);
-                Verdict::Late
-            }
+            Recorded::Late => Verdict::Late,
             Recorded::Held(kind) => Verdict::Held(Hold {
                 kind,
                 skew_us: time_us.saturating_sub(match kind {
@@ -485,7 +484,6 @@ impl Reader {
         replayed: bool,
     ) {
         let time_us = slot.event.time_us();
-        let recorded = self.recorded_clock.take();
         // A CGM's backfill is far behind the clock by nature: late (heard as a backfill), not a
         // device reset to 2000, within a day. (A replay takes the verdict recorded live.)
         let verdict = match verdict {
@@ -510,7 +508,7 @@ impl Reader {
             // Late, or on time by its partition but behind the capability (the partition was
             // silent while the others moved on).
             _ => {
-                let clock_us = recorded.unwrap_or_else(clock_us);
+                let clock_us = slot.recorded_clock_us.unwrap_or_else(clock_us);
                 if let Event::Observation(obs) = &slot.event
                     && obs.vital() == Vital::Glucose
                 {
