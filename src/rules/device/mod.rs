@@ -116,6 +116,11 @@ impl Device {
         Some(expires - horizon)
     }
 
+    /// How alerts name it: `CGM g7-1`.
+    fn label(&self) -> String {
+        format!("{} {}", self.class.map_or("device", Class::name), self.id)
+    }
+
     fn rearm(&mut self, config: &DevicesConfig) {
         self.due_us = [self.offline_due(config), self.expiring_due(config)]
             .into_iter()
@@ -152,11 +157,7 @@ impl Devices {
         if device.offline {
             device.offline = false;
             let silent = span((now - device.last_us).max(0) as u64);
-            let summary = format!(
-                "{} {} reports again after {silent} of silence",
-                device.class.map_or("device", Class::name),
-                device.id
-            );
+            let summary = format!("{} reports again after {silent} of silence", device.label());
             out.push(device_alert(
                 cx,
                 now,
@@ -187,11 +188,7 @@ impl Devices {
                 device.battery_low = false;
             } else if !device.battery_low {
                 device.battery_low = true;
-                let summary = format!(
-                    "{} {}: battery at {battery} %",
-                    device.class.map_or("device", Class::name),
-                    device.id
-                );
+                let summary = format!("{}: battery at {battery} %", device.label());
                 out.push(device_alert(
                     cx,
                     now,
@@ -221,9 +218,8 @@ impl Devices {
         device.expiring_alerted = true;
         let left = span((expires - now).max(0) as u64);
         let summary = format!(
-            "{} {}: the sensor session ends in {left}, at {}",
-            device.class.map_or("device", Class::name),
-            device.id,
+            "{}: the sensor session ends in {left}, at {}",
+            device.label(),
             EventTime::from_micros(expires).to_rfc3339()
         );
         out.push(device_alert(
@@ -260,13 +256,15 @@ impl Rule for Devices {
             .iter_mut()
             .filter(|d| d.due_us.is_some_and(|t| t <= due))
         {
-            if let Some(at) = device.offline_due(config).filter(|&t| t <= due) {
+            // (A device is due offline only once its kind is known.)
+            if let (Some(at), Some(class)) = (
+                device.offline_due(config).filter(|&t| t <= due),
+                device.class,
+            ) {
                 device.offline = true;
-                let class = device.class.map_or(Class::Monitor, |c| c);
                 let summary = format!(
-                    "{} {} silent for {}: {}'s {} no longer monitored",
-                    class.name(),
-                    device.id,
+                    "{} silent for {}: {}'s {} no longer monitored",
+                    device.label(),
                     span((at - device.last_us).max(0) as u64),
                     cx.picture.patient(),
                     class.watches()
