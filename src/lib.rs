@@ -11,6 +11,7 @@ pub mod bench;
 pub mod component;
 pub mod config;
 pub mod exact;
+pub mod formats;
 pub mod kafka;
 pub mod monitor;
 pub mod news2;
