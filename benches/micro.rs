@@ -180,6 +180,7 @@ fn parquet_encode(c: &mut Criterion) {
                 Some(vigil::sources::Position {
                     partition: Some(0),
                     offset: i as i64,
+                    entry: None,
                 }),
                 true,
                 o.time().micros(),
@@ -194,6 +195,7 @@ fn parquet_encode(c: &mut Criterion) {
             archive::encode(
                 black_box(&rows),
                 "kafka:vitals",
+                None,
                 Vec::with_capacity(1 << 20),
             )
         })

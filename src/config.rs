@@ -692,7 +692,8 @@ mod tests {
         assert_eq!(
             c.source,
             SourceConfig::Jsonl(crate::sources::jsonl::JsonlConfig {
-                path: PathBuf::from("/p/x.jsonl")
+                path: PathBuf::from("/p/x.jsonl"),
+                format: Default::default(),
             })
         );
         assert_eq!(c.time, TimeConfig::default());

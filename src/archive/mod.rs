@@ -16,7 +16,7 @@
 //! dictionary-encoded. An archive written before this layout (`DIR/date=…/`, `DIR/pipeline.toml`)
 //! is still read.
 //!
-//! # Observations (schema version 3)
+//! # Observations (schema version 4)
 //!
 //! One row per record:
 //!
@@ -38,8 +38,12 @@
 //! | `clock` | timestamp[µs, UTC] | its partition's event-time clock when it was judged (see [`crate::pipeline::clock`]) |
 //! | `held` | string, null | `ahead`, `behind` or `wall_clock` when its time was not believed |
 //! | `detail` | string (JSON), null | a v1.1 device kind's other fields as sent: `{"method":"cgm"}`, `{"medication":"metformin","schedule":"am"}` |
+//! | `format` | string, null | how the message was written: `wire`, `fhir` or `hl7v2`; null for a simulator or dataset |
+//! | `entry` | int32, null | which part of its message: a FHIR Bundle's entry index, an HL7 v2 OBX segment's number |
 //!
-//! Version 2 had no `detail`, version 1 neither `clock` nor `held`; both are still read.
+//! For a file, `offset` is the line a wire message or FHIR document starts on, or an HL7 v2
+//! message's number in the file. Version 3 had no `format` nor `entry`, version 2 no `detail`,
+//! version 1 neither `clock` nor `held`; all are still read.
 //!
 //! `_vigil/pipeline.toml` keeps the live run's settings for replay, with a copy of its risk model
 //! (`_vigil/risk-model.json`, [`write_metadata`]), and `_vigil/delivered.json` how far its alerts
@@ -68,6 +72,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
+use crate::formats::InputFormat;
 use crate::monitor::events::HoldKind;
 use crate::observation::{
     Acvpu, Code, Detail, EventTime, Identifier, Observation, Subject, Unit, Value, Vital,
@@ -290,8 +295,8 @@ pub(crate) fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
-/// The archive's Arrow schema (version 3: version 2 and the `detail` column, which a reader of
-/// an older file takes as null; version 2 added `clock` and `held`).
+/// The archive's Arrow schema (version 4: version 3 and `format` and `entry`, which a reader of
+/// an older file takes as null; version 3 added `detail`, version 2 `clock` and `held`).
 pub fn schema() -> SchemaRef {
     let (dict, ts) = (dictionary, timestamp);
     Arc::new(Schema::new(vec![
@@ -311,6 +316,8 @@ pub fn schema() -> SchemaRef {
         Field::new("clock", ts(), false),
         Field::new("held", dict(), true),
         Field::new("detail", DataType::Utf8, true),
+        Field::new("format", dict(), true),
+        Field::new("entry", DataType::Int32, true),
     ]))
 }
 
@@ -326,6 +333,8 @@ pub struct Row {
     pub ingest_us: i64,
     pub partition: Option<i32>,
     pub offset: Option<i64>,
+    /// Which part of its message (a Bundle's entry, an OBX segment), for FHIR and HL7 v2.
+    pub entry: Option<u32>,
     pub processed: bool,
     pub invalid_reason: Option<String>,
     /// The partition's event-time clock when the record was judged (µs).
@@ -355,6 +364,7 @@ impl Row {
             ingest_us,
             partition: at.and_then(|p| p.partition),
             offset: at.map(|p| p.offset),
+            entry: at.and_then(|p| p.entry),
             processed,
             invalid_reason: None,
             clock_us,
@@ -382,6 +392,7 @@ impl Row {
             ingest_us,
             partition: at.and_then(|p| p.partition),
             offset: at.map(|p| p.offset),
+            entry: at.and_then(|p| p.entry),
             processed,
             invalid_reason: Some(reason.to_owned()),
             clock_us,
@@ -414,6 +425,7 @@ impl ArchivedOffsets {
             Some(Position {
                 partition: Some(p),
                 offset,
+                ..
             }) => self.up_to.get(&p).is_some_and(|max| offset <= *max),
             _ => false,
         }
@@ -446,6 +458,8 @@ pub fn archived_offsets(dir: &Path, source: &str) -> Result<ArchivedOffsets, Arc
 pub struct ArchiveWriter {
     dir: PathBuf,
     source: String,
+    /// How the source's messages are written, when they are.
+    format: Option<InputFormat>,
     name_prefix: String,
     seq: u64,
     rows_per_file: usize,
@@ -467,6 +481,7 @@ impl ArchiveWriter {
     pub fn create(
         dir: &Path,
         source: &str,
+        format: Option<InputFormat>,
         writer: usize,
         rows_per_file: usize,
         archived: Arc<ArchivedOffsets>,
@@ -479,6 +494,7 @@ impl ArchiveWriter {
             dir: dir.to_owned(),
             archived,
             source: source.to_owned(),
+            format,
             name_prefix: format!("part-{run}-{writer}"),
             seq: 0,
             rows_per_file: rows_per_file.max(1),
@@ -530,7 +546,7 @@ impl ArchiveWriter {
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
             write_whole(&dir, &name, |file, tmp| {
-                encode(&rows, &self.source, file).map_err(|e| format_err(tmp, e))
+                encode(&rows, &self.source, self.format, file).map_err(|e| format_err(tmp, e))
             })?;
             self.files_written += 1;
             self.rows_written += rows.len() as u64;
@@ -545,9 +561,10 @@ impl ArchiveWriter {
 pub fn encode<W: std::io::Write + Send>(
     rows: &[Row],
     source: &str,
+    format: Option<InputFormat>,
     out: W,
 ) -> Result<W, parquet::errors::ParquetError> {
-    write_parquet(&to_batch(rows, source)?, out)
+    write_parquet(&to_batch(rows, source, format)?, out)
 }
 
 pub(crate) const DAY_US: i64 = 86_400_000_000;
@@ -581,7 +598,11 @@ fn small_dictionary<'a, T: Copy + PartialEq>(
     DictionaryArray::new(keys, Arc::new(values))
 }
 
-fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::ArrowError> {
+fn to_batch(
+    rows: &[Row],
+    source: &str,
+    format: Option<InputFormat>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
     let mut patient = StringDictionaryBuilder::<Int32Type>::new();
     let mut device = StringDictionaryBuilder::<Int32Type>::new();
     let mut time = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
@@ -593,7 +614,9 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     let mut invalid = arrow::array::StringBuilder::new();
     let mut clock = TimestampMicrosecondBuilder::with_capacity(rows.len()).with_timezone("UTC");
     let mut detail = arrow::array::StringBuilder::new();
+    let mut entry = Int32Builder::with_capacity(rows.len());
     for r in rows {
+        entry.append_option(r.entry.map(|e| e.min(i32::MAX as u32) as i32));
         patient.append_value(r.patient.as_str());
         device.append_option(r.device.as_ref().map(Identifier::as_str));
         time.append_value(r.time.micros());
@@ -627,6 +650,7 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
     let unit = small_dictionary(rows.iter().map(|r| r.unit), Unit::ucum);
     let src = small_dictionary(rows.iter().map(|_| Some(())), |()| source);
     let held = small_dictionary(rows.iter().map(|r| r.held), HoldKind::name);
+    let format = small_dictionary(rows.iter().map(|_| format), InputFormat::name);
     let columns: Vec<ArrayRef> = vec![
         Arc::new(patient.finish()),
         Arc::new(device.finish()),
@@ -644,6 +668,8 @@ fn to_batch(rows: &[Row], source: &str) -> Result<RecordBatch, arrow::error::Arr
         Arc::new(clock.finish()),
         Arc::new(held),
         Arc::new(detail.finish()),
+        Arc::new(format),
+        Arc::new(entry.finish()),
     ];
     RecordBatch::try_new(schema(), columns)
 }
@@ -774,6 +800,8 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
     let held: Option<&DictionaryArray<Int32Type>> = column(batch, "held").ok();
     // Version 2 files have no device kinds, and no details.
     let detail: Option<&StringArray> = column(batch, "detail").ok();
+    // Version 3 files have no parts of messages.
+    let entry: Option<&Int32Array> = column(batch, "entry").ok();
     for i in 0..batch.num_rows() {
         if only.is_some_and(|only| dict_str(source, i) != Some(only)) {
             continue;
@@ -819,6 +847,9 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
             ingest_us: ingest.value(i),
             partition: (!partition.is_null(i)).then(|| partition.value(i)),
             offset: (!offset.is_null(i)).then(|| offset.value(i)),
+            entry: entry
+                .filter(|e| !e.is_null(i))
+                .map(|e| e.value(i).max(0) as u32),
             processed: processed.value(i),
             invalid_reason: (!invalid.is_null(i)).then(|| invalid.value(i).to_owned()),
             clock_us: clock.map_or(time.value(i), |c| c.value(i)),
@@ -875,7 +906,8 @@ mod tests {
     fn rows_round_trip_through_parquet_files_partitioned_by_date() {
         let dir = std::env::temp_dir().join(format!("vigil-archive-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000, Arc::default()).unwrap();
+        let mut writer =
+            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default()).unwrap();
         let day = 86_400_000_000;
         let rows = vec![
             Row::observation(
@@ -890,6 +922,7 @@ mod tests {
                 Some(Position {
                     partition: Some(3),
                     offset: 1,
+                    entry: None,
                 }),
                 true,
                 1_767_571_200_000_000,
@@ -955,7 +988,8 @@ mod tests {
     fn every_device_kind_round_trips_with_its_detail() {
         let dir = std::env::temp_dir().join(format!("vigil-archive-kinds-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let mut writer = ArchiveWriter::create(&dir, "test", 0, 1000, Arc::default()).unwrap();
+        let mut writer =
+            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default()).unwrap();
         let rows: Vec<Row> = [
             r#""vital":"glucose","value":3.1,"unit":"mmol/L","method":"meter""#,
             r#""vital":"insulin","value":0.8,"unit":"U/h","delivery":"basal""#,

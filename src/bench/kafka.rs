@@ -235,6 +235,7 @@ pub fn run(args: &KafkaOptions, out: &mut dyn Report) -> Result<(), BenchError> 
         dead_letter_topic: None,
         start: "earliest".into(),
         properties: BTreeMap::new(),
+        format: Default::default(),
     });
     cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
@@ -394,6 +395,7 @@ fn latency(args: &KafkaOptions, rate: f64, out: &mut dyn Report) -> Result<(), B
         start: "earliest".into(),
         // librdkafka lets a fetch wait up to 500 ms for data by default.
         properties: [("fetch.wait.max.ms".to_owned(), "5".to_owned())].into(),
+        format: Default::default(),
     });
     cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),

@@ -8,8 +8,10 @@ use anyhow::Context;
 use clap::Args;
 
 use vigil::config::PipelineConfig;
+use vigil::formats::InputFormat;
 use vigil::observation::EventTime;
 use vigil::pipeline::{self, RunOptions, RunSummary};
+use vigil::sources::SourceConfig;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,6 +19,9 @@ Examples:
   vigil run pipelines/demo.toml --workers 2 --alerts alerts.jsonl --quiet
   vigil simulate --patients 20 --hours 12 --out cohort.jsonl
   vigil run pipelines/demo.toml --input cohort.jsonl --alerts alerts.jsonl --dead-letter rejected.jsonl
+  vigil simulate --patients 20 --hours 12 --format fhir --out cohort.ndjson
+  vigil run pipelines/demo.toml --input cohort.ndjson --input-format fhir --dead-letter rejected.jsonl
+  vigil run pipelines/demo.toml --input oru.hl7 --input-format hl7v2
 
 Alerts go to the pipeline's sinks (console, JSON lines); --alerts also writes every alert as one
 JSON line, ordered by event time, then patient, then kind, so that two runs can be compared byte
@@ -34,9 +39,16 @@ pub struct RunArgs {
     #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
-    /// Read observations from this JSON lines file instead of the pipeline's source ('-' for stdin).
-    #[arg(long, value_name = "FILE.jsonl")]
+    /// Read observations from this file instead of the pipeline's source ('-' for stdin): wire
+    /// JSON lines, or as --input-format says.
+    #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+
+    /// How --input is written: wire (Vigil's JSON lines), fhir (FHIR R4 Observations and
+    /// Bundles, NDJSON or pretty-printed) or hl7v2 (HL7 v2 ORU^R01 messages, bare or MLLP-framed).
+    /// Without --input, the format of the pipeline's jsonl or kafka source.
+    #[arg(long = "input-format", value_name = "FORMAT", value_parser = parse_format)]
+    pub input_format: Option<InputFormat>,
 
     /// Also write every alert as one JSON line to FILE, in a deterministic order.
     #[arg(long, value_name = "FILE")]
@@ -84,10 +96,21 @@ pub struct RunArgs {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
-    let config = PipelineConfig::load(&args.pipeline)?;
+    let mut config = PipelineConfig::load(&args.pipeline)?;
+    if let (None, Some(format)) = (&args.input, args.input_format) {
+        match &mut config.source {
+            SourceConfig::Jsonl(c) => c.format = format,
+            SourceConfig::Kafka(c) => c.format = format,
+            _ => anyhow::bail!(
+                "--input-format applies to --input or to a jsonl or kafka source; {} reads its own format",
+                config.source.kind().name()
+            ),
+        }
+    }
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         input: args.input.clone(),
+        input_format: args.input_format,
         alerts: args.alerts.clone(),
         dead_letter: args.dead_letter.clone(),
         late: args.late.clone(),
@@ -259,4 +282,8 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
         text.push_str("  (use --late FILE to keep the late observations)\n");
     }
     text
+}
+
+fn parse_format(s: &str) -> Result<InputFormat, String> {
+    s.parse()
 }

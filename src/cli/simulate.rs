@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::Args;
 
 use vigil::config::SimulatorConfig;
+use vigil::formats::InputFormat;
+use vigil::observation::Observation;
 use vigil::sources::home::{HomeConfig, HomeSimulator};
 use vigil::sources::simulator::Simulator;
 use vigil::sources::{Source, SourceItem};
@@ -78,23 +80,62 @@ pub struct SimulateArgs {
     /// Partitions of a topic that --kafka creates.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(i32).range(1..=1024))]
     pub partitions: i32,
+
+    /// How to write each observation: wire (Vigil's JSON line), fhir (a FHIR R4 Observation
+    /// resource a line: NDJSON) or hl7v2 (an HL7 v2.6 ORU^R01 message each, IHE PCD-01 style).
+    /// FHIR and HL7 v2 carry the bedside vitals and glucose; --home's device kinds need wire.
+    #[arg(long, value_name = "FORMAT", default_value = "wire", value_parser = parse_format)]
+    pub format: InputFormat,
 }
 
-/// Where simulated observations go.
-enum Output {
+fn parse_format(s: &str) -> Result<InputFormat, String> {
+    s.parse()
+}
+
+/// An observation as the chosen format writes it; `number` counts messages (HL7's MSH-10).
+fn encode(format: InputFormat, obs: &Observation, number: u64) -> anyhow::Result<String> {
+    let unwritable = |e: vigil::formats::fhir::encode::Unwritable| {
+        anyhow::anyhow!(
+            "{e} (observation of {} at {}); write --format wire",
+            obs.patient(),
+            obs.time()
+        )
+    };
+    Ok(match format {
+        InputFormat::Wire => obs.to_json(),
+        InputFormat::Fhir => vigil::formats::fhir::encode::observation(obs)
+            .map_err(unwritable)?
+            .to_string(),
+        InputFormat::Hl7v2 => {
+            vigil::formats::hl7v2::encode::message(number, &[obs]).map_err(unwritable)?
+        }
+    })
+}
+
+/// Where simulated observations go, and how they are written.
+struct Output {
+    to: Destination,
+    format: InputFormat,
+    sent: u64,
+}
+
+enum Destination {
     Lines(BufWriter<Box<dyn Write>>),
     Kafka(rdkafka::producer::BaseProducer, String),
 }
 
 impl Output {
-    fn send(&mut self, obs: &vigil::observation::Observation) -> anyhow::Result<()> {
-        match self {
-            Output::Lines(out) => {
-                out.write_all(obs.to_json().as_bytes())?;
+    fn send(&mut self, obs: &Observation) -> anyhow::Result<()> {
+        self.sent += 1;
+        let payload = encode(self.format, obs, self.sent)?;
+        match &mut self.to {
+            Destination::Lines(out) => {
+                out.write_all(payload.as_bytes())?;
+                // An HL7 message's segments end in `\r`; the line break between messages is
+                // for people reading the file.
                 out.write_all(b"\n")?;
             }
-            Output::Kafka(producer, topic) => {
-                let payload = obs.to_json();
+            Destination::Kafka(producer, topic) => {
                 let record = rdkafka::producer::BaseRecord::to(topic.as_str())
                     .key(obs.patient().as_str())
                     .payload(payload.as_str());
@@ -106,9 +147,9 @@ impl Output {
     }
 
     fn finish(self) -> anyhow::Result<()> {
-        match self {
-            Output::Lines(mut out) => out.flush()?,
-            Output::Kafka(producer, topic) => {
+        match self.to {
+            Destination::Lines(mut out) => out.flush()?,
+            Destination::Kafka(producer, topic) => {
                 use rdkafka::producer::Producer;
                 producer
                     .flush(std::time::Duration::from_secs(120))
@@ -190,7 +231,7 @@ fn run_home(args: &SimulateArgs, start: String, mut out: Output) -> anyhow::Resu
 
 /// Where the observations go: Kafka, a file or standard output.
 fn output(args: &SimulateArgs) -> anyhow::Result<Output> {
-    Ok(match (&args.kafka, &args.topic) {
+    let to = match (&args.kafka, &args.topic) {
         (Some(brokers), Some(topic)) => {
             let properties = Default::default();
             vigil::kafka::ensure_topic(brokers, topic, args.partitions, &properties)?;
@@ -199,7 +240,7 @@ fn output(args: &SimulateArgs) -> anyhow::Result<Output> {
                 .set("linger.ms", "20")
                 .create()
                 .with_context(|| format!("cannot create a producer for {brokers}"))?;
-            Output::Kafka(producer, topic.clone())
+            Destination::Kafka(producer, topic.clone())
         }
         _ => {
             let out: Box<dyn Write> = match &args.out {
@@ -208,8 +249,13 @@ fn output(args: &SimulateArgs) -> anyhow::Result<Output> {
                 ),
                 _ => Box::new(io::stdout()),
             };
-            Output::Lines(BufWriter::with_capacity(1 << 20, out))
+            Destination::Lines(BufWriter::with_capacity(1 << 20, out))
         }
+    };
+    Ok(Output {
+        to,
+        format: args.format,
+        sent: 0,
     })
 }
 

@@ -232,12 +232,16 @@ mod tests {
 
     #[test]
     fn a_one_megabyte_segment_is_refused_whole() {
-        let mut msg = b"MSH|^~\\&|A||||20260105100000+0000||ORU^R01|1|P|2.6\rPID|||p\rOBX|1|ST|x||".to_vec();
+        let mut msg =
+            b"MSH|^~\\&|A||||20260105100000+0000||ORU^R01|1|P|2.6\rPID|||p\rOBX|1|ST|x||".to_vec();
         msg.extend(std::iter::repeat_n(b'a', 1 << 20));
         let mut out = Vec::new();
         decode(InputFormat::Hl7v2, &msg, &mut Interner::default(), &mut out);
         let problem = out[0].as_ref().unwrap_err();
-        assert!(problem.reason.contains("over the limit of 262144 bytes"), "{problem}");
+        assert!(
+            problem.reason.contains("over the limit of 262144 bytes"),
+            "{problem}"
+        );
         assert_eq!(out.len(), 1);
     }
 }

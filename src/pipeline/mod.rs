@@ -113,8 +113,10 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 pub struct RunOptions {
     /// Workers; the config's when `None`.
     pub workers: Option<usize>,
-    /// Replace the source by this JSON lines file.
+    /// Replace the source by this file (wire-format JSON lines unless `input_format` says).
     pub input: Option<PathBuf>,
+    /// How `input` is written; with no `input`, overrides the format of a jsonl or kafka source.
+    pub input_format: Option<crate::formats::InputFormat>,
     /// Also write every alert as a JSON line here.
     pub alerts: Option<PathBuf>,
     /// Write rejected records here, each with its position and reason.

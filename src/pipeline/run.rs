@@ -43,6 +43,7 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     if let Some(input) = &options.input {
         config.source = SourceConfig::Jsonl(JsonlConfig {
             path: input.clone(),
+            format: options.input_format.unwrap_or_default(),
         });
     }
     let name = config.source.kind().name();
@@ -141,6 +142,8 @@ struct Shared {
     archive: Option<PathBuf>,
     archived: Arc<ArchivedOffsets>,
     name: String,
+    /// How the source's messages are written (the archive's `format` column).
+    format: Option<crate::formats::InputFormat>,
     delivery: Arc<Delivery>,
     /// How often each worker flushes its archive (and the alerts dataset is written to).
     flush_every: std::time::Duration,
@@ -195,6 +198,7 @@ fn execute(
         archive: options.archive.clone(),
         archived,
         name: name.to_owned(),
+        format: config.source.kind().format(),
         delivery: Arc::new(Delivery::new(workers)),
         flush_every,
         clock: clock::ClockSettings {
@@ -302,6 +306,7 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
         (Some(dir), Some(_)) => ArchiveWriter::create(
             dir,
             &shared.name,
+            shared.format,
             index,
             ARCHIVE_ROWS_PER_FILE,
             Arc::clone(&shared.archived),

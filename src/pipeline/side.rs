@@ -99,6 +99,7 @@ impl SideOutputs {
         let at = row.offset.map(|offset| Position {
             partition: row.partition,
             offset,
+            entry: row.entry,
         });
         if archive.already_archived(at) {
             return Ok(());

@@ -19,6 +19,7 @@ fn position(row: &Row) -> Option<Position> {
     row.offset.map(|offset| Position {
         partition: row.partition,
         offset,
+        entry: row.entry,
     })
 }
 

@@ -33,6 +33,8 @@ use crate::observation::{Observation, Rejection, Subject};
 pub struct Position {
     pub partition: Option<i32>,
     pub offset: i64,
+    /// Which part of a message of many observations (a FHIR Bundle's entry, an HL7 OBX segment).
+    pub entry: Option<u32>,
 }
 
 impl Position {
@@ -41,7 +43,13 @@ impl Position {
         Position {
             partition: None,
             offset: n as i64,
+            entry: None,
         }
+    }
+
+    /// The same message, part `entry`.
+    pub fn with_entry(self, entry: Option<u32>) -> Position {
+        Position { entry, ..self }
     }
 }
 
@@ -136,6 +144,37 @@ impl Rejected {
             field: rejection.error.field(),
             subject: rejection.subject,
             raw,
+        }
+    }
+}
+
+/// The items of one message of many parts (FHIR, HL7 v2), read at `position` (labelled `label`:
+/// `line 4`, `message 3`): each observation with its part, each problem as a rejection naming
+/// where it was in the message. `raw` is the message, kept (up to 4 KiB) with each rejection.
+pub fn push_decoded(
+    label: &str,
+    position: Position,
+    raw: &[u8],
+    decoded: impl Iterator<Item = crate::formats::Decoded>,
+    out: &mut Vec<SourceItem>,
+) {
+    for part in decoded {
+        match part {
+            Ok(part) => out.push(SourceItem::Observation(
+                part.obs,
+                Some(position.with_entry(part.entry)),
+            )),
+            Err(problem) => out.push(SourceItem::Rejected(Rejected {
+                position: match problem.path.is_empty() {
+                    true => label.to_owned(),
+                    false => format!("{label} {}", problem.path),
+                },
+                at: Some(position.with_entry(problem.entry)),
+                reason: problem.reason,
+                field: None,
+                subject: problem.subject,
+                raw: Some(String::from_utf8_lossy(&raw[..raw.len().min(4096)]).into_owned()),
+            })),
         }
     }
 }
@@ -280,6 +319,11 @@ pub trait SourceKind {
 
     /// Makes relative paths relative to the pipeline file's directory `base`.
     fn resolve_paths(&mut self, _base: &Path) {}
+
+    /// How its messages are written (the archive's `format` column), when it reads messages.
+    fn format(&self) -> Option<crate::formats::InputFormat> {
+        None
+    }
 
     /// The running source.
     fn build(&self, cx: &BuildContext) -> Result<Built, SourceError>;

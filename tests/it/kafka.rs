@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::{archive_rows_and_keys, run_ok, scratch, vigil};
 
 /// The broker scripts/test starts, or `None`, said loudly (a failure under scripts/test or CI).
-fn broker() -> Option<String> {
+pub(crate) fn broker() -> Option<String> {
     match std::env::var("VIGIL_KAFKA") {
         Ok(b) => Some(b),
         Err(_) => {
@@ -31,7 +31,7 @@ fn broker() -> Option<String> {
 }
 
 /// A name no other test run uses.
-fn unique(prefix: &str) -> String {
+pub(crate) fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -8,6 +8,7 @@ mod failures;
 mod glucose;
 mod golden;
 mod home;
+mod interop;
 mod kafka;
 mod pipeline;
 mod risk;

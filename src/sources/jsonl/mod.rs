@@ -1,6 +1,8 @@
-//! A file of wire-format observations, one JSON object per line (the same format as a Kafka
-//! message). Empty lines are skipped; every other line is an observation or a rejection that
-//! names its line number.
+//! A file of observations: wire-format JSON lines (the same format as a Kafka message), or with
+//! `format = "fhir"` FHIR R4 documents (NDJSON or pretty-printed), or with `format = "hl7v2"`
+//! HL7 v2 messages (bare or MLLP-framed). Empty lines are skipped; every other line (document,
+//! message) gives observations or rejections that name where they were: `line 17`,
+//! `line 4 entry[2].resource.valueQuantity.unit`, `message 3 segment 7 (OBX-6)`.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -11,6 +13,8 @@ use serde::Deserialize;
 use super::{
     BuildContext, Built, Position, Progress, Rejected, Source, SourceError, SourceItem, SourceKind,
 };
+use crate::formats::frame::{Frame, Framer};
+use crate::formats::{self, Decoded, InputFormat};
 use crate::observation::{Interner, MAX_MESSAGE_BYTES, Observation};
 
 /// The `[source]` of a file of wire-format JSON lines.
@@ -19,6 +23,9 @@ use crate::observation::{Interner, MAX_MESSAGE_BYTES, Observation};
 pub struct JsonlConfig {
     /// The file; `-` is standard input.
     pub path: PathBuf,
+    /// How it is written: `wire` (the default), `fhir` or `hl7v2`.
+    #[serde(default)]
+    pub format: InputFormat,
 }
 
 impl SourceKind for JsonlConfig {
@@ -39,8 +46,15 @@ impl SourceKind for JsonlConfig {
         }
     }
 
+    fn format(&self) -> Option<InputFormat> {
+        Some(self.format)
+    }
+
     fn build(&self, _cx: &BuildContext) -> Result<Built, SourceError> {
-        Ok(Built::One(Box::new(JsonLines::open(&self.path)?)))
+        Ok(match self.format {
+            InputFormat::Wire => Built::One(Box::new(JsonLines::open(&self.path)?)),
+            format => Built::One(Box::new(Messages::open(&self.path, format)?)),
+        })
     }
 }
 
@@ -58,17 +72,7 @@ pub struct JsonLines {
 impl JsonLines {
     /// Opens a file; `-` reads standard input.
     pub fn open(path: &Path) -> Result<JsonLines, SourceError> {
-        let io = |source| SourceError::Io {
-            path: path.to_owned(),
-            source,
-        };
-        let (reader, total): (Box<dyn BufRead + Send>, Option<u64>) = if path == Path::new("-") {
-            (Box::new(BufReader::new(std::io::stdin())), None)
-        } else {
-            let file = File::open(path).map_err(io)?;
-            let len = file.metadata().map_err(io)?.len();
-            (Box::new(BufReader::with_capacity(1 << 20, file)), Some(len))
-        };
+        let (reader, total) = open_reader(path)?;
         Ok(JsonLines::from_reader(path, reader, total))
     }
 
@@ -167,6 +171,119 @@ fn push_line(text: &[u8], line: u64, ids: &mut Interner, out: &mut Vec<SourceIte
             rejection,
             Some(String::from_utf8_lossy(text).into_owned()),
         ))),
+    }
+}
+
+/// Opens a file (or standard input) for reading, with its length when known.
+fn open_reader(path: &Path) -> Result<(Box<dyn BufRead + Send>, Option<u64>), SourceError> {
+    let io = |source| SourceError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if path == Path::new("-") {
+        return Ok((Box::new(BufReader::new(std::io::stdin())), None));
+    }
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    Ok((Box::new(BufReader::with_capacity(1 << 20, file)), Some(len)))
+}
+
+/// Reads FHIR documents or HL7 v2 messages from a file, each giving any number of observations.
+pub struct Messages {
+    path: PathBuf,
+    format: InputFormat,
+    reader: Box<dyn BufRead + Send>,
+    framer: Framer,
+    total_bytes: Option<u64>,
+    ids: Interner,
+    decoded: Vec<Decoded>,
+}
+
+impl Messages {
+    /// Opens a file of `format`; `-` reads standard input.
+    pub fn open(path: &Path, format: InputFormat) -> Result<Messages, SourceError> {
+        let (reader, total_bytes) = open_reader(path)?;
+        Ok(Messages::from_reader(path, format, reader, total_bytes))
+    }
+
+    /// Reads from any buffered reader (tests, pipes).
+    pub fn from_reader(
+        path: &Path,
+        format: InputFormat,
+        reader: Box<dyn BufRead + Send>,
+        total_bytes: Option<u64>,
+    ) -> Messages {
+        Messages {
+            path: path.to_owned(),
+            format,
+            reader,
+            framer: Framer::new(format),
+            total_bytes,
+            ids: Interner::default(),
+            decoded: Vec::new(),
+        }
+    }
+
+    /// How a position in this file is named: a FHIR document by its first line, an HL7 v2
+    /// message by its number.
+    fn label(&self, at: u64) -> String {
+        match self.format {
+            InputFormat::Hl7v2 => format!("message {at}"),
+            _ => format!("line {at}"),
+        }
+    }
+}
+
+impl Source for Messages {
+    fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
+        let start = out.len();
+        while out.len() - start < max {
+            let frame = self
+                .framer
+                .next(&mut self.reader)
+                .map_err(|source| SourceError::Io {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            let Some(frame) = frame else {
+                return Ok(false);
+            };
+            match frame {
+                Frame::Message { at, bytes } => {
+                    let label = self.label(at);
+                    self.decoded.clear();
+                    formats::decode(self.format, &bytes, &mut self.ids, &mut self.decoded);
+                    let position = Position::line(at);
+                    super::push_decoded(&label, position, &bytes, self.decoded.drain(..), out);
+                }
+                Frame::Oversize { at, bytes } => out.push(SourceItem::Rejected(Rejected {
+                    position: self.label(at),
+                    at: Some(Position::line(at)),
+                    reason: format!(
+                        "{} is {bytes} bytes, over the limit of {} bytes",
+                        match self.format {
+                            InputFormat::Hl7v2 => "message",
+                            _ => "document",
+                        },
+                        match self.format {
+                            InputFormat::Hl7v2 => formats::MAX_HL7_BYTES,
+                            _ => formats::MAX_FHIR_BYTES,
+                        }
+                    ),
+                    field: None,
+                    subject: None,
+                    raw: None,
+                })),
+            }
+        }
+        Ok(true)
+    }
+
+    fn progress(&self) -> Progress {
+        Progress {
+            done: self.framer.bytes_read,
+            total: self.total_bytes,
+        }
     }
 }
 

@@ -1,4 +1,6 @@
-//! Observations from a Kafka topic, one wire-format message each.
+//! Observations from a Kafka topic: one wire-format message each, or with `format = "fhir"` a
+//! FHIR R4 Observation or Bundle each, or with `format = "hl7v2"` an HL7 v2 ORU^R01 each (bare or
+//! MLLP-framed), giving any number of observations.
 //!
 //! Every timely worker runs its own consumer and takes the partitions `p` with
 //! `p % workers == worker` (assigned, not balanced by the group, so the split is deterministic
@@ -27,6 +29,7 @@ use super::{
     SourceKind,
 };
 use crate::component::{Problem, Section};
+use crate::formats::{self, Decoded, InputFormat};
 use crate::kafka::{client_config, flush_promptly, send_waiting};
 use crate::observation::{Interner, Observation};
 
@@ -54,6 +57,9 @@ pub struct KafkaSourceConfig {
     /// librdkafka settings passed as they are (`security.protocol`, `sasl.mechanisms`, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// How messages are written: `wire` (the default), `fhir` or `hl7v2`.
+    #[serde(default)]
+    pub format: InputFormat,
 }
 
 impl KafkaSourceConfig {
@@ -69,6 +75,10 @@ impl KafkaSourceConfig {
 impl SourceKind for KafkaSourceConfig {
     fn name(&self) -> String {
         format!("kafka:{}", self.topic)
+    }
+
+    fn format(&self) -> Option<InputFormat> {
+        Some(self.format)
     }
 
     fn validate(&self, section: &Section) -> Vec<Problem> {
@@ -194,6 +204,8 @@ pub struct KafkaSource {
     last_check: Instant,
     /// The last error librdkafka reported.
     last_error: Option<String>,
+    format: InputFormat,
+    decoded: Vec<Decoded>,
 }
 
 /// How often partitions are checked for a stall while errors are reported.
@@ -275,6 +287,8 @@ impl KafkaSource {
             stalls: Stalls::default(),
             last_check: Instant::now(),
             last_error: None,
+            format: config.format,
+            decoded: Vec::new(),
         })
     }
 
@@ -361,6 +375,15 @@ impl KafkaSource {
     }
 }
 
+/// Every problem of a decoded message, in one dead-letter reason; `None` when it has none.
+fn dead_letter_reason(decoded: &[Decoded]) -> Option<String> {
+    let reasons: Vec<String> = decoded
+        .iter()
+        .filter_map(|d| d.as_ref().err().map(ToString::to_string))
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
+}
+
 impl Source for KafkaSource {
     fn fill(&mut self, max: usize, out: &mut Vec<SourceItem>) -> Result<bool, SourceError> {
         if self.partitions.is_empty() {
@@ -392,10 +415,12 @@ impl Source for KafkaSource {
             self.outages.healthy();
             let (partition, offset) = (message.partition(), message.offset());
             self.consumed.insert(partition, offset + 1);
-            let at = Some(Position {
+            let position = Position {
                 partition: Some(partition),
                 offset,
-            });
+                entry: None,
+            };
+            let at = Some(position);
             let payload = message.payload().unwrap_or_default();
             if payload.is_empty() {
                 let rejected = Rejected {
@@ -408,6 +433,21 @@ impl Source for KafkaSource {
                 };
                 self.send_dead_letter(payload, message.key(), &rejected.reason, partition, offset)?;
                 out.push(SourceItem::Rejected(rejected));
+                continue;
+            }
+            if self.format != InputFormat::Wire {
+                // A FHIR or HL7 v2 message: its observations, and its problems as rejections;
+                // with any problem, it goes to the dead-letter topic once, with every reason.
+                self.decoded.clear();
+                formats::decode(self.format, payload, &mut self.ids, &mut self.decoded);
+                if let Some(reason) = dead_letter_reason(&self.decoded) {
+                    self.send_dead_letter(payload, message.key(), &reason, partition, offset)?;
+                }
+                for part in self.decoded.iter().filter_map(|d| d.as_ref().ok()) {
+                    self.stalls.seen(partition, part.obs.patient());
+                }
+                let label = format!("{}/{partition}@{offset}", self.topic);
+                super::push_decoded(&label, position, payload, self.decoded.drain(..), out);
                 continue;
             }
             match Observation::decode_with(payload, &mut self.ids) {
@@ -519,6 +559,7 @@ impl Source for KafkaSource {
         let Some(Position {
             partition: Some(partition),
             offset,
+            ..
         }) = at
         else {
             return Ok(());

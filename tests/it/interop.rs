@@ -1,0 +1,355 @@
+//! FHIR R4 and HL7 v2 in: the same cohort written in every format gives the same alerts, byte
+//! for byte, from a file and from Kafka; what is not an observation is dead-lettered with where
+//! it was in its message.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::kafka::{broker, unique};
+use crate::{dataset, demo, run_ok, scratch};
+
+/// Writes the seeded cohort in `format` to `dir/cohort.<ext>`.
+fn cohort(dir: &Path, format: &str, patients: &str, hours: &str) -> PathBuf {
+    let path = dir.join(format!("cohort-{format}"));
+    run_ok(&[
+        "simulate",
+        "--patients",
+        patients,
+        "--hours",
+        hours,
+        "--seed",
+        "7",
+        "--format",
+        format,
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// Runs the demo pipeline on `input` read as `format`; its summary, alerts and dead letters.
+fn run(
+    dir: &Path,
+    name: &str,
+    input: &Path,
+    format: &str,
+    extra: &[&str],
+) -> (Value, String, Vec<Value>) {
+    let alerts = dir.join(format!("{name}-alerts.jsonl"));
+    let dead = dir.join(format!("{name}-dead.jsonl"));
+    let mut args: Vec<String> = vec![
+        "run".into(),
+        demo().to_str().unwrap().to_owned(),
+        "--input".into(),
+        input.to_str().unwrap().into(),
+        "--input-format".into(),
+        format.into(),
+        "--alerts".into(),
+        alerts.to_str().unwrap().into(),
+        "--dead-letter".into(),
+        dead.to_str().unwrap().into(),
+        "--quiet".into(),
+        "--progress".into(),
+        "never".into(),
+        "--summary-json".into(),
+    ];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let o = crate::vigil(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{name}: {stderr}");
+    let summary = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    let dead = std::fs::read_to_string(&dead).unwrap_or_default();
+    let dead = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (summary, std::fs::read_to_string(&alerts).unwrap(), dead)
+}
+
+/// The NDJSON cohort as transaction Bundles of up to 40 entries, pretty-printed, with each
+/// blood pressure pair folded into one panel with its two components (as devices send it).
+fn as_bundles(ndjson: &Path, out: &Path) {
+    let lines: Vec<Value> = std::fs::read_to_string(ndjson)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let code = |r: &Value| {
+        r["code"]["coding"][0]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    };
+    let mut resources = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let r = &lines[i];
+        let next = lines.get(i + 1);
+        let pair = next.filter(|n| {
+            code(r) == "8480-6"
+                && code(n) == "8462-4"
+                && n["subject"] == r["subject"]
+                && n["effectiveDateTime"] == r["effectiveDateTime"]
+                && n["device"] == r["device"]
+        });
+        if let Some(dia) = pair {
+            let mut panel = r.clone();
+            panel["code"] =
+                serde_json::json!({"coding": [{"system": "http://loinc.org", "code": "85354-9"}]});
+            panel.as_object_mut().unwrap().remove("valueQuantity");
+            panel["component"] = serde_json::json!([
+                {"code": r["code"], "valueQuantity": r["valueQuantity"]},
+                {"code": dia["code"], "valueQuantity": dia["valueQuantity"]},
+            ]);
+            resources.push(panel);
+            i += 2;
+        } else {
+            resources.push(r.clone());
+            i += 1;
+        }
+    }
+    let mut text = String::new();
+    for chunk in resources.chunks(40) {
+        let entries: Vec<Value> = chunk
+            .iter()
+            .map(|r| serde_json::json!({"resource": r, "request": {"method": "POST", "url": "Observation"}}))
+            .collect();
+        let bundle =
+            serde_json::json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
+        text.push_str(&serde_json::to_string_pretty(&bundle).unwrap());
+        text.push('\n');
+    }
+    std::fs::write(out, text).unwrap();
+}
+
+/// The HL7 file's messages, each in an MLLP frame.
+fn as_mllp(hl7: &Path, out: &Path) {
+    let text = std::fs::read_to_string(hl7).unwrap();
+    let mut framed = Vec::new();
+    for message in text.split('\n').filter(|m| !m.is_empty()) {
+        framed.push(0x0b);
+        framed.extend_from_slice(message.as_bytes());
+        framed.extend_from_slice(&[0x1c, 0x0d]);
+    }
+    std::fs::write(out, framed).unwrap();
+}
+
+#[test]
+fn a_cohort_in_every_format_gives_byte_identical_alerts() {
+    let dir = scratch("interop_formats");
+    let wire = cohort(&dir, "wire", "16", "12");
+    let (expected, alerts, dead) = run(&dir, "wire", &wire, "wire", &[]);
+    assert!(expected["alerts"].as_u64().unwrap() > 50, "{expected}");
+    assert!(dead.is_empty());
+    let fhir = cohort(&dir, "fhir", "16", "12");
+    let hl7 = cohort(&dir, "hl7v2", "16", "12");
+    let bundles = dir.join("cohort-bundles.json");
+    as_bundles(&fhir, &bundles);
+    let mllp = dir.join("cohort.mllp");
+    as_mllp(&hl7, &mllp);
+    for (name, path, format) in [
+        ("fhir", &fhir, "fhir"),
+        ("bundles", &bundles, "fhir"),
+        ("hl7v2", &hl7, "hl7v2"),
+        ("mllp", &mllp, "hl7v2"),
+    ] {
+        let (summary, got, dead) = run(&dir, name, path, format, &[]);
+        assert!(dead.is_empty(), "{name}: {:?}", dead.first());
+        for key in ["observations", "late", "duplicates", "rejected", "alerts"] {
+            assert_eq!(summary[key], expected[key], "{name} {key}");
+        }
+        assert!(
+            got == alerts,
+            "{name}: the alerts differ from the wire format's"
+        );
+    }
+}
+
+#[test]
+fn the_archive_records_each_observation_s_format_and_place_and_replays_the_same() {
+    let dir = scratch("interop_archive");
+    let fhir = cohort(&dir, "fhir", "8", "6");
+    let bundles = dir.join("bundles.json");
+    as_bundles(&fhir, &bundles);
+    let archive = dir.join("archive");
+    let (_, alerts, _) = run(
+        &dir,
+        "live",
+        &bundles,
+        "fhir",
+        &["--archive", archive.to_str().unwrap()],
+    );
+    let live: Vec<String> = alerts.lines().map(str::to_owned).collect();
+    assert!(live.len() > 10, "{} alerts", live.len());
+    crate::assert_replay_gives(&archive, &dir.join("replayed.jsonl"), &live);
+    let rows: Vec<_> = vigil::archive::files(&archive)
+        .unwrap()
+        .iter()
+        .flat_map(|f| vigil::archive::read_file(f).unwrap())
+        .collect();
+    // Each row knows its document's first line and its entry in the Bundle.
+    assert!(rows.iter().all(|r| r.offset.is_some() && r.entry.is_some()));
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.entry == Some(0) && r.offset == Some(1))
+            .count(),
+        1
+    );
+    let Some(python) = crate::python_with_readers() else {
+        return;
+    };
+    let program = format!(
+        "import duckdb; print(duckdb.sql(\"select format, count(*), min(entry), max(entry) from read_parquet('{}/observations/*/*.parquet') group by format\").fetchall())",
+        archive.display()
+    );
+    let out = crate::python(&python, &program);
+    assert_eq!(out.trim(), format!("[('fhir', {}, 0, 39)]", rows.len()));
+}
+
+/// Every FHIR example and HL7 fixture, valid and malformed, in one file each: the run ends,
+/// each observation is scored, and each thing that is not one is dead-lettered with its place.
+#[test]
+fn real_and_malformed_messages_are_dead_lettered_with_where_they_were() {
+    let dir = scratch("interop_dead_letters");
+    let mut fhir = Vec::new();
+    for sub in ["fhir/examples", "fhir/phd-ig-examples", "fhir/bundles"] {
+        let mut files: Vec<_> = std::fs::read_dir(dataset(&format!("interop/{sub}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            fhir.extend(std::fs::read(f).unwrap());
+            fhir.push(b'\n');
+        }
+    }
+    fhir.extend(b"{\"resourceType\": \"Observation\", \"status\": \"final\"\n");
+    let fhir_file = dir.join("all.json");
+    std::fs::write(&fhir_file, &fhir).unwrap();
+    let (summary, _, dead) = run(&dir, "fhir", &fhir_file, "fhir", &[]);
+    // The examples span 2012 to 2025: most are held for their device's clock (archived,
+    // dead-lettered, reported), the rest scored.
+    let read = |s: &Value| s["observations"].as_u64().unwrap() + s["held"].as_u64().unwrap();
+    assert!(read(&summary) >= 30, "{summary}");
+    let position = |d: &Value| d["position"].as_str().unwrap().to_owned();
+    let positions: Vec<String> = dead.iter().map(position).collect();
+    assert!(
+        positions.iter().any(|p| p.ends_with(" status")),
+        "{positions:#?}"
+    );
+    assert!(
+        positions
+            .iter()
+            .any(|p| p.contains(" entry[0].resource.code")),
+        "{positions:#?}"
+    );
+    assert!(
+        dead.iter()
+            .any(|d| d["reason"].as_str().unwrap().starts_with("not JSON"))
+    );
+    let rejected = summary["rejected"].as_u64().unwrap() + summary["held"].as_u64().unwrap();
+    assert_eq!(rejected, dead.len() as u64, "every rejection is dead-lettered");
+
+    let mut hl7 = Vec::new();
+    for sub in [
+        "hl7v2/pcd01",
+        "hl7v2/other-oru",
+        "hl7v2/malformed",
+        "hl7v2/malformed/nhapi-fuzz",
+    ] {
+        let mut files: Vec<_> = std::fs::read_dir(dataset(&format!("interop/{sub}")))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for f in files {
+            hl7.extend(std::fs::read(f).unwrap());
+            hl7.push(b'\r');
+        }
+    }
+    let hl7_file = dir.join("all.hl7");
+    std::fs::write(&hl7_file, &hl7).unwrap();
+    let (summary, _, dead) = run(&dir, "hl7", &hl7_file, "hl7v2", &[]);
+    assert!(read(&summary) >= 10, "{summary}");
+    let positions: Vec<String> = dead.iter().map(position).collect();
+    assert!(
+        positions
+            .iter()
+            .any(|p| p.starts_with("message ") && p.contains("(OBX-3)")),
+        "{positions:#?}"
+    );
+    assert!(
+        positions.iter().any(|p| p.contains("(MSH-9)")),
+        "{positions:#?}"
+    );
+}
+
+/// The same cohort produced to Kafka as wire, FHIR and HL7 v2 messages (keyed by patient over 4
+/// partitions) gives the same alerts.
+#[test]
+fn kafka_topics_of_fhir_and_hl7_give_the_wire_format_s_alerts() {
+    let Some(brokers) = broker() else { return };
+    let dir = scratch("interop_kafka");
+    let mut runs = Vec::new();
+    for format in ["wire", "fhir", "hl7v2"] {
+        let topic = unique(&format!("interop-{format}"));
+        run_ok(&[
+            "simulate",
+            "--patients",
+            "8",
+            "--hours",
+            "6",
+            "--seed",
+            "7",
+            "--format",
+            format,
+            "--kafka",
+            &brokers,
+            "--topic",
+            &topic,
+            "--partitions",
+            "4",
+        ]);
+        let pipeline = dir.join(format!("{format}.toml"));
+        std::fs::write(
+            &pipeline,
+            format!(
+                "workers = 2\n[source]\nkind = \"kafka\"\nbrokers = \"{brokers}\"\ntopic = \"{topic}\"\ngroup = \"{}\"\nformat = \"{format}\"\ndead_letter_topic = \"{topic}-dead\"\n",
+                unique("g")
+            ),
+        )
+        .unwrap();
+        let alerts = dir.join(format!("{format}.jsonl"));
+        let o = crate::vigil(&[
+            "run",
+            pipeline.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+            "--quiet",
+            "--progress",
+            "never",
+            "--summary-json",
+            "--exit-when-idle",
+            "4s",
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{format}: {stderr}");
+        let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["rejected"], 0, "{format}: {summary}");
+        runs.push((format, summary, std::fs::read_to_string(&alerts).unwrap()));
+    }
+    let (_, first, alerts) = &runs[0];
+    assert!(first["alerts"].as_u64().unwrap() > 10, "{first}");
+    for (format, summary, got) in &runs[1..] {
+        for key in ["observations", "late", "duplicates", "alerts"] {
+            assert_eq!(summary[key], first[key], "{format} {key}");
+        }
+        assert!(
+            got == alerts,
+            "{format}: the alerts differ from the wire format's"
+        );
+    }
+}
