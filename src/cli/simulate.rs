@@ -92,22 +92,27 @@ fn parse_format(s: &str) -> Result<InputFormat, String> {
     s.parse()
 }
 
-/// An observation as the chosen format writes it; `number` counts messages (HL7's MSH-10).
-fn encode(format: InputFormat, obs: &Observation, number: u64) -> anyhow::Result<String> {
+/// Observations as the chosen format writes them, as one message; `number` counts messages
+/// (HL7's MSH-10). Only HL7 groups several (a monitor's readings of one instant in one ORU).
+fn encode(format: InputFormat, group: &[Observation], number: u64) -> anyhow::Result<String> {
+    let Some(first) = group.first() else {
+        return Ok(String::new());
+    };
     let unwritable = |e: vigil::formats::fhir::encode::Unwritable| {
         anyhow::anyhow!(
             "{e} (observation of {} at {}); write --format wire",
-            obs.patient(),
-            obs.time()
+            first.patient(),
+            first.time()
         )
     };
     Ok(match format {
-        InputFormat::Wire => obs.to_json(),
-        InputFormat::Fhir => vigil::formats::fhir::encode::observation(obs)
+        InputFormat::Wire => first.to_json(),
+        InputFormat::Fhir => vigil::formats::fhir::encode::observation(first)
             .map_err(unwritable)?
             .to_string(),
         InputFormat::Hl7v2 => {
-            vigil::formats::hl7v2::encode::message(number, &[obs]).map_err(unwritable)?
+            let refs: Vec<&Observation> = group.iter().collect();
+            vigil::formats::hl7v2::encode::message(number, &refs).map_err(unwritable)?
         }
     })
 }
@@ -117,6 +122,8 @@ struct Output {
     to: Destination,
     format: InputFormat,
     sent: u64,
+    /// HL7: the observations of one patient, device and instant, sent as one message.
+    group: Vec<Observation>,
 }
 
 enum Destination {
@@ -126,8 +133,30 @@ enum Destination {
 
 impl Output {
     fn send(&mut self, obs: &Observation) -> anyhow::Result<()> {
+        let same = |o: &Observation| {
+            o.patient() == obs.patient() && o.device() == obs.device() && o.time() == obs.time()
+        };
+        if self.format == InputFormat::Hl7v2 && self.group.first().is_none_or(same) {
+            self.group.push(obs.clone());
+            return Ok(());
+        }
+        self.flush_group()?;
+        self.group.push(obs.clone());
+        if self.format != InputFormat::Hl7v2 {
+            self.flush_group()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the observations gathered as one message.
+    fn flush_group(&mut self) -> anyhow::Result<()> {
+        if self.group.is_empty() {
+            return Ok(());
+        }
         self.sent += 1;
-        let payload = encode(self.format, obs, self.sent)?;
+        let payload = encode(self.format, &self.group, self.sent)?;
+        let key = self.group[0].patient().clone();
+        self.group.clear();
         match &mut self.to {
             Destination::Lines(out) => {
                 out.write_all(payload.as_bytes())?;
@@ -137,7 +166,7 @@ impl Output {
             }
             Destination::Kafka(producer, topic) => {
                 let record = rdkafka::producer::BaseRecord::to(topic.as_str())
-                    .key(obs.patient().as_str())
+                    .key(key.as_str())
                     .payload(payload.as_str());
                 vigil::kafka::send_waiting(producer, record)
                     .with_context(|| format!("cannot produce to {topic}"))?;
@@ -146,7 +175,8 @@ impl Output {
         Ok(())
     }
 
-    fn finish(self) -> anyhow::Result<()> {
+    fn finish(mut self) -> anyhow::Result<()> {
+        self.flush_group()?;
         match self.to {
             Destination::Lines(mut out) => out.flush()?,
             Destination::Kafka(producer, topic) => {
@@ -256,6 +286,7 @@ fn output(args: &SimulateArgs) -> anyhow::Result<Output> {
         to,
         format: args.format,
         sent: 0,
+        group: Vec::new(),
     })
 }
 

@@ -14,6 +14,7 @@ pub mod azt1d;
 pub mod home;
 pub mod jsonl;
 pub mod kafka;
+pub mod mllp;
 pub mod paced;
 pub mod physionet;
 pub mod resume;
@@ -340,8 +341,10 @@ crate::component::components! {
         "physionet2019" => Physionet2019(physionet::Physionet2019),
         /// PhysioNet/CinC 2012: a directory of long-format `Time,Parameter,Value` files.
         "physionet2012" => Physionet2012(physionet::Physionet2012),
-        /// A Kafka topic of wire-format messages.
+        /// A Kafka topic of wire-format (or FHIR, or HL7 v2) messages.
         "kafka" => Kafka(kafka::KafkaSourceConfig),
+        /// A live HL7 v2 MLLP listener, acknowledging each message once it is durable.
+        "mllp" => Mllp(mllp::MllpConfig),
         /// AZT1D: a directory of `Subject N.csv` CGM traces.
         "azt1d" => Azt1d(azt1d::Azt1dConfig),
         /// A simulated home cohort: CGMs, pumps, pill bottles, inhalers.

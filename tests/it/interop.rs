@@ -31,6 +31,7 @@ fn cohort(dir: &Path, format: &str, patients: &str, hours: &str) -> PathBuf {
 /// Runs the demo pipeline on `input` read as `format`; its summary, alerts and dead letters.
 fn run(
     dir: &Path,
+    pipeline: &Path,
     name: &str,
     input: &Path,
     format: &str,
@@ -40,7 +41,7 @@ fn run(
     let dead = dir.join(format!("{name}-dead.jsonl"));
     let mut args: Vec<String> = vec![
         "run".into(),
-        demo().to_str().unwrap().to_owned(),
+        pipeline.to_str().unwrap().to_owned(),
         "--input".into(),
         input.to_str().unwrap().into(),
         "--input-format".into(),
@@ -139,7 +140,7 @@ fn as_mllp(hl7: &Path, out: &Path) {
 fn a_cohort_in_every_format_gives_byte_identical_alerts() {
     let dir = scratch("interop_formats");
     let wire = cohort(&dir, "wire", "16", "12");
-    let (expected, alerts, dead) = run(&dir, "wire", &wire, "wire", &[]);
+    let (expected, alerts, dead) = run(&dir, &demo(), "wire", &wire, "wire", &[]);
     assert!(expected["alerts"].as_u64().unwrap() > 50, "{expected}");
     assert!(dead.is_empty());
     let fhir = cohort(&dir, "fhir", "16", "12");
@@ -154,7 +155,7 @@ fn a_cohort_in_every_format_gives_byte_identical_alerts() {
         ("hl7v2", &hl7, "hl7v2"),
         ("mllp", &mllp, "hl7v2"),
     ] {
-        let (summary, got, dead) = run(&dir, name, path, format, &[]);
+        let (summary, got, dead) = run(&dir, &demo(), name, path, format, &[]);
         assert!(dead.is_empty(), "{name}: {:?}", dead.first());
         for key in ["observations", "late", "duplicates", "rejected", "alerts"] {
             assert_eq!(summary[key], expected[key], "{name} {key}");
@@ -175,6 +176,7 @@ fn the_archive_records_each_observation_s_format_and_place_and_replays_the_same(
     let archive = dir.join("archive");
     let (_, alerts, _) = run(
         &dir,
+        &demo(),
         "live",
         &bundles,
         "fhir",
@@ -228,7 +230,7 @@ fn real_and_malformed_messages_are_dead_lettered_with_where_they_were() {
     fhir.extend(b"{\"resourceType\": \"Observation\", \"status\": \"final\"\n");
     let fhir_file = dir.join("all.json");
     std::fs::write(&fhir_file, &fhir).unwrap();
-    let (summary, _, dead) = run(&dir, "fhir", &fhir_file, "fhir", &[]);
+    let (summary, _, dead) = run(&dir, &demo(), "fhir", &fhir_file, "fhir", &[]);
     // The examples span 2012 to 2025: most are held for their device's clock (archived,
     // dead-lettered, reported), the rest scored.
     let read = |s: &Value| s["observations"].as_u64().unwrap() + s["held"].as_u64().unwrap();
@@ -250,7 +252,11 @@ fn real_and_malformed_messages_are_dead_lettered_with_where_they_were() {
             .any(|d| d["reason"].as_str().unwrap().starts_with("not JSON"))
     );
     let rejected = summary["rejected"].as_u64().unwrap() + summary["held"].as_u64().unwrap();
-    assert_eq!(rejected, dead.len() as u64, "every rejection is dead-lettered");
+    assert_eq!(
+        rejected,
+        dead.len() as u64,
+        "every rejection is dead-lettered"
+    );
 
     let mut hl7 = Vec::new();
     for sub in [
@@ -272,7 +278,7 @@ fn real_and_malformed_messages_are_dead_lettered_with_where_they_were() {
     }
     let hl7_file = dir.join("all.hl7");
     std::fs::write(&hl7_file, &hl7).unwrap();
-    let (summary, _, dead) = run(&dir, "hl7", &hl7_file, "hl7v2", &[]);
+    let (summary, _, dead) = run(&dir, &demo(), "hl7", &hl7_file, "hl7v2", &[]);
     assert!(read(&summary) >= 10, "{summary}");
     let positions: Vec<String> = dead.iter().map(position).collect();
     assert!(
@@ -352,4 +358,197 @@ fn kafka_topics_of_fhir_and_hl7_give_the_wire_format_s_alerts() {
             "{format}: the alerts differ from the wire format's"
         );
     }
+}
+
+/// The Python with python-hl7's MLLP client that scripts/test installs (or VIGIL_PYTHON).
+fn python_with_hl7() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ];
+    let found = candidates.into_iter().flatten().find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import hl7.client"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            !crate::required(),
+            "no Python with hl7: scripts/test installs it into .venv"
+        );
+        eprintln!(
+            "SKIPPED: no Python with hl7 (python-hl7's MLLP client; scripts/test installs it)"
+        );
+    }
+    found
+}
+
+/// Sends messages `from..to` of an HL7 file over MLLP with python-hl7's client; the ACK codes
+/// it got back, as JSON (`{"AA": 120}`). With `cut`, then sends half a frame and hangs up.
+const SENDER: &str = r#"
+import hl7.client, json, socket, sys
+path, port, start, end, cut = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "cut"
+messages = [m for m in open(path, newline="").read().split("\n") if m][start:end]
+codes = {}
+with hl7.client.MLLPClient("127.0.0.1", port) as client:
+    for m in messages:
+        ack = client.send_message(m).decode()
+        msa = [s for s in ack.split("\r") if s.startswith("MSA")][0].split("|")
+        codes[msa[1]] = codes.get(msa[1], 0) + 1
+if cut:
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"\x0b" + messages[0].encode()[:40])
+    s.close()
+print(json.dumps(codes))
+"#;
+
+fn send_mllp(python: &Path, file: &Path, port: u16, range: (usize, usize), cut: bool) -> Value {
+    let o = std::process::Command::new(python)
+        .args(["-c", SENDER, file.to_str().unwrap(), &port.to_string()])
+        .args([
+            range.0.to_string(),
+            range.1.to_string(),
+            if cut { "cut".into() } else { "whole".into() },
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An MLLP pipeline on `port` with the default settings (the listener and a file of the same
+/// messages are compared under the same ones).
+fn mllp_pipeline(dir: &Path, port: u16) -> PathBuf {
+    let pipeline = dir.join("mllp.toml");
+    let text = format!(
+        "[source]\nkind = \"mllp\"\nlisten = \"127.0.0.1:{port}\"\nintake = \"intake/mllp.log\"\n"
+    );
+    std::fs::write(&pipeline, text).unwrap();
+    pipeline
+}
+
+/// Starts `vigil run` on an MLLP pipeline and waits until it listens.
+fn listen(
+    dir: &Path,
+    port: u16,
+    archive: &Path,
+    alerts: &Path,
+    extra: &[&str],
+) -> std::process::Child {
+    let pipeline = mllp_pipeline(dir, port);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .args([
+            "run",
+            pipeline.to_str().unwrap(),
+            "--archive",
+            archive.to_str().unwrap(),
+            "--alerts",
+            alerts.to_str().unwrap(),
+        ])
+        .args(["--quiet", "--progress", "never", "--summary-json"])
+        .args(extra)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener did not open port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child
+}
+
+fn summary_of(child: std::process::Child) -> Value {
+    let o = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    serde_json::from_str(stderr.lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn the_mllp_listener_acknowledges_each_message_and_gives_the_file_s_alerts() {
+    let Some(python) = python_with_hl7() else {
+        return;
+    };
+    let dir = scratch("interop_mllp");
+    let hl7 = cohort(&dir, "hl7v2", "3", "6");
+    let port = free_port();
+    let pipeline = mllp_pipeline(&dir, port);
+    let (expected, alerts, _) = run(&dir, &pipeline, "file", &hl7, "hl7v2", &[]);
+    assert!(expected["alerts"].as_u64().unwrap() > 5, "{expected}");
+    let messages = std::fs::read_to_string(&hl7).unwrap().lines().count();
+    let (archive, got) = (dir.join("archive"), dir.join("mllp-alerts.jsonl"));
+    let child = listen(&dir, port, &archive, &got, &["--exit-when-idle", "3s"]);
+    let codes = send_mllp(&python, &hl7, port, (0, messages), false);
+    assert_eq!(codes, serde_json::json!({"AA": messages}));
+    let summary = summary_of(child);
+    for key in ["observations", "late", "duplicates", "rejected", "alerts"] {
+        assert_eq!(summary[key], expected[key], "{key}");
+    }
+    assert!(
+        std::fs::read_to_string(&got).unwrap() == alerts,
+        "the listener's alerts differ from the file's"
+    );
+    // Everything read was committed: a restart has nothing to read again.
+    let committed = std::fs::read_to_string(dir.join("intake/mllp.log.committed")).unwrap();
+    assert_eq!(committed.trim(), messages.to_string());
+}
+
+#[test]
+fn what_the_listener_acknowledged_survives_a_hang_up_mid_frame_and_a_kill_9() {
+    let Some(python) = python_with_hl7() else {
+        return;
+    };
+    let dir = scratch("interop_mllp_kill");
+    let hl7 = cohort(&dir, "hl7v2", "3", "2");
+    let messages = std::fs::read_to_string(&hl7).unwrap().lines().count();
+    let file_archive = dir.join("file-archive");
+    run(
+        &dir,
+        &demo(),
+        "file",
+        &hl7,
+        "hl7v2",
+        &["--archive", file_archive.to_str().unwrap()],
+    );
+    let port = free_port();
+    let (archive, alerts) = (dir.join("archive"), dir.join("alerts.jsonl"));
+    let mut child = listen(&dir, port, &archive, &alerts, &["--flush-every", "1s"]);
+    let half = messages / 2;
+    assert_eq!(
+        send_mllp(&python, &hl7, port, (0, half), true),
+        serde_json::json!({"AA": half})
+    );
+    // Long enough for some of it to be archived and committed, not for all of it.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // A restart reads the log from its last commit, skips what the archive holds, and goes on.
+    let child = listen(&dir, port, &archive, &alerts, &["--exit-when-idle", "3s"]);
+    assert_eq!(
+        send_mllp(&python, &hl7, port, (half, messages), false),
+        serde_json::json!({"AA": messages - half})
+    );
+    let summary = summary_of(child);
+    // The restart rebuilt the patients' state from the archive before reading on.
+    assert!(summary["restored"].as_u64().unwrap() > 0, "{summary}");
+    let (rows, keys) = crate::archive_rows_and_keys(&archive);
+    assert_eq!(
+        (rows, keys),
+        crate::archive_rows_and_keys(&file_archive),
+        "every acknowledged observation archived once"
+    );
 }

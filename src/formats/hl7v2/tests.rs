@@ -150,7 +150,7 @@ fn values_units_and_escapes_are_checked_with_segment_and_field() {
         ),
         (
             "OBX|1|NM|8867-4^^LN||71|Hz^^UCUM",
-            "segment 4 (OBX-6): UCUM Hz  is not a unit Vigil reads for heart rate (/min)",
+            "segment 4 (OBX-6): UCUM Hz is not a unit Vigil reads for heart rate (/min)",
         ),
         (
             "OBX|1|NM|8867-4^^LN||900|/min",
