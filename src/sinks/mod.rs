@@ -14,6 +14,7 @@ use crate::alerting::Alert;
 use crate::component::{Problem, Section};
 
 pub mod console;
+pub mod fhir;
 pub mod jsonl;
 pub mod kafka;
 
@@ -70,6 +71,8 @@ crate::component::components! {
         "jsonl" => Jsonl(jsonl::JsonlConfig),
         /// A Kafka topic, keyed by patient, with an idempotent producer.
         "kafka" => Kafka(kafka::KafkaSinkConfig),
+        /// FHIR R4 resources: an NDJSON file and/or transaction Bundles to a FHIR server.
+        "fhir" => Fhir(fhir::FhirSinkConfig),
     }
 }
 

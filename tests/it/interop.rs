@@ -552,3 +552,220 @@ fn what_the_listener_acknowledged_survives_a_hang_up_mid_frame_and_a_kill_9() {
         "every acknowledged observation archived once"
     );
 }
+
+/// The demo pipeline with its model and alert file where they are, and `sinks` appended.
+fn demo_with(dir: &Path, sinks: &str) -> PathBuf {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(demo())
+        .unwrap()
+        .replace("\"../models/", &format!("\"{root}/models/"))
+        .replace(
+            "\"../target/demo-alerts.jsonl\"",
+            &format!("{:?}", dir.join("demo-alerts.jsonl")),
+        );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, format!("{text}\n{sinks}")).unwrap();
+    path
+}
+
+/// `tests/fhir-validate.py` on an NDJSON file: resources by type, and schema errors.
+fn validate_fhir(python: &Path, ndjson: &Path) -> Option<Value> {
+    let schema = crate::shared_dataset("interop/fhir/schema")?.join("fhir.schema.4.0.1.json");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fhir-validate.py");
+    let o = std::process::Command::new(python)
+        .args([script.as_os_str(), schema.as_os_str(), ndjson.as_os_str()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    Some(serde_json::from_slice(&o.stdout).unwrap())
+}
+
+fn python_with_jsonschema() -> Option<PathBuf> {
+    let found = [
+        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
+        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|p| {
+        std::process::Command::new(p)
+            .args(["-c", "import jsonschema"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if found.is_none() {
+        assert!(
+            !crate::required(),
+            "no Python with jsonschema: scripts/test installs it"
+        );
+        eprintln!("SKIPPED: no Python with jsonschema (scripts/test installs it)");
+    }
+    found
+}
+
+#[test]
+fn the_demo_s_fhir_output_validates_against_the_r4_schema() {
+    let Some(python) = python_with_jsonschema() else {
+        return;
+    };
+    let dir = scratch("interop_fhir_out");
+    let out = dir.join("fhir.ndjson");
+    let pipeline = demo_with(
+        &dir,
+        &format!("[[sinks]]\nkind = \"fhir\"\npath = {out:?}\n"),
+    );
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--quiet",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    let Some(report) = validate_fhir(&python, &out) else {
+        return;
+    };
+    assert_eq!(report["errors"], 0, "{report}");
+    let alerts: Vec<Value> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let risk = alerts.iter().filter(|a| a["kind"] == "risk").count();
+    let news2 = alerts
+        .iter()
+        .filter(|a| a["evidence"]["total"].is_u64())
+        .count();
+    assert_eq!(report["resources"]["Communication"], alerts.len());
+    assert_eq!(report["resources"]["RiskAssessment"], risk);
+    assert_eq!(report["resources"]["Observation"], news2);
+    assert!(risk > 0 && news2 > 0);
+    // A high alert is paged at once (stat); a risk alert is about its assessment.
+    let lines: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let high = alerts.iter().find(|a| a["severity"] == "high").unwrap();
+    let comm = lines
+        .iter()
+        .find(|r| r["id"] == format!("alert-{}", high["id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(comm["priority"], "stat");
+    let r = alerts.iter().find(|a| a["kind"] == "risk").unwrap();
+    let comm = lines
+        .iter()
+        .find(|c| c["id"] == format!("alert-{}", r["id"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(
+        comm["about"][0]["reference"],
+        format!("RiskAssessment/risk-{}", r["id"].as_str().unwrap())
+    );
+}
+
+/// A FHIR server the test starts (no FHIR server installs here): it refuses the first two
+/// Bundles with 503, then accepts, and keeps every Bundle it accepted.
+const RECEIVER: &str = r#"
+import http.server, json, sys
+refusals = [2]
+out = open(sys.argv[2], "a")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if refusals[0] > 0:
+            refusals[0] -= 1
+            self.send_response(503); self.end_headers(); self.wfile.write(b"busy"); return
+        bundle = json.loads(body)
+        assert bundle["type"] == "transaction"
+        out.write(json.dumps(bundle) + "\n"); out.flush()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/fhir+json"); self.end_headers()
+        self.wfile.write(json.dumps({"resourceType": "Bundle", "type": "transaction-response"}).encode())
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+
+#[test]
+fn the_fhir_sink_posts_transaction_bundles_and_retries_a_busy_server() {
+    let Some(python) = python_with_jsonschema() else {
+        return;
+    };
+    let dir = scratch("interop_fhir_server");
+    let port = free_port();
+    let received = dir.join("received.jsonl");
+    let mut server = std::process::Command::new(&python)
+        .args([
+            "-c",
+            RECEIVER,
+            &port.to_string(),
+            received.to_str().unwrap(),
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the receiver did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = dir.join("fhir.ndjson");
+    let sinks = format!(
+        "[[sinks]]\nkind = \"fhir\"\npath = {out:?}\nurl = \"http://127.0.0.1:{port}/fhir\"\n"
+    );
+    let pipeline = demo_with(&dir, &sinks);
+    let input = cohort(&dir, "wire", "8", "6");
+    let result = crate::vigil(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--quiet",
+    ]);
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    // Every resource of the file reached the server, as a PUT to its own id.
+    let ids = |lines: Vec<Value>| -> std::collections::BTreeSet<String> {
+        lines
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}/{}",
+                    r["resourceType"].as_str().unwrap(),
+                    r["id"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let read = |p: &Path| -> Vec<Value> {
+        std::fs::read_to_string(p)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let written = ids(read(&out));
+    let mut sent = Vec::new();
+    for bundle in read(&received) {
+        for e in bundle["entry"].as_array().unwrap() {
+            assert_eq!(e["request"]["method"], "PUT");
+            assert_eq!(
+                e["request"]["url"],
+                format!(
+                    "{}/{}",
+                    e["resource"]["resourceType"].as_str().unwrap(),
+                    e["resource"]["id"].as_str().unwrap()
+                )
+            );
+            sent.push(e["resource"].clone());
+        }
+    }
+    assert!(!written.is_empty());
+    assert_eq!(ids(sent), written);
+}
