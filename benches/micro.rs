@@ -72,6 +72,36 @@ fn decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// The same heart rate as FHIR and as HL7 v2 (one message each), beside the wire format's.
+fn decode_formats(c: &mut Criterion) {
+    use vigil::formats::{self, InputFormat};
+    let obs = Observation::from_json(
+        br#"{"patient":"p-000123","device":"mon-07","time":"2026-11-24T10:15:00.250Z","vital":"heart_rate","value":88,"unit":"/min"}"#,
+    )
+    .unwrap();
+    let fhir = formats::fhir::encode::observation(&obs)
+        .unwrap()
+        .to_string();
+    let hl7 = formats::hl7v2::encode::message(1, &[&obs]).unwrap();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(1));
+    for (name, format, message) in [
+        ("fhir_observation", InputFormat::Fhir, fhir.as_str()),
+        ("hl7v2_oru_one_obx", InputFormat::Hl7v2, hl7.as_str()),
+    ] {
+        let mut ids = vigil::observation::Interner::default();
+        let mut out = Vec::new();
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                formats::decode(format, black_box(message.as_bytes()), &mut ids, &mut out);
+                assert!(matches!(out.first(), Some(Ok(_))));
+            })
+        });
+    }
+    group.finish();
+}
+
 fn news2_score(c: &mut Criterion) {
     let n = |v: f64| Input::Present(Exact::from_f64(v).expect("a finite value"));
     let parameters = Parameters {
@@ -206,6 +236,7 @@ fn parquet_encode(c: &mut Criterion) {
 criterion_group!(
     benches,
     decode,
+    decode_formats,
     news2_score,
     window_update,
     monitor_and_risk,

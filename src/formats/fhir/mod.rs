@@ -29,6 +29,7 @@ use crate::observation::{
 };
 
 pub mod encode;
+mod fast;
 
 /// Decodes one FHIR JSON document: an Observation or a Bundle.
 pub fn decode(bytes: &[u8], ids: &mut Interner, out: &mut Vec<Decoded>) {
@@ -41,6 +42,9 @@ pub fn decode(bytes: &[u8], ids: &mut Interner, out: &mut Vec<Decoded>) {
             ),
         )));
         return;
+    }
+    if let Some(part) = fast::observation(bytes, ids) {
+        return out.push(Ok(part));
     }
     match serde_json::from_slice::<J>(bytes) {
         Ok(doc) => decode_document(&doc, ids, out),

@@ -459,3 +459,45 @@ fn the_encoder_writes_what_the_decoder_reads_back() {
         assert_eq!(one(json.as_bytes()), obs, "{json}");
     }
 }
+
+/// The one-pass path gives what the general decoder gives, whenever it gives anything: on every
+/// fixture, and on the encoder's output for a simulated cohort (with devices, fractions,
+/// Fahrenheit, kPa, flows).
+#[test]
+fn the_one_pass_path_agrees_with_the_general_decoder() {
+    let mut docs: Vec<Vec<u8>> = Vec::new();
+    for dir in ["examples", "phd-ig-examples", "bundles"] {
+        let root = format!("{}/datasets/interop/fhir/{dir}", env!("CARGO_MANIFEST_DIR"));
+        for e in std::fs::read_dir(root).unwrap() {
+            docs.push(std::fs::read(e.unwrap().path()).unwrap());
+        }
+    }
+    let mut sim =
+        crate::sources::simulator::Simulator::new(&crate::sources::simulator::SimulatorConfig {
+            patients: 4,
+            hours: 1,
+            seed: 3,
+            ..Default::default()
+        });
+    let mut items = Vec::new();
+    use crate::sources::Source;
+    while sim.fill(4096, &mut items).unwrap() {}
+    for item in &items {
+        if let crate::sources::SourceItem::Observation(o, _) = item {
+            docs.push(encode::observation(o).unwrap().to_string().into_bytes());
+        }
+    }
+    let mut fast_count = 0;
+    for doc in &docs {
+        let mut ids = Interner::default();
+        let Some(fast) = fast::observation(doc, &mut ids) else {
+            continue;
+        };
+        fast_count += 1;
+        let mut general = Vec::new();
+        let value: serde_json::Value = serde_json::from_slice(doc).unwrap();
+        decode_document(&value, &mut Interner::default(), &mut general);
+        assert_eq!(general, vec![Ok(fast)], "{}", String::from_utf8_lossy(doc));
+    }
+    assert!(fast_count > 1000, "{fast_count} of {}", docs.len());
+}

@@ -441,10 +441,12 @@ fn unit_of(seg: &Segment, d: &Delimiters, vital: Vital) -> Result<Unit, Problem>
     };
     codes::table().unit(system, &code).ok_or_else(|| {
         let name = seg.component(d, 6, 0, 2).unwrap_or_default();
+        let code = format!("{code} {name}");
+        let code = code.trim_end();
         Problem::at(
             at,
             format!(
-                "{} {code} {name} is not a unit Vigil reads for {} ({})",
+                "{} {code} is not a unit Vigil reads for {} ({})",
                 system.label(),
                 vital.human_name(),
                 accepted()

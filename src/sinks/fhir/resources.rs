@@ -228,7 +228,10 @@ mod tests {
     fn a_risk_alert_is_a_score_an_assessment_and_a_communication_that_reference_each_other() {
         let alert = golden("risk");
         let r = of_alert(&alert);
-        let kinds: Vec<&str> = r.iter().map(|r| r["resourceType"].as_str().unwrap()).collect();
+        let kinds: Vec<&str> = r
+            .iter()
+            .map(|r| r["resourceType"].as_str().unwrap())
+            .collect();
         assert_eq!(kinds, ["Observation", "RiskAssessment", "Communication"]);
         let (score, risk, comm) = (&r[0], &r[1], &r[2]);
         assert_eq!(score["code"]["coding"][0]["code"], NEWS2_CODE);
@@ -239,10 +242,19 @@ mod tests {
             score["derivedFrom"][0]["identifier"]["value"],
             "sim-00037/respiratory_rate/2026-01-05T03:30:00Z"
         );
-        assert_eq!(risk["basis"][0]["reference"], format!("Observation/news2-{}", alert.id));
+        assert_eq!(
+            risk["basis"][0]["reference"],
+            format!("Observation/news2-{}", alert.id)
+        );
         assert_eq!(risk["method"]["coding"][0]["version"], "2e53f3c8");
-        assert_eq!(risk["prediction"][0]["probabilityDecimal"], 0.035122914214162845);
-        assert_eq!(comm["about"][0]["reference"], format!("RiskAssessment/risk-{}", alert.id));
+        assert_eq!(
+            risk["prediction"][0]["probabilityDecimal"],
+            0.035122914214162845
+        );
+        assert_eq!(
+            comm["about"][0]["reference"],
+            format!("RiskAssessment/risk-{}", alert.id)
+        );
         assert_eq!(comm["priority"], "asap");
     }
 
