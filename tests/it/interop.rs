@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::kafka::{broker, unique};
-use crate::{dataset, demo, run_ok, scratch};
+use crate::{dataset, demo, read_lines, run_ok, scratch};
 
 /// Writes the seeded cohort in `format` to `dir/cohort.<ext>`.
 fn cohort(dir: &Path, format: &str, patients: &str, hours: &str) -> PathBuf {
@@ -60,22 +60,17 @@ fn run(
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{name}: {stderr}");
     let summary = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
-    let dead = std::fs::read_to_string(&dead).unwrap_or_default();
-    let dead = dead
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let dead = match dead.exists() {
+        true => read_lines(&dead),
+        false => Vec::new(),
+    };
     (summary, std::fs::read_to_string(&alerts).unwrap(), dead)
 }
 
 /// The NDJSON cohort as transaction Bundles of up to 40 entries, pretty-printed, with each
 /// blood pressure pair folded into one panel with its two components (as devices send it).
 fn as_bundles(ndjson: &Path, out: &Path) {
-    let lines: Vec<Value> = std::fs::read_to_string(ndjson)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = read_lines(ndjson);
     let code = |r: &Value| {
         r["code"]["coding"][0]["code"]
             .as_str()
@@ -362,26 +357,7 @@ fn kafka_topics_of_fhir_and_hl7_give_the_wire_format_s_alerts() {
 
 /// The Python with python-hl7's MLLP client that scripts/test installs (or VIGIL_PYTHON).
 fn python_with_hl7() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import hl7.client"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            !crate::required(),
-            "no Python with hl7: scripts/test installs it into .venv"
-        );
-        eprintln!(
-            "SKIPPED: no Python with hl7 (python-hl7's MLLP client; scripts/test installs it)"
-        );
-    }
-    found
+    crate::python_with("hl7.client", "python-hl7 (its MLLP client)")
 }
 
 /// Sends messages `from..to` of an HL7 file over MLLP with python-hl7's client; the ACK codes
@@ -581,26 +557,7 @@ fn validate_fhir(python: &Path, ndjson: &Path) -> Option<Value> {
 }
 
 fn python_with_jsonschema() -> Option<PathBuf> {
-    let found = [
-        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| {
-        std::process::Command::new(p)
-            .args(["-c", "import jsonschema"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            !crate::required(),
-            "no Python with jsonschema: scripts/test installs it"
-        );
-        eprintln!("SKIPPED: no Python with jsonschema (scripts/test installs it)");
-    }
-    found
+    crate::python_with("jsonschema", "jsonschema")
 }
 
 #[test]
@@ -626,11 +583,7 @@ fn the_demo_s_fhir_output_validates_against_the_r4_schema() {
         return;
     };
     assert_eq!(report["errors"], 0, "{report}");
-    let alerts: Vec<Value> = std::fs::read_to_string(&alerts)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let alerts: Vec<Value> = read_lines(&alerts);
     let risk = alerts.iter().filter(|a| a["kind"] == "risk").count();
     let news2 = alerts
         .iter()
@@ -641,11 +594,7 @@ fn the_demo_s_fhir_output_validates_against_the_r4_schema() {
     assert_eq!(report["resources"]["Observation"], news2);
     assert!(risk > 0 && news2 > 0);
     // A high alert is paged at once (stat); a risk alert is about its assessment.
-    let lines: Vec<Value> = std::fs::read_to_string(&out)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = read_lines(&out);
     let high = alerts.iter().find(|a| a["severity"] == "high").unwrap();
     let comm = lines
         .iter()
@@ -743,16 +692,9 @@ fn the_fhir_sink_posts_transaction_bundles_and_retries_a_busy_server() {
             })
             .collect()
     };
-    let read = |p: &Path| -> Vec<Value> {
-        std::fs::read_to_string(p)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
-    let written = ids(read(&out));
+    let written = ids(read_lines(&out));
     let mut sent = Vec::new();
-    for bundle in read(&received) {
+    for bundle in read_lines(&received) {
         for e in bundle["entry"].as_array().unwrap() {
             assert_eq!(e["request"]["method"], "PUT");
             assert_eq!(

@@ -689,24 +689,7 @@ pub fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) {
 /// The Python with confluent-kafka that scripts/test installs (another client than Vigil's), or
 /// `None`, said loudly (a failure under scripts/test).
 fn python_with_confluent_kafka() -> Option<PathBuf> {
-    let candidates = [
-        std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
-        Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
-    ];
-    let found = candidates.into_iter().flatten().find(|p| {
-        Command::new(p)
-            .args(["-c", "import confluent_kafka"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    if found.is_none() {
-        assert!(
-            !crate::required(),
-            "no Python with confluent-kafka: scripts/test installs it into .venv"
-        );
-        eprintln!("SKIPPED: no Python with confluent-kafka (scripts/test installs it)");
-    }
-    found
+    crate::python_with("confluent_kafka", "confluent-kafka")
 }
 
 /// A topic written by another client (confluent-kafka, its own librdkafka) in every codec Kafka

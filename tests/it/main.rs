@@ -77,6 +77,15 @@ pub fn assert_replay_gives(archive: &Path, out: &Path, live: &[String]) {
     );
 }
 
+/// Each line of a JSON lines file, parsed.
+pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// The demo pipeline.
 pub fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
@@ -141,24 +150,28 @@ pub fn shared_dataset(name: &str) -> Option<PathBuf> {
 /// The Python with DuckDB, pyarrow and pandas that scripts/test installs (or VIGIL_PYTHON); a
 /// test without one says so loudly, and fails under scripts/test.
 pub fn python_with_readers() -> Option<PathBuf> {
+    python_with("duckdb, pyarrow, pandas", "duckdb, pyarrow and pandas")
+}
+
+/// The Python (VIGIL_PYTHON, or the `.venv` scripts/test makes) that can `import modules`;
+/// `None`, said loudly, when there is none (a failure under scripts/test).
+pub fn python_with(modules: &str, what: &str) -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("VIGIL_PYTHON").map(PathBuf::from),
         Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")),
     ];
     let found = candidates.into_iter().flatten().find(|p| {
         Command::new(p)
-            .args(["-c", "import duckdb, pyarrow, pandas"])
+            .args(["-c", &format!("import {modules}")])
             .output()
             .is_ok_and(|o| o.status.success())
     });
     if found.is_none() {
         assert!(
             !required(),
-            "no Python with duckdb, pyarrow and pandas: scripts/test installs them into .venv"
+            "no Python with {what}: scripts/test installs it into .venv"
         );
-        eprintln!(
-            "SKIPPED: no Python with duckdb, pyarrow and pandas (scripts/test installs them)"
-        );
+        eprintln!("SKIPPED: no Python with {what} (scripts/test installs it)");
     }
     found
 }

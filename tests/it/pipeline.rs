@@ -51,13 +51,7 @@ fn run_file(input: &Path, alerts: &Path, workers: u16) -> String {
     String::from_utf8(o.stderr).unwrap()
 }
 
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use crate::read_lines;
 
 #[test]
 fn alerts_are_byte_identical_with_1_and_4_workers() {
