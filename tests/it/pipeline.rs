@@ -679,3 +679,25 @@ fn a_run_ends_when_a_timer_falls_due_after_the_clock_but_before_the_last_record(
     };
     assert!(status.success());
 }
+
+/// Every shipped pipeline is one `vigil validate` accepts, as the README says to run them.
+#[test]
+fn every_shipped_pipeline_validates() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 7, "{files:?}");
+    for file in files {
+        let o = vigil(&["validate", file.to_str().unwrap()]);
+        assert!(
+            o.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}
