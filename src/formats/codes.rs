@@ -135,8 +135,10 @@ pub struct Table {
     answers: ByCode<Acvpu>,
 }
 
-/// Codes by system, then by code (looked up without allocating).
-type ByCode<V> = HashMap<System, HashMap<&'static str, V>>;
+/// Codes by system, then by code (looked up without allocating; hashed with foldhash, as the
+/// short keys made SipHash a visible part of a decode).
+type ByCode<V> = HashMap<System, HashMap<&'static str, V, Fold>, Fold>;
+type Fold = foldhash::fast::FixedState;
 
 fn get<V: Copy>(map: &ByCode<V>, system: System, code: &str) -> Option<V> {
     map.get(&system)?.get(code).copied()
@@ -225,9 +227,9 @@ pub fn table() -> &'static Table {
 pub fn parse(text: &'static str) -> Result<Table, String> {
     let mut table = Table {
         rows: Vec::new(),
-        concepts: HashMap::new(),
-        units: HashMap::new(),
-        answers: HashMap::new(),
+        concepts: HashMap::default(),
+        units: HashMap::default(),
+        answers: HashMap::default(),
     };
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {

@@ -107,10 +107,12 @@ impl Framer {
 
     /// The gathered message (or its oversize marker) is ready; start afresh.
     fn emit(&mut self) {
+        // The next message is about as long: no reallocation while it is gathered.
+        let next = Vec::with_capacity(self.current.len().next_power_of_two());
         let frame = match self.dropped {
             0 => Frame::Message {
                 at: self.start,
-                bytes: std::mem::take(&mut self.current),
+                bytes: std::mem::replace(&mut self.current, next),
             },
             n => Frame::Oversize {
                 at: self.start,
@@ -195,22 +197,29 @@ impl Framer {
 
     /// HL7: gathers segments; an MSH segment or an MLLP end closes the message before it.
     fn hl7(&mut self, chunk: &[u8]) {
-        for &b in chunk {
-            if b == b'\r' || b == b'\n' || b == MLLP_END || b == MLLP_START {
-                let segment = std::mem::take(&mut self.segment);
-                self.hl7_segment(&segment);
-                if b == MLLP_END && self.gathering() {
-                    self.emit();
-                }
-                continue;
+        let boundary = |b: &u8| matches!(*b, b'\r' | b'\n' | MLLP_END | MLLP_START);
+        let mut rest = chunk;
+        while let Some(i) = rest.iter().position(boundary) {
+            self.extend_segment(&rest[..i]);
+            let mut segment = std::mem::take(&mut self.segment);
+            self.hl7_segment(&segment);
+            // The segment's buffer is kept for the next one.
+            segment.clear();
+            self.segment = segment;
+            if rest[i] == MLLP_END && self.gathering() {
+                self.emit();
             }
-            // A segment is kept whole only up to the limit; the rest is counted.
-            if self.segment.len() <= self.limit() {
-                self.segment.push(b);
-            } else {
-                self.dropped += 1;
-            }
+            rest = &rest[i + 1..];
         }
+        self.extend_segment(rest);
+    }
+
+    /// A segment is kept whole only up to the limit; the rest is counted.
+    fn extend_segment(&mut self, bytes: &[u8]) {
+        let room = (self.limit() + 1).saturating_sub(self.segment.len());
+        let kept = bytes.len().min(room);
+        self.segment.extend_from_slice(&bytes[..kept]);
+        self.dropped += (bytes.len() - kept) as u64;
     }
 
     fn hl7_segment(&mut self, segment: &[u8]) {

@@ -81,14 +81,11 @@ impl<'a> Segment<'a> {
         c: usize,
     ) -> Result<Cow<'a, str>, SyntaxError> {
         let raw = self.raw(n);
-        let rep = raw.split(d.repetition).nth(r).unwrap_or("");
-        let comp = rep
-            .split(d.component)
-            .nth(c.saturating_sub(1))
-            .unwrap_or("");
+        let rep = piece(raw, d.repetition, r);
+        let comp = piece(rep, d.component, c.saturating_sub(1));
         // A subcomponent delimiter inside is kept: the first subcomponent is what is read.
         let comp = match d.subcomponent {
-            Some(s) => comp.split(s).next().unwrap_or(""),
+            Some(s) => piece(comp, s, 0),
             None => comp,
         };
         unescape(comp, d).map_err(|reason| SyntaxError::new(place(self, n), reason))
@@ -98,15 +95,54 @@ impl<'a> Segment<'a> {
     pub fn repetitions(&self, d: &Delimiters, n: usize) -> usize {
         match self.raw(n) {
             "" => 0,
-            raw => raw.split(d.repetition).count(),
+            raw => raw.matches(d.repetition).count() + 1,
         }
     }
 }
 
+/// Piece `n` (0-based) of `s` split at `sep`, or `""`; delimiters are ASCII in practice, and
+/// then found a word at a time.
+fn piece(s: &str, sep: char, n: usize) -> &str {
+    if !sep.is_ascii() {
+        return s.split(sep).nth(n).unwrap_or("");
+    }
+    let mut start = 0;
+    let mut seen = 0;
+    for at in memchr::memchr_iter(sep as u8, s.as_bytes()) {
+        if seen == n {
+            return &s[start..at];
+        }
+        seen += 1;
+        start = at + 1;
+    }
+    if seen == n { &s[start..] } else { "" }
+}
+
+/// `s` cut at every `sep` (ASCII: a word at a time).
+fn pieces(s: &str, sep: char) -> Vec<&str> {
+    if !sep.is_ascii() {
+        return s.split(sep).collect();
+    }
+    let mut out = Vec::with_capacity(24);
+    let mut start = 0;
+    for at in memchr::memchr_iter(sep as u8, s.as_bytes()) {
+        out.push(&s[start..at]);
+        start = at + 1;
+    }
+    out.push(&s[start..]);
+    out
+}
+
 /// Parses a message: segments split at `\r`, `\n` or `\r\n`, the first one MSH.
 pub fn parse(text: &str) -> Result<Message<'_>, SyntaxError> {
-    let mut lines = text
-        .split(['\r', '\n'])
+    let mut start = 0;
+    let mut lines = memchr::memchr2_iter(b'\r', b'\n', text.as_bytes())
+        .chain([text.len()])
+        .map(move |end| {
+            let line = &text[start..end];
+            start = end + 1;
+            line
+        })
         .filter(|s| !s.trim().is_empty())
         .peekable();
     let first = lines.peek().copied().unwrap_or("");
@@ -165,7 +201,8 @@ fn delimiters(msh: &str) -> Result<Delimiters, SyntaxError> {
 }
 
 fn segment<'a>(number: usize, line: &'a str, d: &Delimiters) -> Result<Segment<'a>, SyntaxError> {
-    let name = line.split(d.field).next().unwrap_or("");
+    let mut fields = pieces(line, d.field);
+    let name = fields.first().copied().unwrap_or("");
     let valid = name.len() == 3
         && name.chars().next().is_some_and(|c| c.is_ascii_uppercase())
         && name
@@ -178,7 +215,6 @@ fn segment<'a>(number: usize, line: &'a str, d: &Delimiters) -> Result<Segment<'
             format!("{shown:?} is not a segment name (three capitals or digits)"),
         ));
     }
-    let mut fields: Vec<&str> = line.split(d.field).collect();
     if name == "MSH" {
         // MSH-1 is the separator itself: fields[1] is "|", the encoding characters fields[2].
         fields.insert(1, "|");
