@@ -124,6 +124,9 @@ pub enum AlertEvent {
     SensorExpiring,
     /// A CGM's backfilled readings, scored, reported once: past, never an alarm.
     Backfilled,
+    /// The NEWS2 total, bounds, band or completeness changed: board state (a FHIR
+    /// Observation, the ward board), never paged ([`Alert::pages`]).
+    Scored,
 }
 
 impl AlertEvent {
@@ -159,6 +162,7 @@ impl AlertEvent {
             AlertEvent::Recovered => "recovered",
             AlertEvent::SensorExpiring => "sensor_expiring",
             AlertEvent::Backfilled => "backfilled",
+            AlertEvent::Scored => "scored",
         }
     }
 }
@@ -386,6 +390,12 @@ impl Alert {
     }
 
     /// The deterministic output order: event time, then patient, then kind, then the rest.
+    /// Whether it is for people (every alert but a score update, which is board state: sinks
+    /// that page leave it out, as do the alert counts and the alert archive).
+    pub fn pages(&self) -> bool {
+        self.event != AlertEvent::Scored
+    }
+
     pub fn sort_key(&self) -> (i64, &str, AlertKind, AlertEvent, &str) {
         (self.time_us, &self.patient, self.kind, self.event, &self.id)
     }
@@ -599,6 +609,24 @@ pub fn band_alert(
         severity,
         summary,
         response,
+        Some(evidence),
+    )
+}
+
+/// A score update: the NEWS2 total, bounds, band or completeness of a patient changed.
+pub fn score_update(patient: &str, time: EventTime, score: &Score, evidence: Evidence) -> Alert {
+    let band = match score.band {
+        Some(band) => format!(", band {band}"),
+        None => String::new(),
+    };
+    Alert::new(
+        patient,
+        time,
+        AlertKind::News2,
+        AlertEvent::Scored,
+        Severity::Info,
+        format!("{}{band}", total_text(score)),
+        score.response(),
         Some(evidence),
     )
 }

@@ -59,10 +59,52 @@ fn set(t: i64, values: [f64; 7]) -> Vec<Observation> {
 const NORMAL: [f64; 7] = [16.0, 98.0, 0.0, 120.0, 70.0, 0.0, 37.0];
 const HIGH: [f64; 7] = [26.0, 91.0, 0.0, 120.0, 135.0, 0.0, 37.0]; // 3 + 3 + 3 = 9
 
+/// The alerts that page people (score updates, board state, left out).
 fn run(m: &mut PatientMonitor, s: &MonitorSettings, observations: &[Observation]) -> Vec<Alert> {
+    let mut out = run_all(m, s, observations);
+    out.retain(Alert::pages);
+    out
+}
+
+fn run_all(
+    m: &mut PatientMonitor,
+    s: &MonitorSettings,
+    observations: &[Observation],
+) -> Vec<Alert> {
     let mut out = Vec::new();
     m.observe_set(s, observations, &mut out);
     out
+}
+
+#[test]
+fn a_score_update_comes_when_the_total_band_or_completeness_changes_and_only_then() {
+    let s = settings();
+    let mut m = PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One);
+    let updates = |alerts: Vec<Alert>| -> Vec<String> {
+        alerts
+            .into_iter()
+            .filter(|a| !a.pages())
+            .map(|a| format!("{} {}", a.time, a.summary))
+            .collect()
+    };
+    // The same normal set every half hour: one update, the first complete score.
+    let mut normal = Vec::new();
+    for k in 0..4 {
+        normal.extend(set(k * 30 * MIN, NORMAL));
+    }
+    let first = updates(run_all(&mut m, &s, &normal));
+    assert_eq!(first, vec!["1970-01-01T00:00:00Z NEWS2 0, band low"]);
+    // A high set: an update (and the band alert, which pages).
+    let all = run_all(&mut m, &s, &set(2 * H + 10 * MIN, HIGH));
+    assert!(
+        all.iter()
+            .any(|a| a.pages() && a.event == crate::alerting::AlertEvent::Raised)
+    );
+    let high = updates(all);
+    assert_eq!(high.len(), 1, "{high:?}");
+    assert!(high[0].contains("band high"), "{high:?}");
+    // The same high set again: nothing new to show.
+    assert!(updates(run_all(&mut m, &s, &set(2 * H + 40 * MIN, HIGH))).is_empty());
 }
 
 #[test]
@@ -301,6 +343,15 @@ fn a_brief_artefact_is_not_charted_but_a_sustained_change_is() {
     for k in 61..=90 {
         m.observe(&s, &obs(k * 5 * S, Vital::Spo2, 88.0), &mut alerts);
     }
+    // The board hears of each new score as the median falls (half-way at the 72nd sample, an
+    // even count's median; 88 at the 73rd), and of nothing before.
+    let updates: Vec<i64> = alerts
+        .iter()
+        .filter(|a| !a.pages())
+        .map(|a| a.time_us)
+        .collect();
+    assert_eq!(updates, vec![72 * 5 * S, 73 * 5 * S]);
+    alerts.retain(Alert::pages);
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].event, AlertEvent::Raised);
     // 13 of 24 samples in the stretch are 88 by the 73rd: the median falls then.

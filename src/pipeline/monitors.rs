@@ -211,7 +211,7 @@ impl Ward {
         }
         self.fire_timers(until);
         let mut st = self.state.borrow_mut();
-        for a in &self.alerts {
+        for a in self.alerts.iter().filter(|a| a.pages()) {
             st.summary.alerts += 1;
             *st.summary
                 .alerts_by_kind

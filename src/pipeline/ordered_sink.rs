@@ -103,22 +103,37 @@ impl Writer {
     /// Writes a batch of alerts, in order, leaving out those an earlier run delivered.
     fn write(&mut self, mut ready: Vec<Alert>) {
         if let Some(from) = self.log.as_ref().and_then(|l| l.resend_from_us) {
-            let before = ready.len();
+            let before = ready.iter().filter(|a| a.pages()).count();
             ready.retain(|a| a.time_us >= from);
-            self.state.borrow_mut().summary.alerts_already_delivered +=
-                (before - ready.len()) as u64;
+            let after = ready.iter().filter(|a| a.pages()).count();
+            self.state.borrow_mut().summary.alerts_already_delivered += (before - after) as u64;
         }
         if ready.is_empty() {
             return;
         }
         ready.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        // Score updates are board state: only the sinks that show it get them.
+        let all_page = ready.iter().all(Alert::pages);
+        let paging: Vec<Alert> = match all_page {
+            true => Vec::new(),
+            false => ready.iter().filter(|a| a.pages()).cloned().collect(),
+        };
+        let pages: &[Alert] = if all_page { &ready } else { &paging };
         for i in 0..self.sinks.len() {
-            if let Err(e) = self.sinks[i].write(&ready) {
+            let batch = if self.sinks[i].board_state() {
+                &ready
+            } else {
+                pages
+            };
+            if batch.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.sinks[i].write(batch) {
                 self.fail(i, e);
             }
         }
         if let Some(log) = self.log.as_mut() {
-            log.archive(&ready);
+            log.archive(pages);
         }
         self.dirty = true;
     }

@@ -28,6 +28,12 @@ pub trait AlertSink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// What it is, for an error message: `alerts file target/alerts.jsonl`.
     fn describe(&self) -> String;
+
+    /// Whether it also takes board state (score updates, [`Alert::pages`] false) beside the
+    /// alerts that page people.
+    fn board_state(&self) -> bool {
+        false
+    }
 }
 
 /// A sink that cannot be opened or written.

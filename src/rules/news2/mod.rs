@@ -5,10 +5,12 @@ use super::{Change, Context, Rule};
 use crate::alerting::{self, Alert, BandPolicy, Evidence};
 use crate::observation::EventTime;
 
-/// The NEWS2 band of one patient.
+/// The NEWS2 band of one patient, and the last score it reported as board state.
 #[derive(Clone, Debug, Default)]
 pub struct News2 {
     band: BandPolicy,
+    /// Total, upper bound, band and completeness of the last score update.
+    reported: Option<(u8, u8, Option<crate::news2::Band>, crate::news2::Status)>,
 }
 
 impl News2 {
@@ -17,10 +19,22 @@ impl News2 {
         if score.assessments.iter().any(|a| a.charted.is_some()) {
             self.band.resume_reminders(cx.alerts, now_us);
         }
+        let now = EventTime::from_micros(now_us);
+        let shown = Some((score.total, score.upper_bound, score.band, score.status));
+        if shown != self.reported {
+            self.reported = shown;
+            let evidence = Evidence::of(&score, ages);
+            out.push(alerting::score_update(
+                cx.picture.patient(),
+                now,
+                &score,
+                evidence,
+            ));
+        }
         if let Some(decision) = self.band.on_score(cx.alerts, now_us, &score) {
             out.push(alerting::band_alert(
                 cx.picture.patient(),
-                EventTime::from_micros(now_us),
+                now,
                 decision,
                 &score,
                 Evidence::of(&score, ages),

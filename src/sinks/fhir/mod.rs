@@ -93,7 +93,11 @@ impl SinkKind for FhirSinkConfig {
             retries: self.retries,
             pending: Vec::new(),
         });
-        Ok(Box::new(FhirSink { file, server }))
+        Ok(Box::new(FhirSink {
+            file,
+            server,
+            scores: Default::default(),
+        }))
     }
 }
 
@@ -101,6 +105,8 @@ impl SinkKind for FhirSinkConfig {
 pub struct FhirSink {
     file: Option<JsonLines>,
     server: Option<Server>,
+    /// Each patient's score Observation in force (the last score update's).
+    scores: std::collections::HashMap<String, String>,
 }
 
 struct Server {
@@ -189,15 +195,33 @@ fn transaction(resources: &[J]) -> J {
     json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
 }
 
+impl FhirSink {
+    fn emit(&mut self, resource: J) -> io::Result<()> {
+        if let Some(file) = &mut self.file {
+            file.write_record(&resource)?;
+        }
+        if let Some(server) = &mut self.server {
+            server.pending.push(resource);
+        }
+        Ok(())
+    }
+}
+
 impl AlertSink for FhirSink {
+    /// Alerts come sorted by time and patient, and a score update after the alerts of its
+    /// instant: within one patient's instant the update is written first, so that its alerts
+    /// are about the score they were raised on.
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
-        for alert in alerts {
-            for resource in resources::of_alert(alert) {
-                if let Some(file) = &mut self.file {
-                    file.write_record(&resource)?;
+        for instant in alerts.chunk_by(|a, b| a.time_us == b.time_us && a.patient == b.patient) {
+            let updates = instant.iter().filter(|a| !a.pages());
+            for alert in updates.chain(instant.iter().filter(|a| a.pages())) {
+                if !alert.pages() {
+                    let id = format!("news2-{}", alert.id);
+                    self.scores.insert(alert.patient.clone(), id);
                 }
-                if let Some(server) = &mut self.server {
-                    server.pending.push(resource);
+                let score = self.scores.get(&alert.patient).map(String::as_str);
+                for resource in resources::of_alert(alert, score) {
+                    self.emit(resource)?;
                 }
             }
         }
@@ -212,6 +236,10 @@ impl AlertSink for FhirSink {
             server.deliver()?;
         }
         Ok(())
+    }
+
+    fn board_state(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {

@@ -191,18 +191,30 @@ pub fn communication(alert: &Alert, about: &[String]) -> J {
     r
 }
 
-/// The resources of one alert, in the order they reference each other.
-pub fn of_alert(alert: &Alert) -> Vec<J> {
+/// The resources of one alert, in the order they reference each other. A score update is its
+/// Observation alone; an alert for people is about `score`, the id of the patient's score
+/// Observation in force (written from the alert's own evidence when there is none).
+pub fn of_alert(alert: &Alert, score: Option<&str>) -> Vec<J> {
+    let news2 = alert.evidence.as_ref().and_then(|e| e.news2());
+    if !alert.pages() {
+        return news2
+            .map(|e| news2_observation(alert, e))
+            .into_iter()
+            .collect();
+    }
     let mut out = Vec::new();
     let mut about = Vec::new();
-    let news2 = alert.evidence.as_ref().and_then(|e| e.news2());
-    let news2_id = news2.map(|e| {
-        let r = news2_observation(alert, e);
-        let id = format!("news2-{}", alert.id);
-        out.push(r);
+    let news2_id = match (score, news2) {
+        (Some(id), Some(_)) => Some(id.to_owned()),
+        (None, Some(e)) => {
+            out.push(news2_observation(alert, e));
+            Some(format!("news2-{}", alert.id))
+        }
+        (_, None) => None,
+    };
+    if let Some(id) = &news2_id {
         about.push(format!("Observation/{id}"));
-        id
-    });
+    }
     if let (AlertKind::Risk, Some(risk)) = (alert.kind, &alert.risk) {
         out.push(risk_assessment(alert, risk, news2_id.as_deref()));
         about = vec![format!("RiskAssessment/risk-{}", alert.id)];
@@ -227,7 +239,7 @@ mod tests {
     #[test]
     fn a_risk_alert_is_a_score_an_assessment_and_a_communication_that_reference_each_other() {
         let alert = golden("risk");
-        let r = of_alert(&alert);
+        let r = of_alert(&alert, None);
         let kinds: Vec<&str> = r
             .iter()
             .map(|r| r["resourceType"].as_str().unwrap())
@@ -261,7 +273,7 @@ mod tests {
     #[test]
     fn an_incomplete_score_is_preliminary_and_says_its_bounds() {
         let alert = golden("news2");
-        let r = of_alert(&alert);
+        let r = of_alert(&alert, None);
         assert_eq!(r[0]["status"], "preliminary");
         assert_eq!(
             r[0]["note"][0]["text"],
@@ -270,9 +282,18 @@ mod tests {
         assert_eq!(r[1]["priority"], "urgent");
         // A data-quality alert has no score: a Communication alone.
         let dq = golden("data_quality");
-        let r = of_alert(&dq);
+        let r = of_alert(&dq, None);
         assert_eq!(r.len(), 1);
         assert_eq!(r[0]["resourceType"], "Communication");
         assert_eq!(r[0]["priority"], "urgent");
+        // With the score in force written already (a score update), an alert is about it.
+        let r = of_alert(&alert, Some("news2-0123"));
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["about"][0]["reference"], "Observation/news2-0123");
+        let mut update = alert.clone();
+        update.event = crate::alerting::AlertEvent::Scored;
+        let r = of_alert(&update, None);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0]["resourceType"], "Observation");
     }
 }
