@@ -426,7 +426,8 @@ fn show(value: f64) -> String {
     }
 }
 
-fn unit_list(vital: Vital) -> String {
+/// The units accepted for `vital`, for messages (`/min`, `Cel, [degF]`; `none`).
+pub(crate) fn unit_list(vital: Vital) -> String {
     let units: Vec<&str> = vital.accepted_units().iter().map(|u| u.ucum()).collect();
     if units.is_empty() {
         "none".to_owned()

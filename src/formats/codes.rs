@@ -111,6 +111,24 @@ pub enum Concept {
     Unread { why: &'static str },
 }
 
+/// A code Vigil reads: a vital (glucose codes also say how it was measured), or a panel of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    Vital(Vital, Option<Method>),
+    Panel,
+}
+
+impl Concept {
+    /// What Vigil reads of a code; why not, for a code it knows and does not read.
+    pub fn read(self) -> Result<Read, &'static str> {
+        match self {
+            Concept::Vital { vital, method } => Ok(Read::Vital(vital, method)),
+            Concept::Panel => Ok(Read::Panel),
+            Concept::Unread { why } => Err(why),
+        }
+    }
+}
+
 /// One row of the table, as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {

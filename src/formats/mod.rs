@@ -138,12 +138,13 @@ pub fn decode(format: InputFormat, bytes: &[u8], ids: &mut Interner, out: &mut V
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn fixtures(dir: &str) -> Vec<Vec<u8>> {
+    /// The contents of the files of `datasets/interop/<dir>`, sorted.
+    pub(crate) fn fixtures(dir: &str) -> Vec<Vec<u8>> {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/interop/");
         let mut out = Vec::new();
         for entry in std::fs::read_dir(format!("{root}{dir}")).unwrap() {

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 
 use super::super::Part;
-use super::super::codes::{self, Concept, System};
+use super::super::codes::{self, Read, System};
 use crate::observation::{Detail, EventTime, Interner, Method, Observation, Value, Vital};
 
 #[derive(Deserialize)]
@@ -80,14 +80,9 @@ pub fn observation(bytes: &[u8], ids: &mut Interner) -> Option<Part> {
     if vital == Vital::Consciousness {
         return None;
     }
-    let patient = ids
-        .get(id_part(doc.subject.reference, &["Patient"])?)
-        .ok()?;
+    let patient = ids.get(id_part(doc.subject.reference, "Patient")?).ok()?;
     let device = match &doc.device {
-        Some(d) => Some(
-            ids.get(id_part(d.reference, &["Device", "DeviceMetric"])?)
-                .ok()?,
-        ),
+        Some(d) => Some(ids.get(id_part(d.reference, "Device")?).ok()?),
         None => None,
     };
     let time = EventTime::parse_rfc3339(doc.effective).ok()?;
@@ -115,22 +110,23 @@ fn vital_of(code: &Code) -> Option<(Vital, Option<Method>)> {
         let Some(system) = coding.system.and_then(System::from_fhir_uri) else {
             continue;
         };
-        match table.concept(system, coding.code.unwrap_or(""))?.concept {
-            Concept::Vital { vital, method } => return Some((vital, method)),
+        match table
+            .concept(system, coding.code.unwrap_or(""))?
+            .concept
+            .read()
+        {
+            Ok(Read::Vital(vital, method)) => return Some((vital, method)),
             _ => return None,
         }
     }
     None
 }
 
-/// The id of a `Type/id` reference (absolute or not, no `_history`).
-fn id_part<'a>(reference: &'a str, kinds: &[&str]) -> Option<&'a str> {
+/// The id of a plain `Type/id` reference; a Bundle's `urn:` or a `_history` one is the general
+/// decoder's.
+fn id_part<'a>(reference: &'a str, kind: &str) -> Option<&'a str> {
     if reference.starts_with("urn:") || reference.contains("/_history/") {
         return None;
     }
-    let mut parts = reference.rsplit('/');
-    match (parts.next(), parts.next()) {
-        (Some(id), Some(kind)) if kinds.contains(&kind) && !id.is_empty() => Some(id),
-        _ => None,
-    }
+    super::typed_id(reference, kind)
 }

@@ -21,11 +21,11 @@ use std::collections::HashMap;
 
 use serde_json::Value as J;
 
-use super::codes::{self, Concept, System};
+use super::codes::{self, Read, System};
 use super::{Decoded, MAX_FHIR_BYTES, Part, Problem};
 use crate::observation::{
     Acvpu, Detail, EventTime, Identifier, Interner, Method, Observation, Subject, Unit, Value,
-    Vital,
+    Vital, unit_list,
 };
 
 pub mod encode;
@@ -161,10 +161,10 @@ fn observation(res: &J, path: &str, entry: Option<u32>, cx: &mut Context, out: &
         Err((field, reason)) => return out.push(Err(problem(field, reason))),
     };
     match concept {
-        Reads::Vital(vital, method) => {
+        Read::Vital(vital, method) => {
             out.push(measurement(res, path, entry, &header, vital, method));
         }
-        Reads::Panel => components(res, path, entry, &header, out),
+        Read::Panel => components(res, path, entry, &header, out),
     }
 }
 
@@ -184,10 +184,10 @@ fn components(res: &J, path: &str, entry: Option<u32>, header: &Header, out: &mu
     for (j, c) in components.iter().enumerate() {
         let at = join(path, &format!("component[{j}]"));
         match concept_of(c.get("code")) {
-            Ok(Reads::Vital(vital, method)) => {
+            Ok(Read::Vital(vital, method)) => {
                 out.push(measurement(c, &at, entry, header, vital, method));
             }
-            Ok(Reads::Panel) => out.push(Err(Problem {
+            Ok(Read::Panel) => out.push(Err(Problem {
                 path: at + ".code",
                 reason: "a panel inside a panel is not read".into(),
                 subject: None,
@@ -256,15 +256,9 @@ fn scored_status(res: &J) -> Result<(), (&'static str, String)> {
     }
 }
 
-/// What a resource's code makes of it.
-enum Reads {
-    Vital(Vital, Option<Method>),
-    Panel,
-}
-
 /// What `code` (a CodeableConcept) means: the first coding the table reads as a vital or panel;
 /// else why not (a code Vigil knows and does not read, or the codes it does not know).
-fn concept_of(code: Option<&J>) -> Result<Reads, String> {
+fn concept_of(code: Option<&J>) -> Result<Read, String> {
     let codings = code
         .and_then(|c| c.get("coding"))
         .and_then(J::as_array)
@@ -280,16 +274,15 @@ fn concept_of(code: Option<&J>) -> Result<Reads, String> {
             continue;
         };
         match table.concept(sys, code) {
-            Some(found) => match found.concept {
-                Concept::Unread { why } => {
+            Some(found) => match found.concept.read() {
+                Ok(read) => return Ok(read),
+                Err(why) => {
                     unread.get_or_insert(format!(
                         "{} {code} ({}): {why}",
                         sys.label(),
                         found.row.name
                     ));
                 }
-                Concept::Vital { vital, method } => return Ok(Reads::Vital(vital, method)),
-                Concept::Panel => return Ok(Reads::Panel),
             },
             None => seen.push(format!("{} {code}", sys.label())),
         }
@@ -372,15 +365,22 @@ fn id_of_reference(
             .ok_or_else(|| format!("{r:?} names no {kind} of this Bundle"));
     }
     let r = r.split("/_history/").next().unwrap_or(r);
-    // A device may be a Device or a DeviceMetric (R4 allows both for `Observation.device`).
+    typed_id(r, kind)
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{r:?} is not a reference to a {kind}"))
+}
+
+/// The id of a `Type/id` reference (relative or absolute) to a `kind` (`Patient`; `Device`,
+/// which may be a Device or a DeviceMetric: R4 allows both for `Observation.device`).
+fn typed_id<'a>(r: &'a str, kind: &str) -> Option<&'a str> {
     let kinds: &[&str] = match kind {
         "Device" => &["Device", "DeviceMetric"],
         _ => &["Patient"],
     };
     let mut parts = r.rsplit('/');
     match (parts.next(), parts.next()) {
-        (Some(id), Some(k)) if kinds.contains(&k) && !id.is_empty() => Ok(id.to_owned()),
-        _ => Err(format!("{r:?} is not a reference to a {kind}")),
+        (Some(id), Some(k)) if kinds.contains(&k) && !id.is_empty() => Some(id),
+        _ => None,
     }
 }
 
@@ -439,10 +439,7 @@ fn absent(node: &J, field: &str) -> String {
 /// A Quantity's unit: its `code` in UCUM (or MDC, with the MDC system), else its `unit` as UCUM.
 fn unit_of(q: &J, vital: Vital) -> Result<Unit, (&'static str, String)> {
     let table = codes::table();
-    let accepted = || {
-        let units: Vec<&str> = vital.accepted_units().iter().map(|u| u.ucum()).collect();
-        units.join(", ")
-    };
+    let accepted = || unit_list(vital);
     let (field, system, code) = match (q.get("code").and_then(J::as_str), q.get("unit")) {
         (Some(code), _) => {
             let system = match q.get("system").and_then(J::as_str) {

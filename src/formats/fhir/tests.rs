@@ -465,13 +465,10 @@ fn the_encoder_writes_what_the_decoder_reads_back() {
 /// Fahrenheit, kPa, flows).
 #[test]
 fn the_one_pass_path_agrees_with_the_general_decoder() {
-    let mut docs: Vec<Vec<u8>> = Vec::new();
-    for dir in ["examples", "phd-ig-examples", "bundles"] {
-        let root = format!("{}/datasets/interop/fhir/{dir}", env!("CARGO_MANIFEST_DIR"));
-        for e in std::fs::read_dir(root).unwrap() {
-            docs.push(std::fs::read(e.unwrap().path()).unwrap());
-        }
-    }
+    let mut docs: Vec<Vec<u8>> = ["examples", "phd-ig-examples", "bundles"]
+        .iter()
+        .flat_map(|dir| crate::formats::tests::fixtures(&format!("fhir/{dir}")))
+        .collect();
     let mut sim =
         crate::sources::simulator::Simulator::new(&crate::sources::simulator::SimulatorConfig {
             patients: 4,

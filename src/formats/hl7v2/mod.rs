@@ -25,11 +25,11 @@ use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
-use super::codes::{self, Concept, System};
+use super::codes::{self, Read, System};
 use super::{Decoded, MAX_HL7_BYTES, Part, Problem};
 use crate::observation::{
     Acvpu, Detail, EventTime, Identifier, Interner, Method, Observation, Subject, Unit, Value,
-    Vital,
+    Vital, unit_list,
 };
 
 pub mod encode;
@@ -118,7 +118,7 @@ fn oru(m: &parse::Message, ids: &mut Interner, out: &mut Vec<Decoded>) {
     let zone = msh
         .component(d, 7, 0, 1)
         .ok()
-        .and_then(|t| offset_of(&t).ok().flatten());
+        .and_then(|t| split_offset(&t).and_then(|(_, offset)| offset));
     let mut scope = Scope::default();
     for seg in &m.segments[1..] {
         match seg.name {
@@ -198,10 +198,10 @@ fn obx(
             .insert(containment_key(&sub_id), equipment.clone());
     }
     let (vital, method) = match read {
-        Ok(Reads::Vital(vital, method)) => (vital, method),
+        Ok(Read::Vital(vital, method)) => (vital, method),
         // A row with no value and no vital is a device's containment row (or a panel's head).
         _ if !has_value => return None,
-        Ok(Reads::Panel) => {
+        Ok(Read::Panel) => {
             return Some(Err(problem(
                 5,
                 "a panel's values are in its own OBX rows".into(),
@@ -319,14 +319,8 @@ fn status(seg: &Segment, d: &Delimiters) -> Result<(), Problem> {
     ))
 }
 
-/// What OBX-3 makes of a row.
-enum Reads {
-    Vital(Vital, Option<Method>),
-    Panel,
-}
-
 /// OBX-3's code (or its alternate, components 4 to 6) through the table.
-fn concept_of(seg: &Segment, d: &Delimiters) -> Result<Reads, String> {
+fn concept_of(seg: &Segment, d: &Delimiters) -> Result<Read, String> {
     let table = codes::table();
     let mut seen = Vec::new();
     let mut unread = None;
@@ -342,10 +336,9 @@ fn concept_of(seg: &Segment, d: &Delimiters) -> Result<Reads, String> {
             None if system.is_empty() && code.bytes().all(|b| b.is_ascii_digit()) => System::Mdc,
             None => System::Loinc,
         };
-        match table.concept(system, &code).map(|f| f.concept) {
-            Some(Concept::Vital { vital, method }) => return Ok(Reads::Vital(vital, method)),
-            Some(Concept::Panel) => return Ok(Reads::Panel),
-            Some(Concept::Unread { why }) => {
+        match table.concept(system, &code).map(|f| f.concept.read()) {
+            Some(Ok(read)) => return Ok(read),
+            Some(Err(why)) => {
                 unread.get_or_insert(format!("{} {code} ({name}): {why}", system.label()));
             }
             None => seen.push(
@@ -420,10 +413,7 @@ fn unit_of(seg: &Segment, d: &Delimiters, vital: Vital) -> Result<Unit, Problem>
     let at = place(seg, 6);
     let code = seg.component(d, 6, 0, 1).map_err(syntax)?;
     let system = seg.component(d, 6, 0, 3).map_err(syntax)?;
-    let accepted = || {
-        let units: Vec<&str> = vital.accepted_units().iter().map(|u| u.ucum()).collect();
-        units.join(", ")
-    };
+    let accepted = || unit_list(vital);
     if code.is_empty() {
         return Err(Problem::at(
             at,
@@ -490,11 +480,8 @@ fn time_of(
     ))
 }
 
-/// The UTC offset (minutes east) of a DTM, `None` when it has none; `Err` when malformed.
-fn offset_of(text: &str) -> Result<Option<i32>, ()> {
-    split_offset(text).map(|(_, o)| o).ok_or(())
-}
-
+/// A DTM's local part and its UTC offset (minutes east), `None` when it has none; `None` for
+/// the whole when the offset is malformed.
 fn split_offset(text: &str) -> Option<(&str, Option<i32>)> {
     let Some(at) = text.find(['+', '-']) else {
         return Some((text, None));

@@ -1,6 +1,6 @@
 use super::*;
 use crate::exact::Exact;
-use crate::formats::codes::table;
+use crate::formats::codes::{Concept, table};
 use crate::observation::Reading;
 
 fn fixture(path: &str) -> Vec<u8> {
