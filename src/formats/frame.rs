@@ -83,14 +83,14 @@ impl Framer {
                 self.end_of_file();
                 break;
             }
+            // Scanned where it lies in the reader's buffer, then consumed.
             let n = available.len().min(CHUNK);
-            let chunk = available[..n].to_vec();
+            match self.format {
+                InputFormat::Fhir => self.fhir(&available[..n]),
+                _ => self.hl7(&available[..n]),
+            }
             reader.consume(n);
             self.bytes_read += n as u64;
-            match self.format {
-                InputFormat::Fhir => self.fhir(&chunk),
-                _ => self.hl7(&chunk),
-            }
         }
         Ok(self.ready.pop_front())
     }

@@ -112,13 +112,14 @@ impl Writer {
             return;
         }
         ready.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
-        // Score updates are board state: only the sinks that show it get them.
-        let all_page = ready.iter().all(Alert::pages);
-        let paging: Vec<Alert> = match all_page {
-            true => Vec::new(),
-            false => ready.iter().filter(|a| a.pages()).cloned().collect(),
-        };
-        let pages: &[Alert] = if all_page { &ready } else { &paging };
+        // Score updates are board state: only the sinks that show it get them. Without such a
+        // sink they are dropped here; with one, the others get a copy of the alerts that page.
+        if !self.sinks.iter().any(|s| s.board_state()) {
+            ready.retain(Alert::pages);
+        }
+        let paging: Option<Vec<Alert>> = (!ready.iter().all(Alert::pages))
+            .then(|| ready.iter().filter(|a| a.pages()).cloned().collect());
+        let pages: &[Alert] = paging.as_deref().unwrap_or(&ready);
         for i in 0..self.sinks.len() {
             let batch = if self.sinks[i].board_state() {
                 &ready
