@@ -436,15 +436,20 @@ fn listen(
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    wait_for_port(port, "the listener", 20);
+    child
+}
+
+/// Waits until something listens on `port` of 127.0.0.1 (`what`, for the failure).
+fn wait_for_port(port: u16, what: &str, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
             std::time::Instant::now() < deadline,
-            "the listener did not open port {port}"
+            "{what} did not open port {port}"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    child
 }
 
 fn summary_of(child: std::process::Child) -> Value {
@@ -670,14 +675,7 @@ fn the_fhir_sink_posts_transaction_bundles_and_retries_a_busy_server() {
         ])
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the receiver did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_port(port, "the receiver", 10);
     let out = dir.join("fhir.ndjson");
     let sinks = format!(
         "[[sinks]]\nkind = \"fhir\"\npath = {out:?}\nurl = \"http://127.0.0.1:{port}/fhir\"\n"
