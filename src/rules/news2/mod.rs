@@ -1,9 +1,12 @@
 //! The NEWS2 rule: the patient is rescored whenever the picture changes, and the band policy
 //! ([`BandPolicy`]) raises, reminds and lowers the band alert.
 
+pub mod policy;
+
 use super::{Change, Context, Rule};
-use crate::alerting::{self, Alert, BandPolicy, Evidence};
+use crate::alerting::{Alert, Evidence};
 use crate::observation::EventTime;
+use policy::BandPolicy;
 
 /// The NEWS2 band of one patient, and the last score it reported as board state.
 #[derive(Clone, Debug, Default)]
@@ -24,7 +27,7 @@ impl News2 {
         if shown != self.reported {
             self.reported = shown;
             let evidence = Evidence::of(&score, ages);
-            out.push(alerting::score_update(
+            out.push(policy::score_update(
                 cx.picture.patient(),
                 now,
                 &score,
@@ -32,7 +35,7 @@ impl News2 {
             ));
         }
         if let Some(decision) = self.band.on_score(cx.alerts, now_us, &score) {
-            out.push(alerting::band_alert(
+            out.push(policy::band_alert(
                 cx.picture.patient(),
                 now,
                 decision,
@@ -70,7 +73,7 @@ impl Rule for News2 {
             self.band.pause_reminders();
             return;
         }
-        out.push(alerting::reminder_alert(
+        out.push(policy::reminder_alert(
             cx.picture.patient(),
             EventTime::from_micros(at),
             band,
