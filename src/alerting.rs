@@ -112,6 +112,11 @@ pub enum AlertEvent {
     /// The NEWS2 total, bounds, band or completeness changed: board state (a FHIR
     /// Observation, the ward board), never paged ([`Alert::pages`]).
     Scored,
+    /// A high band's (or a single parameter 3's) alert nobody acknowledged in time: paged to
+    /// the second recipient.
+    Escalated,
+    /// A medium band's alert nobody acknowledged in time: paged to the ward again.
+    Unacknowledged,
 }
 
 impl AlertEvent {
@@ -148,6 +153,8 @@ impl AlertEvent {
             AlertEvent::SensorExpiring => "sensor_expiring",
             AlertEvent::Backfilled => "backfilled",
             AlertEvent::Scored => "scored",
+            AlertEvent::Escalated => "escalated",
+            AlertEvent::Unacknowledged => "unacknowledged",
         }
     }
 }
@@ -276,6 +283,33 @@ pub struct Contribution {
     pub contribution: f64,
 }
 
+/// Who an alert that pages is for.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    /// Whoever looks after the patient: the ward.
+    #[default]
+    Ward,
+    /// The second recipient, when the ward did not acknowledge: the outreach or rapid-response
+    /// team.
+    Escalation,
+}
+
+impl Recipient {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recipient::Ward => "ward",
+            Recipient::Escalation => "escalation",
+        }
+    }
+
+    fn is_ward(&self) -> bool {
+        *self == Recipient::Ward
+    }
+}
+
 /// An alert for clinicians.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Alert {
@@ -297,6 +331,9 @@ pub struct Alert {
     /// For risk alerts: the model, the probability and what drives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub risk: Option<RiskEvidence>,
+    /// Who it pages, when not the ward (absent: the ward).
+    #[serde(default, skip_serializing_if = "Recipient::is_ward")]
+    pub recipient: Recipient,
 }
 
 /// Who and when an alert is about, and what of: the head of [`Alert::of_facts`].
@@ -345,6 +382,7 @@ impl Alert {
             response,
             evidence: evidence.map(AlertEvidence::News2),
             risk: None,
+            recipient: Recipient::Ward,
         }
     }
 
@@ -375,13 +413,20 @@ impl Alert {
         .with_facts(facts)
     }
 
-    /// The deterministic output order: event time, then patient, then kind, then the rest.
-    /// Whether it is for people (every alert but a score update, which is board state: sinks
-    /// that page leave it out, as do the alert counts and the alert archive).
+    /// Whether it is for people. Score updates and the reminders of a band that stays raised
+    /// are board state: sinks that page leave them out, as do the alert counts and the alert
+    /// archive.
     pub fn pages(&self) -> bool {
-        self.event != AlertEvent::Scored
+        !matches!(self.event, AlertEvent::Scored | AlertEvent::Reminder)
     }
 
+    /// Whether it is a score update (board state: the NEWS2 total, bounds, band or completeness
+    /// changed).
+    pub fn is_score_update(&self) -> bool {
+        self.event == AlertEvent::Scored
+    }
+
+    /// The deterministic output order: event time, then patient, then kind, then the rest.
     pub fn sort_key(&self) -> (i64, &str, AlertKind, AlertEvent, &str) {
         (self.time_us, &self.patient, self.kind, self.event, &self.id)
     }
@@ -553,7 +598,17 @@ mod tests {
     fn each_event_is_named_as_it_is_serialised() {
         use AlertEvent::*;
         for event in [
-            Raised, Reminder, Lowered, Missing, Stale, Invalid, Clock, Unreadable,
+            Raised,
+            Reminder,
+            Lowered,
+            Missing,
+            Stale,
+            Invalid,
+            Clock,
+            Unreadable,
+            Scored,
+            Escalated,
+            Unacknowledged,
         ] {
             assert_eq!(
                 serde_json::to_string(&event).unwrap(),

@@ -197,8 +197,12 @@ pub struct AlertsConfig {
     /// every few seconds cannot lower a band within a minute: K lower scores span at least
     /// (K − 1) × spacing.
     pub deescalate_spacing: Dur,
-    /// Reminder period while a band stays raised, by band.
+    /// Reminder period while a band stays raised, by band: board state, and how long an
+    /// acknowledgement pauses them.
     pub reminders: RemindersConfig,
+    /// An alert of a raised band nobody acknowledged for this long pages again: a high band or a
+    /// single parameter scoring 3 to the second recipient, a medium band to the ward.
+    pub escalate_after: Dur,
     /// Raise data-quality alerts (missing, stale or invalid parameters).
     pub data_quality: bool,
 }
@@ -209,6 +213,7 @@ impl Default for AlertsConfig {
             deescalate_after: 3,
             deescalate_spacing: Dur::secs(5 * 60),
             reminders: RemindersConfig::default(),
+            escalate_after: Dur::secs(15 * 60),
             data_quality: true,
         }
     }
@@ -448,15 +453,13 @@ impl PipelineConfig {
             );
         }
         for (name, period) in [
+            ("escalate_after", alerts.escalate_after),
             ("low_medium", alerts.reminders.low_medium),
             ("medium", alerts.reminders.medium),
             ("high", alerts.reminders.high),
         ] {
             if period.0.is_zero() {
-                problem(
-                    name,
-                    format!("reminder period `{name}` must be longer than 0"),
-                );
+                problem(name, format!("`{name}` must be longer than 0"));
             }
         }
         if let Some(r) = &risk {

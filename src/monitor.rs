@@ -53,6 +53,9 @@ impl MonitorSettings {
 pub struct PatientMonitor {
     picture: Picture,
     rules: Rules,
+    /// The latest observation's time (µs): with the first seen, how long the patient was
+    /// monitored (alerts per patient-day).
+    last_observed_us: i64,
 }
 
 impl PatientMonitor {
@@ -61,6 +64,7 @@ impl PatientMonitor {
         PatientMonitor {
             picture: Picture::new(patient, first_seen, scale),
             rules: Rules::default(),
+            last_observed_us: first_seen.micros(),
         }
     }
 
@@ -76,6 +80,11 @@ impl PatientMonitor {
     /// When the patient was first seen (µs).
     pub fn first_seen_us(&self) -> i64 {
         self.picture.first_seen_us()
+    }
+
+    /// How long the patient was monitored: first seen to latest observation (µs).
+    pub fn monitored_us(&self) -> i64 {
+        (self.last_observed_us - self.first_seen_us()).max(0)
     }
 
     /// The window state of one vital.
@@ -153,6 +162,7 @@ impl PatientMonitor {
         for same_time in observations.chunk_by(|a, b| a.borrow().time() == b.borrow().time()) {
             let now = same_time[0].borrow().time().micros();
             self.advance(settings, now, out);
+            self.last_observed_us = self.last_observed_us.max(now);
             let mut scored = false;
             for obs in same_time {
                 scored |= self.picture.push(&settings.picture, obs.borrow(), now);

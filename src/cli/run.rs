@@ -208,6 +208,27 @@ fn adherence_lines(s: &RunSummary) -> String {
     text
 }
 
+/// Alerts to people per patient-day, by kind: the burden a ward bears.
+fn burden_line(s: &RunSummary) -> String {
+    let Some(all) = s.alerts_per_patient_day(None) else {
+        return String::new();
+    };
+    let kinds: Vec<String> = s
+        .alerts_by_kind
+        .keys()
+        .filter_map(|k| Some(format!("{k} {:.2}", s.alerts_per_patient_day(Some(k))?)))
+        .collect();
+    format!(
+        "  to people   {all:.2} alerts per patient-day over {:.1} patient-days{}\n",
+        s.patient_days(),
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", kinds.join(", "))
+        }
+    )
+}
+
 /// The summary for a person.
 pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
     let span = match (s.first_event_us, s.last_event_us) {
@@ -251,6 +272,7 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
             format!(" ({})", kinds.join(", "))
         },
     );
+    text.push_str(&burden_line(s));
     text.push_str(&adherence_lines(s));
     if let Some(dir) = &options.archive {
         text.push_str(&format!(

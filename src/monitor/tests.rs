@@ -59,7 +59,7 @@ fn set(t: i64, values: [f64; 7]) -> Vec<Observation> {
 const NORMAL: [f64; 7] = [16.0, 98.0, 0.0, 120.0, 70.0, 0.0, 37.0];
 const HIGH: [f64; 7] = [26.0, 91.0, 0.0, 120.0, 135.0, 0.0, 37.0]; // 3 + 3 + 3 = 9
 
-/// The alerts that page people (score updates, board state, left out).
+/// The alerts that page people (board state, score updates and reminders, left out).
 fn run(m: &mut PatientMonitor, s: &MonitorSettings, observations: &[Observation]) -> Vec<Alert> {
     let mut out = run_all(m, s, observations);
     out.retain(Alert::pages);
@@ -83,7 +83,7 @@ fn a_score_update_comes_when_the_total_band_or_completeness_changes_and_only_the
     let updates = |alerts: Vec<Alert>| -> Vec<String> {
         alerts
             .into_iter()
-            .filter(|a| !a.pages())
+            .filter(|a| a.event == crate::alerting::AlertEvent::Scored)
             .map(|a| format!("{} {}", a.time, a.summary))
             .collect()
     };

@@ -169,6 +169,8 @@ pub struct RunSummary {
     pub already_archived: u64,
     pub alerts_already_delivered: u64,
     pub patients: u64,
+    /// How long patients were monitored, all patients (first seen to latest observation, µs).
+    pub monitored_us: u64,
     /// Bytes of monitor state at the end, all patients.
     pub state_bytes: u64,
     pub workers: usize,
@@ -202,11 +204,27 @@ impl RunSummary {
             *self.alerts_by_kind.entry(k.clone()).or_default() += v;
         }
         self.patients += other.patients;
+        self.monitored_us += other.monitored_us;
         self.state_bytes += other.state_bytes;
         self.first_event_us = min_some(self.first_event_us, other.first_event_us);
         self.last_event_us = self.last_event_us.max(other.last_event_us);
         self.adherence
             .extend(other.adherence.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+
+    /// Patient-days monitored.
+    pub fn patient_days(&self) -> f64 {
+        self.monitored_us as f64 / 86_400e6
+    }
+
+    /// Alerts to people per patient-day: all (`None`), or of one `kind/event`.
+    pub fn alerts_per_patient_day(&self, kind: Option<&str>) -> Option<f64> {
+        let days = self.patient_days();
+        let n = match kind {
+            None => self.alerts,
+            Some(k) => self.alerts_by_kind.get(k).copied().unwrap_or(0),
+        };
+        (days > 0.0).then(|| n as f64 / days)
     }
 
     /// Observations per second of wall time.

@@ -307,6 +307,11 @@ impl Ward {
     fn finish(&mut self) {
         let mut st = self.state.borrow_mut();
         st.summary.patients = self.patients.len() as u64;
+        st.summary.monitored_us = self
+            .patients
+            .values()
+            .map(|m| m.monitored_us() as u64)
+            .sum();
         st.summary.state_bytes = self
             .patients
             .values()

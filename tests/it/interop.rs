@@ -136,7 +136,7 @@ fn a_cohort_in_every_format_gives_byte_identical_alerts() {
     let dir = scratch("interop_formats");
     let wire = cohort(&dir, "wire", "16", "12");
     let (expected, alerts, dead) = run(&dir, &demo(), "wire", &wire, "wire", &[]);
-    assert!(expected["alerts"].as_u64().unwrap() > 50, "{expected}");
+    assert!(expected["alerts"].as_u64().unwrap() > 40, "{expected}");
     assert!(dead.is_empty());
     let fhir = cohort(&dir, "fhir", "16", "12");
     let hl7 = cohort(&dir, "hl7v2", "16", "12");
@@ -469,7 +469,8 @@ fn the_mllp_listener_acknowledges_each_message_and_gives_the_file_s_alerts() {
     let port = free_port();
     let pipeline = mllp_pipeline(&dir, port);
     let (expected, alerts, _) = run(&dir, &pipeline, "file", &hl7, "hl7v2", &[]);
-    assert!(expected["alerts"].as_u64().unwrap() > 5, "{expected}");
+    // (Two raises and an escalation, at least.)
+    assert!(expected["alerts"].as_u64().unwrap() >= 3, "{expected}");
     let messages = std::fs::read_to_string(&hl7).unwrap().lines().count();
     let (archive, got) = (dir.join("archive"), dir.join("mllp-alerts.jsonl"));
     let child = listen(&dir, port, &archive, &got, &["--exit-when-idle", "3s"]);

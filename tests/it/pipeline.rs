@@ -379,6 +379,61 @@ proptest! {
     }
 }
 
+#[test]
+fn the_demo_pages_people_a_third_as_often_as_when_every_reminder_paged() {
+    // Issue 16: 15.7 alerts per patient-day on the demo, 84 % of them reminders that a band was
+    // still raised. Reminders are board state now; nobody acknowledges here, so every raise
+    // that stays up escalates once.
+    let dir = scratch("burden");
+    let alerts = dir.join("alerts.jsonl");
+    let s = summary_of(&[
+        demo().to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    let days = s["monitored_us"].as_f64().unwrap() / 86_400e6;
+    assert!((49.9..=50.0).contains(&days), "{days} patient-days: {s}");
+    let per_day = s["alerts"].as_f64().unwrap() / days;
+    assert!(
+        per_day <= 15.7 / 3.0,
+        "{per_day:.2} alerts per patient-day: {s}"
+    );
+    let kinds = s["alerts_by_kind"].as_object().unwrap();
+    assert!(!kinds.contains_key("news2/reminder"), "{s}");
+    assert_eq!(
+        kinds["news2/raised"], 51,
+        "every deterioration still pages: {s}"
+    );
+    // Each escalation is of a raise of the same patient 15 minutes before, and goes to the
+    // second recipient exactly when the band is high or a single parameter scores 3.
+    let lines: Vec<Value> = read_lines(&alerts);
+    let escalations: Vec<&Value> = lines
+        .iter()
+        .filter(|a| a["event"] == "escalated" || a["event"] == "unacknowledged")
+        .collect();
+    assert!(!escalations.is_empty());
+    for e in escalations {
+        let t = e["time_us"].as_i64().unwrap();
+        let raise = lines.iter().rev().find(|a| {
+            a["patient"] == e["patient"]
+                && a["kind"] == "news2"
+                && a["event"] == "raised"
+                && a["time_us"].as_i64().unwrap() <= t
+        });
+        let raise = raise.unwrap_or_else(|| panic!("no raise before {e}"));
+        assert_eq!(
+            t - raise["time_us"].as_i64().unwrap(),
+            15 * 60_000_000,
+            "{e}"
+        );
+        let escalated = e["event"] == "escalated";
+        assert_eq!(escalated, e["recipient"] == "escalation", "{e}");
+        if raise["severity"] != "medium" {
+            assert!(escalated, "a high or low-medium band goes to the team: {e}");
+        }
+    }
+}
+
 /// Runs `vigil run PIPELINE ARGS… --summary-json` and returns the summary.
 fn summary_of(args: &[&str]) -> Value {
     let mut all = vec!["run"];
@@ -530,16 +585,14 @@ fn a_scale_2_prescription_applies_from_its_event_time() {
     );
     // Scale 2 from the beginning: nothing to alert.
     assert_eq!(news2_alerts("patient,ward,scale,from\np1,7A,2,\n"), vec![]);
-    // Scale 2 from 01:00: raised before, lowered after three lower sets 5 minutes apart or more.
+    // Scale 2 from 01:00: raised before (and escalated, unacknowledged, 15 min later), lowered
+    // after three lower sets 5 minutes apart or more.
     let changed = news2_alerts("patient,ward,scale,from\np1,7A,1,\np1,7A,2,2026-01-05T01:00:00Z\n");
     assert_eq!(
-        changed
-            .iter()
-            .filter(|(_, e)| e != "reminder")
-            .cloned()
-            .collect::<Vec<_>>(),
+        changed,
         vec![
             ("2026-01-05T00:00:00Z".to_owned(), "raised".to_owned()),
+            ("2026-01-05T00:15:00Z".to_owned(), "escalated".to_owned()),
             ("2026-01-05T01:20:00Z".to_owned(), "lowered".to_owned())
         ]
     );

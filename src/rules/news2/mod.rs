@@ -6,7 +6,7 @@ pub mod policy;
 use super::{Change, Context, Rule};
 use crate::alerting::{Alert, Evidence};
 use crate::observation::EventTime;
-use policy::BandPolicy;
+use policy::{BandDue, BandPolicy};
 
 /// The NEWS2 band of one patient, and the last score it reported as board state.
 #[derive(Clone, Debug, Default)]
@@ -59,12 +59,15 @@ impl Rule for News2 {
     }
 
     fn next_due(&self) -> Option<i64> {
-        self.band.next_reminder()
+        self.band.next_due()
     }
 
     fn on_timer(&mut self, cx: Context<'_>, due: i64, out: &mut Vec<Alert>) {
-        let Some((at, band)) = self.band.take_reminder(cx.alerts, due) else {
+        let Some(fired) = self.band.take_due(cx.alerts, due) else {
             return;
+        };
+        let at = match fired {
+            BandDue::Reminder { at_us, .. } | BandDue::Unacknowledged { at_us, .. } => at_us,
         };
         let (score, ages) = cx.picture.score_at(cx.settings, at);
         if score.assessments.iter().all(|a| a.charted.is_none()) {
@@ -73,12 +76,16 @@ impl Rule for News2 {
             self.band.pause_reminders();
             return;
         }
-        out.push(policy::reminder_alert(
-            cx.picture.patient(),
-            EventTime::from_micros(at),
-            band,
-            &score,
-            Evidence::of(&score, ages),
-        ));
+        let patient = cx.picture.patient();
+        let time = EventTime::from_micros(at);
+        let evidence = Evidence::of(&score, ages);
+        out.push(match fired {
+            BandDue::Reminder { band, .. } => {
+                policy::reminder_alert(patient, time, band, &score, evidence)
+            }
+            BandDue::Unacknowledged { band, since_us, .. } => {
+                policy::unacknowledged_alert(patient, time, (band, since_us), &score, evidence)
+            }
+        });
     }
 }

@@ -213,9 +213,11 @@ impl AlertSink for FhirSink {
     /// are about the score they were raised on.
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
         for instant in alerts.chunk_by(|a, b| a.time_us == b.time_us && a.patient == b.patient) {
-            let updates = instant.iter().filter(|a| !a.pages());
+            // (Reminders, board state too, have no resource: the score Observation in force
+            // says the band is still raised.)
+            let updates = instant.iter().filter(|a| a.is_score_update());
             for alert in updates.chain(instant.iter().filter(|a| a.pages())) {
-                if !alert.pages() {
+                if alert.is_score_update() {
                     let id = format!("news2-{}", alert.id);
                     self.scores.insert(alert.patient.clone(), id);
                 }

@@ -197,6 +197,9 @@ pub fn communication(alert: &Alert, about: &[String]) -> J {
 pub fn of_alert(alert: &Alert, score: Option<&str>) -> Vec<J> {
     let news2 = alert.evidence.as_ref().and_then(|e| e.news2());
     if !alert.pages() {
+        if !alert.is_score_update() {
+            return Vec::new();
+        }
         return news2
             .map(|e| news2_observation(alert, e))
             .into_iter()
