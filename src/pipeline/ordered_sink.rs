@@ -83,6 +83,9 @@ impl AlertsInOrder for Stream<'_, i64, Vec<Alert>> {
                 writer.write(ready);
                 writer.deliver(limit);
                 finished = limit.is_none();
+                if finished {
+                    writer.finish();
+                }
             },
         );
     }
@@ -163,6 +166,15 @@ impl Writer {
         st.summary.alerts_archived = log.archived();
         if let Err(e) = result {
             st.error.get_or_insert(PipelineError::Archive(e));
+        }
+    }
+
+    /// The run is over: each sink delivers what it still holds.
+    fn finish(&mut self) {
+        for i in 0..self.sinks.len() {
+            if let Err(e) = self.sinks[i].finish() {
+                self.fail(i, e);
+            }
         }
     }
 

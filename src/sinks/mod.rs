@@ -17,6 +17,7 @@ pub mod console;
 pub mod fhir;
 pub mod jsonl;
 pub mod kafka;
+pub mod webhook;
 
 pub use console::Console;
 pub use jsonl::JsonLines;
@@ -28,6 +29,12 @@ pub trait AlertSink: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// What it is, for an error message: `alerts file target/alerts.jsonl`.
     fn describe(&self) -> String;
+
+    /// The run is over: deliver what is left, as far as the sink can (called once, after the
+    /// last flush).
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 
     /// Whether it also takes board state (score updates, [`Alert::pages`] false) beside the
     /// alerts that page people.
@@ -79,6 +86,8 @@ crate::component::components! {
         "kafka" => Kafka(kafka::KafkaSinkConfig),
         /// FHIR R4 resources: an NDJSON file and/or transaction Bundles to a FHIR server.
         "fhir" => Fhir(fhir::FhirSinkConfig),
+        /// Each alert to people POSTed to a receiver, signed, through a durable outbox.
+        "webhook" => Webhook(webhook::WebhookConfig),
     }
 }
 

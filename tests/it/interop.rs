@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 use crate::kafka::{broker, unique};
-use crate::{dataset, demo, read_lines, run_ok, scratch};
+use crate::{dataset, demo, free_port, read_lines, run_ok, scratch, wait_for_port};
 
 /// Writes the seeded cohort in `format` to `dir/cohort.<ext>`.
 fn cohort(dir: &Path, format: &str, patients: &str, hours: &str) -> PathBuf {
@@ -393,14 +393,6 @@ fn send_mllp(python: &Path, file: &Path, port: u16, range: (usize, usize), cut: 
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An MLLP pipeline on `port` with the default settings (the listener and a file of the same
 /// messages are compared under the same ones).
 fn mllp_pipeline(dir: &Path, port: u16) -> PathBuf {
@@ -438,18 +430,6 @@ fn listen(
         .unwrap();
     wait_for_port(port, "the listener", 20);
     child
-}
-
-/// Waits until something listens on `port` of 127.0.0.1 (`what`, for the failure).
-fn wait_for_port(port: u16, what: &str, seconds: u64) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{what} did not open port {port}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
 }
 
 fn summary_of(child: std::process::Child) -> Value {

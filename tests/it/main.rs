@@ -13,6 +13,7 @@ mod kafka;
 mod pipeline;
 mod risk;
 mod score;
+mod webhook;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -185,4 +186,25 @@ pub fn python(python: &Path, program: &str) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8(o.stdout).unwrap()
+}
+
+/// A TCP port free on loopback now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to `seconds` for something (`what`) to listen on loopback `port`.
+pub fn wait_for_port(port: u16, what: &str, seconds: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not open port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
