@@ -117,6 +117,8 @@ pub enum AlertEvent {
     Escalated,
     /// A medium band's alert nobody acknowledged in time: paged to the ward again.
     Unacknowledged,
+    /// A clinician acknowledged an alert: board state, the record of who and when.
+    Acknowledged,
 }
 
 impl AlertEvent {
@@ -155,6 +157,7 @@ impl AlertEvent {
             AlertEvent::Scored => "scored",
             AlertEvent::Escalated => "escalated",
             AlertEvent::Unacknowledged => "unacknowledged",
+            AlertEvent::Acknowledged => "acknowledged",
         }
     }
 }
@@ -417,7 +420,10 @@ impl Alert {
     /// are board state: sinks that page leave them out, as do the alert counts and the alert
     /// archive.
     pub fn pages(&self) -> bool {
-        !matches!(self.event, AlertEvent::Scored | AlertEvent::Reminder)
+        !matches!(
+            self.event,
+            AlertEvent::Scored | AlertEvent::Reminder | AlertEvent::Acknowledged
+        )
     }
 
     /// Whether it is a score update (board state: the NEWS2 total, bounds, band or completeness
@@ -468,6 +474,37 @@ impl Fnv64 {
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// The record that a clinician acknowledged an alert (board state): its evidence names the alert
+/// acknowledged, who and what they noted.
+pub fn acknowledged(ack: &crate::monitor::events::Acknowledgement) -> Alert {
+    let note = match ack.note.is_empty() {
+        true => String::new(),
+        false => format!(": {}", ack.note),
+    };
+    Alert::new(
+        ack.patient.as_str(),
+        EventTime::from_micros(ack.at_us),
+        ack.kind,
+        AlertEvent::Acknowledged,
+        Severity::Info,
+        format!("alert {} acknowledged by {}{note}", ack.alert, ack.by),
+        match ack.kind {
+            AlertKind::News2 => {
+                "the band's reminders pause for its monitoring frequency, and it does not escalate"
+            }
+            _ => "recorded with the alert",
+        }
+        .to_owned(),
+        None,
+    )
+    .with_facts(serde_json::json!({
+        "alert": ack.alert,
+        "alert_time_us": ack.alert_time_us,
+        "by": ack.by,
+        "note": ack.note,
+    }))
 }
 
 /// A data-quality alert about one parameter.

@@ -102,7 +102,8 @@ fn pipeline_exit_code(e: &vigil::pipeline::PipelineError) -> u8 {
     use vigil::sources::SourceError;
     match e {
         P::Registry { .. } | P::Risk(_) => cli::EXIT_CONFIG,
-        P::Source(SourceError::Io { .. } | SourceError::Format { .. }) => cli::EXIT_INPUT,
+        P::Source(SourceError::Io { .. } | SourceError::Format { .. })
+        | P::Acknowledgements { .. } => cli::EXIT_INPUT,
         P::Worker { error, .. } => pipeline_exit_code(error),
         // The gravest of them: a failure while running over a bad input or configuration.
         P::Workers(errors) => errors

@@ -267,6 +267,20 @@ impl PatientMonitor {
         self.change(settings, &Change::Unreadable { at, what }, out);
     }
 
+    /// A clinician acknowledged one of this patient's alerts, effective at `ack.at_us`: each rule
+    /// hears of it, and the board is told (board state, never paged).
+    pub fn acknowledge(
+        &mut self,
+        settings: &MonitorSettings,
+        ack: &events::Acknowledgement,
+        out: &mut Vec<Alert>,
+    ) {
+        self.advance(settings, ack.at_us, out);
+        let cx = Self::context(&self.picture, settings);
+        self.rules.on_acknowledged(cx, ack, out);
+        out.push(crate::alerting::acknowledged(ack));
+    }
+
     /// When the next timer is due (µs): a parameter going stale or missing, or a rule's own.
     pub fn next_due(&self, settings: &MonitorSettings) -> Option<i64> {
         let stale = self.picture.next_stale_us(&settings.picture);

@@ -109,6 +109,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         alerts: args.alerts.clone(),
+        // What clinicians acknowledged live applies at the same event times.
+        acknowledgements: Some(vigil::pipeline::acknowledgements::archived(&args.archive)),
         quiet: args.quiet,
         speed: args.speed,
         progress: std::io::stderr().is_terminal(),

@@ -62,6 +62,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub late: Option<PathBuf>,
 
+    /// Apply clinicians' acknowledgements from FILE (JSON lines: patient, alert, kind,
+    /// alert_time_us, by, note, at_us), each at the event time it took effect at. With
+    /// --archive they are recorded in DIR/acks.jsonl, which a resumed run and `vigil replay`
+    /// apply again.
+    #[arg(long = "acks", value_name = "FILE")]
+    pub acknowledgements: Option<PathBuf>,
+
     /// Archive every record and alert to Parquet under DIR (DIR/observations/date=…/,
     /// DIR/alerts/date=…/; replay settings in DIR/_vigil/).
     #[arg(long, value_name = "DIR")]
@@ -115,6 +122,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         dead_letter: args.dead_letter.clone(),
         late: args.late.clone(),
         archive: args.archive.clone(),
+        acknowledgements: args.acknowledgements.clone(),
         stop: Some(stop_on_signals()?),
         exit_when_idle: args.exit_when_idle,
         flush_every: Some(args.flush_every),

@@ -38,8 +38,27 @@ pub enum Event {
     /// The part of the source the patient's observations come from cannot be read on (a Kafka
     /// partition that stalled): they are unmonitored.
     Unreadable(Box<Unreadable>),
+    /// A clinician acknowledged an alert: it takes effect at its own event time. Boxed: rare.
+    Acknowledged(Box<Acknowledgement>),
     /// The source has ended; its latest event time, addressed to one worker.
     End { worker: u64, time_us: i64 },
+}
+
+/// A clinician's acknowledgement of an alert, as the monitors hear of it: at the event time
+/// (the watermark) at which it took effect, so that a replay applies it at the same instant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub patient: Identifier,
+    /// The alert's id, kind and event time.
+    pub alert: String,
+    pub kind: crate::alerting::AlertKind,
+    pub alert_time_us: i64,
+    /// Who acknowledged, and what they noted.
+    pub by: String,
+    #[serde(default)]
+    pub note: String,
+    /// The event time it took effect at (µs).
+    pub at_us: i64,
 }
 
 /// A patient whose observations cannot be read, as its monitor hears of it.
@@ -81,6 +100,7 @@ impl Event {
             Event::Held(held) => Some((&held.patient, EventTime::from_micros(held.hold.at_us))),
             Event::Backfill(b) => Some((b.obs.patient(), EventTime::from_micros(b.at_us))),
             Event::Unreadable(u) => Some((&u.patient, EventTime::from_micros(u.at_us))),
+            Event::Acknowledged(a) => Some((&a.patient, EventTime::from_micros(a.at_us))),
             Event::End { .. } => None,
         }
     }
@@ -94,6 +114,7 @@ impl Event {
             Event::Held(held) => held.hold.at_us,
             Event::Backfill(b) => b.at_us,
             Event::Unreadable(u) => u.at_us,
+            Event::Acknowledged(a) => a.at_us,
             Event::End { time_us, .. } => *time_us,
         }
     }
@@ -235,6 +256,7 @@ pub fn apply_set(
                 &held.hold.describe(),
                 alerts,
             ),
+            Event::Acknowledged(a) => monitor.acknowledge(settings, a, alerts),
             Event::Observation(o) => observations.push(o),
             Event::End { .. } => {}
         }
@@ -286,6 +308,15 @@ fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
             held.device.as_ref().map_or("", Identifier::as_str),
         ),
         Event::Unreadable(u) => (u.at_us, u.patient.as_str(), 1, u8::MAX, ""),
+        // (Applied before the instant's observations, like the other reports: it acknowledges
+        // what the clinician saw, not what this instant brings.)
+        Event::Acknowledged(a) => (
+            a.at_us,
+            a.patient.as_str(),
+            1,
+            u8::MAX - 1,
+            a.alert.as_str(),
+        ),
         Event::Observation(o) => (
             o.time().micros(),
             o.patient().as_str(),
@@ -309,6 +340,7 @@ fn value_key(e: &Event) -> (u64, &str) {
         Event::Held(held) => (held.claimed.micros() as u64, ""),
         Event::Backfill(b) => (b.obs.time().micros() as u64, ""),
         Event::Unreadable(u) => (0, u.what.as_str()),
+        Event::Acknowledged(a) => (a.alert_time_us as u64, a.by.as_str()),
         _ => (0, ""),
     }
 }

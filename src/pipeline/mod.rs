@@ -33,6 +33,7 @@
 //! `.monitor_patients(...)` ([`monitors`]) then `.alerts_in_order(...)` ([`ordered_sink`]); how
 //! nothing is lost is one protocol in [`durability`].
 
+pub mod acknowledgements;
 pub mod clock;
 mod dedup;
 pub mod durability;
@@ -64,7 +65,7 @@ const ARCHIVE_ROWS_PER_FILE: usize = 500_000;
 /// read before it committable: shorter re-reads less after a crash but writes more, smaller files.
 pub const DEFAULT_FLUSH_EVERY: Duration = Duration::from_secs(5);
 
-pub use crate::monitor::events::{Backfill, Event, Held, Unreadable};
+pub use crate::monitor::events::{Acknowledgement, Backfill, Event, Held, Unreadable};
 
 /// The worker an event goes to: its patient's, or the one an end marker is addressed to.
 pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
@@ -75,6 +76,7 @@ pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
         Event::Held(held) => placement.worker(&held.patient),
         Event::Backfill(b) => placement.worker(b.obs.patient()),
         Event::Unreadable(u) => placement.worker(&u.patient),
+        Event::Acknowledged(a) => placement.worker(&a.patient),
         Event::End { worker, .. } => *worker,
     }
 }
@@ -134,6 +136,9 @@ pub struct RunOptions {
     pub flush_every: Option<Duration>,
     /// Release records at this multiple of real time (a replay at `60` plays an hour a minute).
     pub speed: Option<f64>,
+    /// Apply these acknowledgements (JSON lines), each at its event time; with `archive`, also
+    /// the archive's own, and these are recorded in it.
+    pub acknowledgements: Option<PathBuf>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -269,6 +274,12 @@ pub enum PipelineError {
     },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Workers(Vec<PipelineError>),
+    #[error("{}:{line}: not an acknowledgement: {reason}", .path.display())]
+    Acknowledgements {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
 }

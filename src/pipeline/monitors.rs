@@ -245,8 +245,12 @@ impl Ward {
             return;
         };
         let mut st = self.state.borrow_mut();
-        // (Prescriptions sort first in a set: the last event says whether there is another.)
-        if !matches!(set[set.len() - 1], Event::Prescription { .. }) {
+        // (Prescriptions sort first in a set: the last event says whether there is another.
+        // An acknowledgement is a clinician's act, not an event of the patient's.)
+        if !matches!(
+            set[set.len() - 1],
+            Event::Prescription { .. } | Event::Acknowledged(_)
+        ) {
             st.summary.first_event_us =
                 super::min_some(st.summary.first_event_us, Some(time.micros()));
             st.summary.last_event_us = st.summary.last_event_us.max(Some(time.micros()));
@@ -260,6 +264,10 @@ impl Ward {
             return;
         }
         drop(st);
+        if set.iter().all(|e| matches!(e, Event::Acknowledged(_))) {
+            // (Of a patient this worker never saw: nothing to acknowledge.)
+            return;
+        }
         self.first_seen(patient, time, set);
     }
 

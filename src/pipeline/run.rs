@@ -150,6 +150,8 @@ struct Shared {
     clock: clock::ClockSettings,
     /// A resumed run: every partition's clock starts at least here.
     resume_clock_us: Option<i64>,
+    /// What clinicians acknowledged, each at its event time (given to worker 0's source).
+    acknowledgements: Vec<crate::pipeline::Acknowledgement>,
     options: RunOptions,
 }
 
@@ -209,6 +211,7 @@ fn execute(
             max_skew_us: Some(config.time.max_clock_skew.0.as_micros() as i64),
         },
         resume_clock_us: resume_from.map(|us| us.saturating_add(lateness_us)),
+        acknowledgements: acknowledgements(options)?,
         options: options.clone(),
     });
     let started = Instant::now();
@@ -251,6 +254,21 @@ fn gather(
         0 => Ok(summary),
         1 => Err(errors.remove(0)),
         _ => Err(PipelineError::Workers(errors)),
+    }
+}
+
+/// The acknowledgements a run applies: `--acks`'s and, with an archive, the archive's (which
+/// then records `--acks`'s).
+fn acknowledgements(
+    options: &RunOptions,
+) -> Result<Vec<crate::pipeline::Acknowledgement>, PipelineError> {
+    let given = match &options.acknowledgements {
+        Some(path) => super::acknowledgements::read(path)?,
+        None => Vec::new(),
+    };
+    match &options.archive {
+        Some(dir) => super::acknowledgements::record(dir, given),
+        None => Ok(given),
     }
 }
 
@@ -333,6 +351,10 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
         resume_clock_us: shared.resume_clock_us,
         progress: shared.options.progress,
         state: Rc::clone(&state),
+        acknowledgements: match index {
+            0 => shared.acknowledgements.clone(),
+            _ => Vec::new(),
+        },
     };
     let mut registry = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
     if index == 0 {

@@ -33,7 +33,7 @@ use super::clock::{ClockSettings, Hold, HoldKind, IDLE, Judged, PartitionClock, 
 use super::dedup::Dedup;
 use super::durability::{Commits, Delivery};
 use super::side::{ArchiveOrder, DeadLetter, SideOutputs};
-use super::{Backfill, Event, PipelineError, WorkerState};
+use super::{Acknowledgement, Backfill, Event, PipelineError, WorkerState};
 use crate::archive::Row;
 use crate::observation::{EventTime, Identifier, Vital};
 use crate::sources::{Archived, Checkpoint, Position, Recorded, Rejected, Source, SourceItem};
@@ -106,6 +106,8 @@ pub struct SourceParts {
     pub resume_clock_us: Option<i64>,
     pub progress: bool,
     pub state: Rc<RefCell<WorkerState>>,
+    /// Acknowledgements to apply, each at its own event time (worker 0's; sorted by it).
+    pub acknowledgements: Vec<Acknowledgement>,
 }
 
 /// The source operator.
@@ -190,6 +192,8 @@ struct Reader {
     last_read: Instant,
     /// Checkpoints taken at flushes, waiting for their alerts to be delivered.
     commits: Commits,
+    /// Acknowledgements not yet given to the dataflow, latest first.
+    acknowledgements: Vec<Acknowledgement>,
 }
 
 impl Reader {
@@ -224,6 +228,11 @@ impl Reader {
             last_report: now,
             last_read: now,
             commits: Commits::default(),
+            acknowledgements: {
+                let mut acks = parts.acknowledgements;
+                acks.sort_by_key(|a| std::cmp::Reverse(a.at_us));
+                acks
+            },
         }
     }
 
@@ -705,6 +714,7 @@ impl Reader {
     /// Gives the batch's records to the dataflow, one session per tick, and moves the
     /// capability to the watermark.
     fn emit(&mut self, c: &mut Capability<i64>, output: &mut Output<'_>) {
+        self.acknowledgements_before(self.watermark_tick, *c.time());
         self.stamped.sort_by_key(|(t, _)| *t);
         let mut session_time = None;
         let mut batch_cap = None;
@@ -720,6 +730,21 @@ impl Reader {
         drop(batch_cap);
         if self.watermark_tick > *c.time() {
             c.downgrade(&self.watermark_tick);
+        }
+    }
+
+    /// Stamps the acknowledgements that take effect before tick `limit` (at their own ticks, or
+    /// the capability's, `floor`, if that has passed them).
+    fn acknowledgements_before(&mut self, limit: i64, floor: i64) {
+        while let Some(ack) = self.acknowledgements.last() {
+            let tick = self.tick(ack.at_us);
+            if tick >= limit {
+                break;
+            }
+            if let Some(ack) = self.acknowledgements.pop() {
+                self.stamped
+                    .push((tick.max(floor), Event::Acknowledged(Box::new(ack))));
+            }
         }
     }
 
@@ -740,6 +765,15 @@ impl Reader {
             .max()
             .or(self.max_us)
             .unwrap_or(c.time().saturating_mul(self.clock.tick_us));
+        // Acknowledgements up to the end of event time apply; later ones would be after it.
+        let floor = *c.time();
+        while let Some(ack) = self.acknowledgements.pop_if(|a| a.at_us <= end_us) {
+            let tick = self.tick(ack.at_us).max(floor);
+            self.stamped
+                .push((tick, Event::Acknowledged(Box::new(ack))));
+        }
+        self.acknowledgements.clear();
+        self.emit(c, output);
         let end_cap = c.delayed(&self.tick(end_us).max(*c.time()));
         for worker in 0..self.peers {
             output.session(&end_cap).give(Event::End {

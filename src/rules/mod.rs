@@ -12,6 +12,7 @@
 
 use crate::alerting::Alert;
 use crate::config::AlertsConfig;
+use crate::monitor::events::Acknowledgement;
 use crate::news2::Parameter;
 use crate::observation::{EventTime, Identifier, Observation};
 use crate::picture::{Picture, PictureSettings};
@@ -100,6 +101,10 @@ pub trait Rule {
     ) {
     }
 
+    /// A clinician acknowledged one of the patient's alerts, effective at `ack.at_us`.
+    fn on_acknowledged(&mut self, _cx: Context<'_>, _ack: &Acknowledgement, _out: &mut Vec<Alert>) {
+    }
+
     /// When the rule's own next timer is due (µs).
     fn next_due(&self) -> Option<i64> {
         None
@@ -138,6 +143,10 @@ macro_rules! rules {
 
             pub fn on_backfill(&mut self, cx: Context<'_>, at_us: i64, obs: &Observation, out: &mut Vec<Alert>) {
                 $(self.$field.on_backfill(cx, at_us, obs, out);)*
+            }
+
+            pub fn on_acknowledged(&mut self, cx: Context<'_>, ack: &Acknowledgement, out: &mut Vec<Alert>) {
+                $(self.$field.on_acknowledged(cx, ack, out);)*
             }
 
             pub fn next_due(&self) -> Option<i64> {

@@ -10,7 +10,7 @@ use serde_json::Value;
 use vigil::config::PipelineConfig;
 use vigil::pipeline::{self, RunOptions};
 
-use crate::{demo, scratch, vigil};
+use crate::{demo, run_ok, scratch, vigil};
 
 /// Simulates a cohort to `dir/cohort.jsonl` (and its truth) and returns the path.
 fn simulate(dir: &Path, patients: u32, hours: u32, seed: u64) -> PathBuf {
@@ -753,4 +753,81 @@ fn every_shipped_pipeline_validates() {
             String::from_utf8_lossy(&o.stderr)
         );
     }
+}
+
+#[test]
+fn an_acknowledgement_defers_the_escalation_and_a_replay_applies_it_at_the_same_instant() {
+    let dir = scratch("acknowledged");
+    let golden = read_lines(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/demo.jsonl"));
+    let raised = golden
+        .iter()
+        .find(|a| a["event"] == "raised" && a["severity"] == "high")
+        .unwrap();
+    let (patient, t) = (
+        raised["patient"].as_str().unwrap(),
+        raised["time_us"].as_i64().unwrap(),
+    );
+    let min = 60_000_000;
+    let ack = serde_json::json!({
+        "patient": patient, "alert": raised["id"], "kind": "news2",
+        "alert_time_us": t, "by": "nurse.jones", "note": "reviewed", "at_us": t + 5 * min,
+    });
+    let acks = dir.join("acks.jsonl");
+    std::fs::write(&acks, format!("{ack}\n")).unwrap();
+    let (archive, alerts) = (dir.join("archive"), dir.join("alerts.jsonl"));
+    let a = |p: &Path| p.to_str().unwrap().to_owned();
+    summary_of(&[
+        &a(&demo()),
+        "--acks",
+        &a(&acks),
+        "--archive",
+        &a(&archive),
+        "--alerts",
+        &a(&alerts),
+    ]);
+    let got = read_lines(&alerts);
+    let escalation = |lines: &[Value]| -> Vec<i64> {
+        lines
+            .iter()
+            .filter(|l| {
+                l["patient"] == patient
+                    && l["event"] == "escalated"
+                    && l["time_us"].as_i64().unwrap() > t
+            })
+            .map(|l| l["time_us"].as_i64().unwrap())
+            .take(1)
+            .collect()
+    };
+    // Unacknowledged, it escalated 15 min after the raise; acknowledged at 5 min, the high
+    // band's reminders pause 15 min, and the review then due escalates 15 min later.
+    assert_eq!(escalation(&golden), vec![t + 15 * min]);
+    assert_eq!(escalation(&got), vec![t + 35 * min]);
+    let others = |lines: &[Value]| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| !(l["patient"] == patient && l["event"] == "escalated"))
+            .map(|l| l["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        others(&got),
+        others(&golden),
+        "no other patient's alerts change"
+    );
+    // The archive keeps it; a replay applies it at the same instant.
+    let replayed = dir.join("replayed.jsonl");
+    run_ok(&["replay", &a(&archive), "--alerts", &a(&replayed), "--quiet"]);
+    assert_eq!(
+        std::fs::read_to_string(&replayed).unwrap(),
+        std::fs::read_to_string(&alerts).unwrap()
+    );
+    // A line that is not an acknowledgement is refused, by its line.
+    std::fs::write(&acks, format!("{ack}\n{{\"patient\":\"x\"}}\n")).unwrap();
+    let o = vigil(&["run", &a(&demo()), "--acks", &a(&acks), "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "bad input");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("acks.jsonl:2: not an acknowledgement"),
+        "{stderr}"
+    );
 }

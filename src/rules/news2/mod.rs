@@ -4,7 +4,8 @@
 pub mod policy;
 
 use super::{Change, Context, Rule};
-use crate::alerting::{Alert, Evidence};
+use crate::alerting::{Alert, AlertKind, Evidence};
+use crate::monitor::events::Acknowledgement;
 use crate::observation::EventTime;
 use policy::{BandDue, BandPolicy};
 
@@ -55,6 +56,13 @@ impl Rule for News2 {
             // A parameter going stale makes the score incomplete.
             Change::Stale { due, .. } => self.rescore(cx, due, out),
             Change::Held { .. } | Change::Unreadable { .. } => {}
+        }
+    }
+
+    fn on_acknowledged(&mut self, cx: Context<'_>, ack: &Acknowledgement, _out: &mut Vec<Alert>) {
+        if ack.kind == AlertKind::News2 {
+            self.band
+                .acknowledge(cx.alerts, ack.at_us, ack.alert_time_us);
         }
     }
 
