@@ -13,6 +13,7 @@ use thiserror::Error;
 use crate::alerting::Alert;
 use crate::component::{Problem, Section};
 
+pub mod board;
 pub mod console;
 pub mod fhir;
 pub mod jsonl;

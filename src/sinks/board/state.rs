@@ -1,0 +1,313 @@
+//! What the ward board shows, built from the board-state stream alone: every patient's latest
+//! NEWS2 (band, total and its bounds, what is stale or missing), the model's risk, devices
+//! offline, a bounded history for the sparkline and the charts, and the alerts with their
+//! acknowledgements; and the numbered log of changes the live stream (`/events`) replays from
+//! any `Last-Event-ID`.
+//!
+//! Invariants: state changes only through [`BoardState::apply`], in the sinks' deterministic
+//! order, so a replay rebuilds the same board; every change is one numbered [`BoardEvent`]
+//! (ids rise by one), and the log keeps the last [`LOG_CAPACITY`], so a browser that was away
+//! for less than that misses nothing; history per patient is bounded ([`HISTORY`],
+//! [`ALERTS_KEPT`]), so the board's memory grows with patients, not with time.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+
+use crate::alerting::{Alert, AlertEvent, AlertKind};
+use crate::news2::Band;
+
+/// Changes the live stream can replay.
+pub const LOG_CAPACITY: usize = 100_000;
+/// Score points kept per patient (a day at one every 5 minutes).
+pub const HISTORY: usize = 288;
+/// Alerts kept per patient.
+pub const ALERTS_KEPT: usize = 50;
+
+/// A patient as the overview lists them (`GET /api/patients`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PatientRow {
+    pub patient: String,
+    pub ward: Option<String>,
+    /// `null` before a first score.
+    pub band: Option<Band>,
+    pub news2: Option<News2View>,
+    pub risk: Option<f64>,
+    /// Parameters stale or missing, by key (`temp`).
+    pub stale: Vec<String>,
+    /// Devices gone silent, as their alerts name them.
+    pub offline: Vec<String>,
+    /// Event time of the last change (µs).
+    pub updated_us: i64,
+}
+
+/// The NEWS2 part of a row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct News2View {
+    pub total: u8,
+    pub upper: u8,
+    pub complete: bool,
+}
+
+/// One point of a patient's history: the score, and each charted value, at an instant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Point {
+    pub time_us: i64,
+    pub total: u8,
+    pub upper: u8,
+    /// Charted values by parameter key, where there is one.
+    pub values: BTreeMap<String, f64>,
+}
+
+/// An alert on the board, with who acknowledged it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BoardAlert {
+    pub alert: Alert,
+    pub acknowledged: Option<Acknowledged>,
+}
+
+/// Who acknowledged an alert, when (event time, µs) and what they noted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Acknowledged {
+    pub by: String,
+    pub note: String,
+    pub at_us: i64,
+}
+
+/// A patient's page (`GET /api/patients/{id}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct PatientPage {
+    pub history: VecDeque<Point>,
+    pub alerts: VecDeque<BoardAlert>,
+}
+
+/// One change, as the live stream sends it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum BoardEvent {
+    /// `event: alert`: an alert to people.
+    Alert(Box<Alert>),
+    /// `event: patient`: a patient's row changed.
+    Patient(Box<PatientRow>),
+}
+
+impl BoardEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BoardEvent::Alert(_) => "alert",
+            BoardEvent::Patient(_) => "patient",
+        }
+    }
+}
+
+/// The board.
+#[derive(Debug, Default)]
+pub struct BoardState {
+    wards: HashMap<String, String>,
+    rows: BTreeMap<String, PatientRow>,
+    pages: HashMap<String, PatientPage>,
+    log: VecDeque<(u64, BoardEvent)>,
+    next_id: u64,
+}
+
+impl BoardState {
+    /// A board of the registry's `wards` (patient → ward).
+    pub fn new(wards: HashMap<String, String>) -> BoardState {
+        BoardState {
+            wards,
+            next_id: 1,
+            ..BoardState::default()
+        }
+    }
+
+    /// Takes one alert or board-state record.
+    pub fn apply(&mut self, alert: &Alert) {
+        let ward = self.wards.get(&alert.patient).cloned();
+        let row = self
+            .rows
+            .entry(alert.patient.clone())
+            .or_insert_with(|| PatientRow {
+                patient: alert.patient.clone(),
+                ward,
+                band: None,
+                news2: None,
+                risk: None,
+                stale: Vec::new(),
+                offline: Vec::new(),
+                updated_us: alert.time_us,
+            });
+        let page = self.pages.entry(alert.patient.clone()).or_default();
+        let changed = update(row, page, alert).then(|| {
+            row.updated_us = alert.time_us;
+            Box::new(row.clone())
+        });
+        if alert.pages() {
+            self.push(BoardEvent::Alert(Box::new(alert.clone())));
+        }
+        if let Some(row) = changed {
+            self.push(BoardEvent::Patient(row));
+        }
+    }
+
+    fn push(&mut self, event: BoardEvent) {
+        if self.log.len() == LOG_CAPACITY {
+            self.log.pop_front();
+        }
+        self.log.push_back((self.next_id, event));
+        self.next_id += 1;
+    }
+
+    /// The id of the latest change (0 before any).
+    pub fn last_id(&self) -> u64 {
+        self.next_id.saturating_sub(1)
+    }
+
+    /// The changes after `id`, oldest first; `None` when some of them have left the log (the
+    /// client must reload the overview).
+    pub fn since(&self, id: u64) -> Option<Vec<(u64, BoardEvent)>> {
+        let first = self.log.front().map_or(self.next_id, |(i, _)| *i);
+        if id + 1 < first && id < self.last_id() {
+            return None;
+        }
+        Some(self.log.iter().filter(|(i, _)| *i > id).cloned().collect())
+    }
+
+    /// The overview: most urgent first (band, then NEWS2's upper bound, then risk).
+    pub fn patients(&self) -> Vec<PatientRow> {
+        let mut rows: Vec<PatientRow> = self.rows.values().cloned().collect();
+        rows.sort_by(|a, b| {
+            urgency(b)
+                .partial_cmp(&urgency(a))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| a.patient.cmp(&b.patient))
+        });
+        rows
+    }
+
+    /// One patient's row and page.
+    pub fn patient(&self, id: &str) -> Option<(&PatientRow, &PatientPage)> {
+        Some((self.rows.get(id)?, self.pages.get(id)?))
+    }
+
+    /// The alert `id` of a patient, to acknowledge it.
+    pub fn alert(&self, id: &str) -> Option<&Alert> {
+        self.pages
+            .values()
+            .flat_map(|p| p.alerts.iter())
+            .map(|a| &a.alert)
+            .find(|a| a.id == id)
+    }
+}
+
+/// How urgent a row is: band first (an incomplete score with no band yet ranks with low: not
+/// knowing is not better), then what NEWS2 could be, then the model's risk.
+fn urgency(row: &PatientRow) -> (i8, u8, f64) {
+    let band = match (row.band, row.news2) {
+        (Some(b), _) => b as i8,
+        (None, Some(_)) => Band::Low as i8,
+        (None, None) => -1,
+    };
+    let upper = row.news2.map_or(0, |n| n.upper);
+    (band, upper, row.risk.unwrap_or(0.0))
+}
+
+/// Applies `alert` to a patient's row and page; whether the row changed.
+fn update(row: &mut PatientRow, page: &mut PatientPage, alert: &Alert) -> bool {
+    match (alert.kind, alert.event) {
+        (AlertKind::News2, AlertEvent::Scored) => {
+            let Some(e) = alert.evidence.as_ref().and_then(|e| e.news2()) else {
+                return false;
+            };
+            row.band = e.band;
+            row.news2 = Some(News2View {
+                total: e.total,
+                upper: e.total_upper_bound,
+                complete: e.status == crate::news2::Status::Complete,
+            });
+            row.stale = e
+                .problems
+                .iter()
+                .filter(|p| p.contains(": stale") || p.ends_with(": missing"))
+                .filter_map(|p| p.split(':').next().map(str::to_owned))
+                .collect();
+            let values = e
+                .values
+                .iter()
+                .filter_map(|v| Some((v.parameter.clone(), v.value.as_deref()?.parse().ok()?)))
+                .collect();
+            if page.history.len() == HISTORY {
+                page.history.pop_front();
+            }
+            page.history.push_back(Point {
+                time_us: alert.time_us,
+                total: e.total,
+                upper: e.total_upper_bound,
+                values,
+            });
+            true
+        }
+        (AlertKind::Risk, _) => {
+            row.risk = alert.risk.as_ref().map(|r| r.probability);
+            keep(page, alert);
+            true
+        }
+        (AlertKind::Device, AlertEvent::Offline | AlertEvent::Recovered) => {
+            let device = device_of(alert);
+            row.offline.retain(|d| *d != device);
+            if alert.event == AlertEvent::Offline {
+                row.offline.push(device);
+            }
+            keep(page, alert);
+            true
+        }
+        (_, AlertEvent::Acknowledged) => {
+            acknowledge(page, alert);
+            false
+        }
+        _ if alert.pages() => {
+            keep(page, alert);
+            false
+        }
+        _ => false,
+    }
+}
+
+fn keep(page: &mut PatientPage, alert: &Alert) {
+    if page.alerts.len() == ALERTS_KEPT {
+        page.alerts.pop_front();
+    }
+    page.alerts.push_back(BoardAlert {
+        alert: alert.clone(),
+        acknowledged: None,
+    });
+}
+
+/// Marks the alert an acknowledgement record names.
+fn acknowledge(page: &mut PatientPage, record: &Alert) {
+    let Some(crate::alerting::AlertEvidence::Facts(facts)) = &record.evidence else {
+        return;
+    };
+    let text = |k: &str| facts[k].as_str().unwrap_or_default().to_owned();
+    let id = text("alert");
+    if let Some(a) = page.alerts.iter_mut().find(|a| a.alert.id == id) {
+        a.acknowledged = Some(Acknowledged {
+            by: text("by"),
+            note: text("note"),
+            at_us: record.time_us,
+        });
+    }
+}
+
+/// The device a device alert is about, as its facts name it.
+fn device_of(alert: &Alert) -> String {
+    match &alert.evidence {
+        Some(crate::alerting::AlertEvidence::Facts(f)) => {
+            f["device"].as_str().unwrap_or("a device").to_owned()
+        }
+        _ => "a device".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+use super::*;
+use crate::alerting::{Alert, AlertEvent, AlertKind, Evidence, Severity};
+use crate::exact::Exact;
+use crate::monitor::events::Acknowledgement;
+use crate::news2::{self, AirOrOxygen, Input, Parameters, Scale};
+use crate::observation::{Acvpu, EventTime, Identifier};
+use crate::rules::news2::policy;
+
+fn score(rr: f64, hr: f64, temp: Option<f64>) -> news2::Score {
+    let n = |v: f64| Input::Present(Exact::from_f64(v).unwrap());
+    news2::score(
+        &Parameters {
+            respiration_rate: n(rr),
+            spo2: n(98.0),
+            air_or_oxygen: Input::Present(AirOrOxygen::Air),
+            systolic_bp: n(120.0),
+            pulse: n(hr),
+            consciousness: Input::Present(Acvpu::A),
+            temperature: temp.map_or(Input::Missing, n),
+        },
+        Scale::One,
+    )
+}
+
+fn scored(patient: &str, t: i64, s: &news2::Score) -> Alert {
+    policy::score_update(
+        patient,
+        EventTime::from_micros(t),
+        s,
+        Evidence::of(s, [None; 7]),
+    )
+}
+
+fn board() -> BoardState {
+    BoardState::new(HashMap::from([("p1".to_owned(), "4B".to_owned())]))
+}
+
+#[test]
+fn a_row_reads_as_the_api_documents_it() {
+    let mut b = board();
+    let incomplete = score(26.0, 135.0, None);
+    b.apply(&scored("p1", 10, &incomplete));
+    let row = serde_json::to_value(&b.patients()[0]).unwrap();
+    assert_eq!(row["patient"], "p1");
+    assert_eq!(row["ward"], "4B");
+    assert_eq!(row["news2"]["complete"], false);
+    assert_eq!(row["news2"]["total"], 6);
+    assert_eq!(row["news2"]["upper"], 9);
+    assert_eq!(row["stale"], serde_json::json!(["temp"]));
+    assert_eq!(row["band"], "medium");
+    assert_eq!(row["risk"], serde_json::Value::Null);
+    // A patient heard of only by an alert has no band yet.
+    let alert = Alert::new(
+        "p2",
+        EventTime::from_micros(5),
+        AlertKind::Glucose,
+        AlertEvent::Low,
+        Severity::Medium,
+        "low".into(),
+        "treat".into(),
+        None,
+    );
+    b.apply(&alert);
+    let p2 = b
+        .patients()
+        .into_iter()
+        .find(|r| r.patient == "p2")
+        .unwrap();
+    assert_eq!(
+        serde_json::to_value(&p2).unwrap()["band"],
+        serde_json::Value::Null
+    );
+    assert_eq!(p2.ward, None);
+}
+
+#[test]
+fn the_most_urgent_come_first() {
+    let mut b = board();
+    b.apply(&scored("calm", 1, &score(16.0, 70.0, Some(37.0))));
+    b.apply(&scored("high", 1, &score(26.0, 135.0, Some(39.5))));
+    b.apply(&scored("unsure", 1, &score(16.0, 70.0, None)));
+    let order: Vec<String> = b.patients().into_iter().map(|r| r.patient).collect();
+    assert_eq!(
+        order,
+        ["high", "unsure", "calm"],
+        "an unknown temperature could still be a 3"
+    );
+}
+
+#[test]
+fn the_live_log_replays_from_any_id_and_says_when_it_cannot() {
+    let mut b = board();
+    for t in 0..5 {
+        b.apply(&scored("p1", t, &score(16.0, 60.0 + t as f64, Some(37.0))));
+    }
+    assert_eq!(b.last_id(), 5, "one change per score update");
+    let after = b.since(3).unwrap();
+    assert_eq!(after.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [4, 5]);
+    assert!(after.iter().all(|(_, e)| e.name() == "patient"));
+    assert!(b.since(5).unwrap().is_empty());
+    for t in 0..LOG_CAPACITY as i64 {
+        b.apply(&scored(
+            "p1",
+            10 + t,
+            &score(16.0, 60.0 + (t % 20) as f64, Some(37.0)),
+        ));
+    }
+    assert!(b.since(3).is_none(), "evicted: the client reloads");
+    assert!(b.since(b.last_id() - 1).is_some());
+    let (_, page) = b.patient("p1").unwrap();
+    assert_eq!(page.history.len(), HISTORY);
+}
+
+#[test]
+fn an_acknowledgement_marks_its_alert_and_alerts_to_people_are_streamed() {
+    let mut b = board();
+    let s = score(26.0, 135.0, Some(39.5));
+    let raised = policy::band_alert(
+        "p1",
+        EventTime::from_micros(100),
+        policy::BandDecision::Raised {
+            from: None,
+            to: news2::Band::High,
+        },
+        &s,
+        Evidence::of(&s, [None; 7]),
+    );
+    b.apply(&raised);
+    let (_, streamed) = b.since(0).unwrap().pop().unwrap();
+    assert_eq!(streamed.name(), "alert");
+    assert_eq!(b.alert(&raised.id).map(|a| a.time_us), Some(100));
+    let ack = Acknowledgement {
+        patient: Identifier::new("p1").unwrap(),
+        alert: raised.id.clone(),
+        kind: AlertKind::News2,
+        alert_time_us: 100,
+        by: "nurse.jones".into(),
+        note: "reviewed".into(),
+        at_us: 400,
+    };
+    b.apply(&crate::alerting::acknowledged(&ack));
+    let (_, page) = b.patient("p1").unwrap();
+    let marked = page.alerts[0].acknowledged.as_ref().unwrap();
+    assert_eq!((marked.by.as_str(), marked.at_us), ("nurse.jones", 400));
+}
