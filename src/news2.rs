@@ -722,5 +722,24 @@ fn present<T>(parameter: Parameter, input: &Input<T>) -> Result<&T, Problem> {
     }
 }
 
+/// For the tests of the rules and sinks that read scores: the score, on scale 1, of a set
+/// normal but for its respiration rate, pulse and temperature (`None`: missing).
+#[cfg(test)]
+pub(crate) fn score_of(rr: f64, hr: f64, temp: Option<f64>) -> Score {
+    let n = |v: f64| Input::Present(Exact::from_f64(v).expect("a finite test value"));
+    score(
+        &Parameters {
+            respiration_rate: n(rr),
+            spo2: n(98.0),
+            air_or_oxygen: Input::Present(AirOrOxygen::Air),
+            systolic_bp: n(120.0),
+            pulse: n(hr),
+            consciousness: Input::Present(Acvpu::A),
+            temperature: temp.map_or(Input::Missing, n),
+        },
+        Scale::One,
+    )
+}
+
 #[cfg(test)]
 mod tests;

@@ -404,24 +404,9 @@ fn total_text(score: &Score) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exact::Exact;
-    use crate::news2::{self, AirOrOxygen, Input, Parameters, Scale};
-    use crate::observation::Acvpu;
 
     fn score_with(rr: f64, hr: f64) -> Score {
-        let n = |v: f64| Input::Present(Exact::from_f64(v).unwrap());
-        news2::score(
-            &Parameters {
-                respiration_rate: n(rr),
-                spo2: n(98.0),
-                air_or_oxygen: Input::Present(AirOrOxygen::Air),
-                systolic_bp: n(120.0),
-                pulse: n(hr),
-                consciousness: Input::Present(Acvpu::A),
-                temperature: n(37.0),
-            },
-            Scale::One,
-        )
+        crate::news2::score_of(rr, hr, Some(37.0))
     }
 
     const H: i64 = 3_600_000_000;

@@ -167,7 +167,7 @@ impl BoardState {
     /// client must reload the overview).
     pub fn since(&self, id: u64) -> Option<Vec<(u64, BoardEvent)>> {
         let first = self.log.front().map_or(self.next_id, |(i, _)| *i);
-        if id + 1 < first && id < self.last_id() {
+        if id + 1 < first {
             return None;
         }
         Some(self.log.iter().filter(|(i, _)| *i > id).cloned().collect())

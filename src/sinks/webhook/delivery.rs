@@ -29,6 +29,13 @@ pub struct Shared {
     pub stop: std::sync::atomic::AtomicBool,
 }
 
+impl Shared {
+    /// The outbox, locked (a panic elsewhere leaves it as whole as its last write).
+    pub fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
+        self.outbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Where and how to send.
 pub struct Courier {
     pub url: String,
@@ -86,7 +93,7 @@ impl Courier {
                     }
                 }
                 backoff = self.first_backoff;
-                let mut outbox = lock(&shared);
+                let mut outbox = shared.outbox();
                 if let Err(e) = outbox.accepted(end) {
                     eprintln!("vigil: webhook {}: cannot mark the outbox: {e}", self.url);
                 }
@@ -96,7 +103,7 @@ impl Courier {
 
     /// The next lines to send, waiting for some; `None` once stopped.
     fn wait_for_lines(&self, shared: &Shared) -> Option<io::Result<Vec<(String, u64)>>> {
-        let mut outbox = lock(shared);
+        let mut outbox = shared.outbox();
         loop {
             if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return None;
@@ -114,7 +121,7 @@ impl Courier {
     /// Waits `wait` before a retry; false when told to stop meanwhile (the line stays).
     fn pause(&self, shared: &Shared, wait: Duration) -> bool {
         let deadline = Instant::now() + wait;
-        let mut outbox = lock(shared);
+        let mut outbox = shared.outbox();
         while Instant::now() < deadline {
             if shared.stop.load(std::sync::atomic::Ordering::SeqCst) {
                 return false;
@@ -163,7 +170,7 @@ impl Courier {
     }
 
     fn keep_refused(&self, shared: &Shared, body: &str, status: u16, said: &str) {
-        let dir = lock(shared).dir().to_owned();
+        let dir = shared.outbox().dir().to_owned();
         let path = dir.join("rejected.jsonl");
         eprintln!(
             "vigil: webhook {} refused alert {} with HTTP {status}: {said}; kept in {}",
@@ -185,10 +192,6 @@ impl Courier {
             eprintln!("vigil: webhook: cannot write {}: {e}", path.display());
         }
     }
-}
-
-fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Outbox> {
-    shared.outbox.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// `sha256=` and the hex HMAC-SHA256 of `body` under `secret`.

@@ -196,10 +196,6 @@ impl Webhook {
             unsynced: false,
         }
     }
-
-    fn outbox(&self) -> std::sync::MutexGuard<'_, Outbox> {
-        self.shared.outbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 impl AlertSink for Webhook {
@@ -212,7 +208,9 @@ impl AlertSink for Webhook {
         if bodies.is_empty() {
             return Ok(());
         }
-        self.outbox().append(bodies.iter().map(String::as_str))?;
+        self.shared
+            .outbox()
+            .append(bodies.iter().map(String::as_str))?;
         self.unsynced = true;
         Ok(())
     }
@@ -220,7 +218,7 @@ impl AlertSink for Webhook {
     /// Returns once the alerts are in the outbox on disk: the receiver gets them from there.
     fn flush(&mut self) -> io::Result<()> {
         if self.unsynced {
-            self.outbox().sync()?;
+            self.shared.outbox().sync()?;
             self.unsynced = false;
             self.shared.wake.notify_all();
         }
@@ -231,7 +229,7 @@ impl AlertSink for Webhook {
     fn finish(&mut self) -> io::Result<()> {
         self.flush()?;
         let deadline = Instant::now() + self.drain;
-        while self.outbox().pending() > 0 && Instant::now() < deadline {
+        while self.shared.outbox().pending() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         self.shared.stop.store(true, Ordering::SeqCst);
@@ -239,7 +237,7 @@ impl AlertSink for Webhook {
         if let Some(courier) = self.courier.take() {
             let _ = courier.join();
         }
-        let outbox = self.outbox();
+        let outbox = self.shared.outbox();
         if outbox.pending() > 0 {
             eprintln!(
                 "vigil: webhook {}: the receiver did not take every alert within {}; they wait \

@@ -1,25 +1,12 @@
 use super::*;
 use crate::alerting::{Alert, AlertEvent, AlertKind, Evidence, Severity};
-use crate::exact::Exact;
 use crate::monitor::events::Acknowledgement;
-use crate::news2::{self, AirOrOxygen, Input, Parameters, Scale};
-use crate::observation::{Acvpu, EventTime, Identifier};
+use crate::news2;
+use crate::observation::{EventTime, Identifier};
 use crate::rules::news2::policy;
 
 fn score(rr: f64, hr: f64, temp: Option<f64>) -> news2::Score {
-    let n = |v: f64| Input::Present(Exact::from_f64(v).unwrap());
-    news2::score(
-        &Parameters {
-            respiration_rate: n(rr),
-            spo2: n(98.0),
-            air_or_oxygen: Input::Present(AirOrOxygen::Air),
-            systolic_bp: n(120.0),
-            pulse: n(hr),
-            consciousness: Input::Present(Acvpu::A),
-            temperature: temp.map_or(Input::Missing, n),
-        },
-        Scale::One,
-    )
+    news2::score_of(rr, hr, temp)
 }
 
 fn scored(patient: &str, t: i64, s: &news2::Score) -> Alert {
