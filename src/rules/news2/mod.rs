@@ -9,12 +9,21 @@ use crate::monitor::events::Acknowledgement;
 use crate::observation::EventTime;
 use policy::{BandDue, BandPolicy};
 
+type Reported = (
+    u8,
+    u8,
+    Option<crate::news2::Band>,
+    crate::news2::Status,
+    Option<crate::news2::Band>,
+);
+
 /// The NEWS2 band of one patient, and the last score it reported as board state.
 #[derive(Clone, Debug, Default)]
 pub struct News2 {
     band: BandPolicy,
-    /// Total, upper bound, band and completeness of the last score update.
-    reported: Option<(u8, u8, Option<crate::news2::Band>, crate::news2::Status)>,
+    /// Total, upper bound, band and completeness of the last score update, and the band in
+    /// force then.
+    reported: Option<Reported>,
 }
 
 impl News2 {
@@ -24,7 +33,17 @@ impl News2 {
             self.band.resume_reminders(cx.alerts, now_us);
         }
         let now = EventTime::from_micros(now_us);
-        let shown = Some((score.total, score.upper_bound, score.band, score.status));
+        let decision = self.band.on_score(cx.alerts, now_us, &score);
+        // The band in force is the policy's (raised until K lower scores bring it down), which
+        // the board shows: an update also when only it changed.
+        let raised = self.band.raised();
+        let shown = Some((
+            score.total,
+            score.upper_bound,
+            score.band,
+            score.status,
+            raised,
+        ));
         if shown != self.reported {
             self.reported = shown;
             let evidence = Evidence::of(&score, ages);
@@ -32,10 +51,11 @@ impl News2 {
                 cx.picture.patient(),
                 now,
                 &score,
+                raised,
                 evidence,
             ));
         }
-        if let Some(decision) = self.band.on_score(cx.alerts, now_us, &score) {
+        if let Some(decision) = decision {
             out.push(policy::band_alert(
                 cx.picture.patient(),
                 now,

@@ -315,19 +315,31 @@ pub fn band_alert(
     )
 }
 
-/// A score update: the NEWS2 total, bounds, band or completeness of a patient changed.
-pub fn score_update(patient: &str, time: EventTime, score: &Score, evidence: Evidence) -> Alert {
+/// A score update: the NEWS2 total, bounds, band or completeness of a patient changed, or the
+/// band in force, `raised` (the policy's: a band stays raised until it comes down), which its
+/// severity gives (`info` when none is raised).
+pub fn score_update(
+    patient: &str,
+    time: EventTime,
+    score: &Score,
+    raised: Option<Band>,
+    evidence: Evidence,
+) -> Alert {
     let band = match score.band {
         Some(band) => format!(", band {band}"),
         None => String::new(),
+    };
+    let in_force = match raised {
+        Some(r) if score.band != Some(r) => format!("; the {r} band stays raised"),
+        _ => String::new(),
     };
     Alert::new(
         patient,
         time,
         AlertKind::News2,
         AlertEvent::Scored,
-        Severity::Info,
-        format!("{}{band}", total_text(score)),
+        raised.map_or(Severity::Info, Severity::of),
+        format!("{}{band}{in_force}", total_text(score)),
         score.response(),
         Some(evidence),
     )
