@@ -54,6 +54,13 @@ pub fn record(
     if new.is_empty() {
         return Ok(all);
     }
+    append(&path, &new)?;
+    all.extend(new);
+    Ok(all)
+}
+
+/// Appends `acks` to the file at `path`, synced.
+fn append(path: &Path, acks: &[Acknowledgement]) -> Result<(), PipelineError> {
     let error = |source| PipelineError::Output {
         what: format!("acknowledgements {}", path.display()),
         source,
@@ -61,15 +68,77 @@ pub fn record(
     let mut file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .map_err(error)?;
     let mut text = String::new();
-    for ack in &new {
+    for ack in acks {
         text.push_str(&serde_json::to_string(ack).unwrap_or_default());
         text.push('\n');
     }
     file.write_all(text.as_bytes()).map_err(error)?;
-    file.sync_data().map_err(error)?;
-    all.extend(new);
-    Ok(all)
+    file.sync_data().map_err(error)
+}
+
+/// An acknowledgement a clinician just made (on the board): what it acknowledges, not yet when
+/// it takes effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AckRequest {
+    pub patient: crate::observation::Identifier,
+    pub alert: String,
+    pub kind: crate::alerting::AlertKind,
+    pub alert_time_us: i64,
+    pub by: String,
+    pub note: String,
+}
+
+/// Acknowledgements made while a run goes on, waiting for worker 0's source to give them to
+/// the dataflow. The source stamps each at the watermark it reads at (so it takes effect at an
+/// event time the monitors have not passed), records it in the archive, synced, before the
+/// dataflow hears of it, and so a resumed run and a replay apply it at that same instant.
+#[derive(Debug, Default)]
+pub struct LiveAcks {
+    waiting: std::sync::Mutex<Vec<AckRequest>>,
+    /// The archive, where each is recorded.
+    archive: Option<PathBuf>,
+}
+
+impl LiveAcks {
+    /// A queue whose acknowledgements are recorded in the archive `dir`, if any.
+    pub fn new(archive: Option<PathBuf>) -> LiveAcks {
+        LiveAcks {
+            waiting: std::sync::Mutex::default(),
+            archive,
+        }
+    }
+
+    /// Queues one.
+    pub fn push(&self, request: AckRequest) {
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting.push(request);
+        }
+    }
+
+    /// Takes what waits, stamped to take effect at `at_us`, recorded in the archive first.
+    pub fn take(&self, at_us: i64) -> Result<Vec<Acknowledgement>, PipelineError> {
+        let requests = match self.waiting.lock() {
+            Ok(mut waiting) if !waiting.is_empty() => std::mem::take(&mut *waiting),
+            _ => return Ok(Vec::new()),
+        };
+        let acks: Vec<Acknowledgement> = requests
+            .into_iter()
+            .map(|r| Acknowledgement {
+                patient: r.patient,
+                alert: r.alert,
+                kind: r.kind,
+                alert_time_us: r.alert_time_us,
+                by: r.by,
+                note: r.note,
+                at_us,
+            })
+            .collect();
+        if let Some(dir) = &self.archive {
+            append(&archived(dir), &acks)?;
+        }
+        Ok(acks)
+    }
 }

@@ -108,6 +108,8 @@ pub struct SourceParts {
     pub state: Rc<RefCell<WorkerState>>,
     /// Acknowledgements to apply, each at its own event time (worker 0's; sorted by it).
     pub acknowledgements: Vec<Acknowledgement>,
+    /// Acknowledgements made during the run (on the board; worker 0's).
+    pub live_acks: Option<Arc<super::acknowledgements::LiveAcks>>,
 }
 
 /// The source operator.
@@ -194,6 +196,7 @@ struct Reader {
     commits: Commits,
     /// Acknowledgements not yet given to the dataflow, latest first.
     acknowledgements: Vec<Acknowledgement>,
+    live_acks: Option<Arc<super::acknowledgements::LiveAcks>>,
 }
 
 impl Reader {
@@ -233,6 +236,7 @@ impl Reader {
                 acks.sort_by_key(|a| std::cmp::Reverse(a.at_us));
                 acks
             },
+            live_acks: parts.live_acks,
         }
     }
 
@@ -714,6 +718,7 @@ impl Reader {
     /// Gives the batch's records to the dataflow, one session per tick, and moves the
     /// capability to the watermark.
     fn emit(&mut self, c: &mut Capability<i64>, output: &mut Output<'_>) {
+        self.take_live_acks();
         self.acknowledgements_before(self.watermark_tick, *c.time());
         self.stamped.sort_by_key(|(t, _)| *t);
         let mut session_time = None;
@@ -730,6 +735,27 @@ impl Reader {
         drop(batch_cap);
         if self.watermark_tick > *c.time() {
             c.downgrade(&self.watermark_tick);
+        }
+    }
+
+    /// Takes the acknowledgements made since the last batch, stamped at the watermark: the
+    /// earliest event time the monitors have not passed, so they take effect at once, and a
+    /// replay (which reads them from the archive) applies them at the same instant.
+    fn take_live_acks(&mut self) {
+        let Some(live) = &self.live_acks else {
+            return;
+        };
+        if self.watermark_tick == i64::MIN {
+            return; // nothing read yet: they wait for a first watermark
+        }
+        match live.take(self.watermark_tick.saturating_mul(self.clock.tick_us)) {
+            Ok(acks) if acks.is_empty() => {}
+            Ok(acks) => {
+                self.acknowledgements.extend(acks);
+                self.acknowledgements
+                    .sort_by_key(|a| std::cmp::Reverse(a.at_us));
+            }
+            Err(e) => self.fail(e),
         }
     }
 
