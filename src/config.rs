@@ -45,6 +45,8 @@ pub struct PipelineConfig {
     /// Each rule family's section (`[glucose]`, ...).
     pub rules: crate::rules::RuleSettings,
     pub sinks: Vec<SinkConfig>,
+    /// The ward board, when the pipeline serves one (`vigil run --board` overrides it).
+    pub board: Option<crate::sinks::board::BoardConfig>,
     /// Timely workers (threads) in this process.
     pub workers: usize,
     /// The pipeline file as written: an archive keeps it (see [`crate::archive::write_metadata`]).
@@ -269,7 +271,7 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, devices, registry, risk, sinks, workers";
+const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, devices, registry, risk, sinks, board, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -303,6 +305,7 @@ impl PipelineConfig {
         let mut news2 = News2Config::default();
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
+        let mut board: Option<crate::sinks::board::BoardConfig> = None;
         let mut risk: Option<RiskConfig> = None;
         let mut rules = crate::rules::RuleSettings::default();
         let mut sinks = vec![SinkConfig::Console(Default::default())];
@@ -325,6 +328,18 @@ impl PipelineConfig {
                 "news2" => news2 = read!().unwrap_or_default(),
                 "alerts" => alerts = read!().unwrap_or_default(),
                 "registry" => registry = read!(),
+                "board" => {
+                    board = read!();
+                    if let Some(why) = board
+                        .as_ref()
+                        .and_then(|b| crate::sinks::board::BoardConfig::refuse(b.listen))
+                    {
+                        problems.push(Problem {
+                            line: Some(line),
+                            message: format!("[board] listen: {why}"),
+                        });
+                    }
+                }
                 "risk" => risk = read!(),
                 "glucose" => {
                     if let Some(glucose) = read!() {
@@ -505,6 +520,7 @@ impl PipelineConfig {
             risk,
             rules,
             sinks,
+            board,
             workers,
             text: text.to_owned(),
         };

@@ -74,6 +74,22 @@ pub struct Slot {
     pub minute: u16,
 }
 
+/// Each patient's ward, as the registry's latest row naming one gives it.
+pub fn wards(rows: &[Prescription]) -> std::collections::HashMap<String, String> {
+    let mut latest: std::collections::HashMap<String, (Option<EventTime>, String)> =
+        std::collections::HashMap::new();
+    for row in rows {
+        let Some(ward) = &row.ward else { continue };
+        let entry = latest
+            .entry(row.patient.as_str().to_owned())
+            .or_insert((row.from, ward.clone()));
+        if row.from >= entry.0 {
+            *entry = (row.from, ward.clone());
+        }
+    }
+    latest.into_iter().map(|(p, (_, w))| (p, w)).collect()
+}
+
 /// A registry file that cannot be read.
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("line {line}: {reason}")]

@@ -85,6 +85,14 @@ pub struct RunArgs {
     #[arg(long = "flush-every", value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub flush_every: std::time::Duration,
 
+    /// Serve the ward board at ADDR (127.0.0.1:8080; a loopback address: the board has no
+    /// login yet): the overview at http://ADDR/, each patient's page, a JSON API
+    /// (/api/patients, /api/patients/ID, /api/wards), the live stream /events, and
+    /// acknowledgements, which take effect at the watermark and are recorded with --archive.
+    /// Overrides the pipeline's [board] section.
+    #[arg(long, value_name = "ADDR")]
+    pub board: Option<std::net::SocketAddr>,
+
     /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     pub speed: Option<f64>,
@@ -133,6 +141,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             _ => std::io::stderr().is_terminal(),
         },
         quiet: args.quiet,
+        board: start_board(args.board.or(config.board.as_ref().map(|b| b.listen)))?,
     };
     let summary = pipeline::run(&config, &options)
         .with_context(|| format!("pipeline {}", args.pipeline.display()))?;
@@ -142,6 +151,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprint!("{}", human_summary(&summary, &options));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the ward board's server at `addr`, if asked.
+fn start_board(
+    addr: Option<std::net::SocketAddr>,
+) -> anyhow::Result<Option<std::sync::Arc<vigil::sinks::board::Board>>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    if let Some(why) = vigil::sinks::board::BoardConfig::refuse(addr) {
+        anyhow::bail!("--board {addr}: {why}");
+    }
+    let board = std::sync::Arc::new(vigil::sinks::board::Board::default());
+    let running = vigil::sinks::board::server::serve(addr, std::sync::Arc::clone(&board))
+        .with_context(|| format!("the ward board cannot listen at {addr}"))?;
+    eprintln!("vigil: ward board at http://{}/", running.addr);
+    Ok(Some(board))
 }
 
 /// A positive, finite speed.

@@ -43,6 +43,7 @@ pub mod placement;
 mod run;
 mod side;
 mod source;
+mod wards;
 
 pub use run::{run, run_source};
 
@@ -139,6 +140,9 @@ pub struct RunOptions {
     /// Apply these acknowledgements (JSON lines), each at its event time; with `archive`, also
     /// the archive's own, and these are recorded in it.
     pub acknowledgements: Option<PathBuf>,
+    /// Show the run on this ward board (its server is the caller's): every alert and board
+    /// state goes to it, and its acknowledgements come back through worker 0's source.
+    pub board: Option<Arc<crate::sinks::board::Board>>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).

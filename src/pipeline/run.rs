@@ -152,6 +152,8 @@ struct Shared {
     resume_clock_us: Option<i64>,
     /// What clinicians acknowledged, each at its event time (given to worker 0's source).
     acknowledgements: Vec<crate::pipeline::Acknowledgement>,
+    /// Acknowledgements made on the board during the run (worker 0's source takes them).
+    live_acks: Option<Arc<super::acknowledgements::LiveAcks>>,
     options: RunOptions,
 }
 
@@ -179,7 +181,19 @@ fn execute(
             .map_err(PipelineError::Archive)?,
         None => None,
     };
-    let sinks = build_sinks(config, options, !archived.is_empty())?;
+    let registry = read_registry(config)?;
+    let mut sinks = build_sinks(config, options, !archived.is_empty())?;
+    let live_acks = options.board.as_ref().map(|board| {
+        let acks = Arc::new(super::acknowledgements::LiveAcks::new(
+            options.archive.clone(),
+        ));
+        board.attach(crate::registry::wards(&registry), Arc::clone(&acks));
+        sinks.push(Box::new(crate::sinks::board::BoardSink::new(
+            Arc::clone(board),
+            "the ward board".to_owned(),
+        )));
+        acks
+    });
     let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
     let log = options
         .archive
@@ -191,7 +205,7 @@ fn execute(
     }
     let shared = Arc::new(Shared {
         settings: monitor_settings(config)?,
-        registry: read_registry(config)?,
+        registry,
         one_source: Mutex::new(one_source),
         factory,
         placement,
@@ -212,6 +226,7 @@ fn execute(
         },
         resume_clock_us: resume_from.map(|us| us.saturating_add(lateness_us)),
         acknowledgements: acknowledgements(options)?,
+        live_acks,
         options: options.clone(),
     });
     let started = Instant::now();
@@ -355,13 +370,18 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
             0 => shared.acknowledgements.clone(),
             _ => Vec::new(),
         },
+        live_acks: shared.live_acks.clone().filter(|_| index == 0),
     };
-    let mut registry = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
+    let (mut registry, mut wards) = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
     if index == 0 {
         feed_registry(&mut registry, &shared.registry);
+        if shared.options.board.is_some() {
+            super::wards::feed_wards(&mut wards, &shared.registry, shared.clock.tick_us);
+        }
     }
-    // The registry file is read once: the collection is complete.
+    // The registry file is read once: the collections are complete.
     registry.close();
+    wards.close();
     while worker.step_or_park(None) {}
     // Everything read is archived and, once worker 0's sinks confirm, every alert delivered:
     // only then do the source's positions move.
@@ -414,24 +434,27 @@ fn dataflow(
     sinks: Option<Vec<Box<dyn AlertSink>>>,
     log: Option<DeliveryLog>,
     state: &Rc<RefCell<WorkerState>>,
-) -> RegistryInput {
+) -> (RegistryInput, super::wards::WardsInput) {
     let settings = shared.settings.clone();
+    let board = shared.options.board.clone();
     let placement = shared.placement;
     let tick_us = shared.clock.tick_us;
     let delivery = Arc::clone(&shared.delivery);
     let state = Rc::clone(state);
     worker.dataflow::<i64, _, _>(move |scope| {
         let (registry, prescriptions) = scope.new_collection::<(Identifier, Prescribed), isize>();
-        scope
-            .read_source(parts)
-            .monitor_patients(
-                prescriptions.consolidate().inner,
-                settings,
-                placement,
-                tick_us,
-                Rc::clone(&state),
-            )
-            .alerts_in_order(sinks, log, delivery, state);
-        registry
+        let (wards_input, wards) = scope.new_collection::<(String, String), isize>();
+        let alerts = scope.read_source(parts).monitor_patients(
+            prescriptions.consolidate().inner,
+            settings,
+            placement,
+            tick_us,
+            Rc::clone(&state),
+        );
+        if let Some(board) = board {
+            super::wards::count_wards(alerts.clone(), wards, board);
+        }
+        alerts.alerts_in_order(sinks, log, delivery, state);
+        (registry, wards_input)
     })
 }

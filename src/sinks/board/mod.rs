@@ -1,8 +1,208 @@
-//! The ward board: what clinicians see, live. Served by `vigil run ... --board ADDR` (the
-//! server comes with the HTTP stack in a later commit); this module holds what it shows,
-//! [`state`], built from the board-state stream (score updates, reminders, acknowledgements)
-//! and the alerts to people, in the sinks' deterministic order.
+//! The ward board: what clinicians see, live, served by `vigil run ... --board ADDR` (or a
+//! `[board]` section). [`state`] holds what it shows, built from the board-state stream (score
+//! updates, reminders, acknowledgements) and the alerts to people, in the sinks' deterministic
+//! order; [`BoardSink`] feeds it from the dataflow; [`server`] serves it: HTML pages for people,
+//! a JSON API for scripts and a live stream of changes (server-sent events) for both.
+//!
+//! Invariants: the dataflow never waits on a browser (the sink only locks the state to apply a
+//! batch; the server runs on its own thread); an acknowledgement made on the board reaches the
+//! monitors only through worker 0's source, which stamps it at the watermark and records it in
+//! the archive first (see [`crate::pipeline::acknowledgements::LiveAcks`]).
 
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::pipeline::acknowledgements::{AckRequest, LiveAcks};
+
+mod pages;
+pub mod server;
+mod sink;
 pub mod state;
 
+pub use sink::BoardSink;
 pub use state::BoardState;
+
+/// The `[board]` section.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {
+    /// Where to listen, `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+}
+
+impl BoardConfig {
+    /// Why the board may not listen at `addr`, if it may not: it has no login yet, so it serves
+    /// only this machine.
+    pub fn refuse(addr: SocketAddr) -> Option<String> {
+        (!addr.ip().is_loopback()).then(|| {
+            format!(
+                "the board would serve patients' data to the network at {addr} without a login; \
+                 listen on a loopback address (127.0.0.1:8080) and reach it through a TLS proxy \
+                 that authenticates"
+            )
+        })
+    }
+}
+
+/// The board as the server and the sink share it.
+#[derive(Debug)]
+pub struct Board {
+    inner: Mutex<Inner>,
+    /// The latest change's id, for the live streams to wake on.
+    changed: tokio::sync::watch::Sender<u64>,
+    /// Where acknowledgements go; set once the run starts.
+    acks: OnceLock<Arc<LiveAcks>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    state: BoardState,
+    /// When (wall clock, ms since the epoch) each change of the log was applied, oldest first:
+    /// the live stream says it beside each event, for a client to measure its latency.
+    applied_ms: VecDeque<(u64, u64)>,
+    /// The run is over: nothing more changes, and nothing more can be acknowledged.
+    closed: bool,
+}
+
+/// An acknowledgement the board could not queue.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AckRefused {
+    /// No alert to people with this id is on the board.
+    Unknown,
+    /// The run is over (or has not started): nothing would apply it.
+    Closed,
+}
+
+impl Default for Board {
+    fn default() -> Board {
+        Board {
+            inner: Mutex::default(),
+            changed: tokio::sync::watch::Sender::new(0),
+            acks: OnceLock::new(),
+        }
+    }
+}
+
+impl Board {
+    /// The run starts: the registry's wards (patient → ward), and where acknowledgements go.
+    pub fn attach(&self, wards: HashMap<String, String>, acks: Arc<LiveAcks>) {
+        let mut inner = self.lock();
+        inner.state = BoardState::new(wards);
+        inner.applied_ms.clear();
+        inner.closed = false;
+        drop(inner);
+        let _ = self.acks.set(acks);
+        self.changed.send_replace(0);
+    }
+
+    /// Applies a batch of alerts and board state, in order, and wakes the live streams.
+    pub fn apply(&self, alerts: &[crate::alerting::Alert]) {
+        self.change(|state| {
+            for alert in alerts {
+                state.apply(alert);
+            }
+        });
+    }
+
+    /// Changes the state, notes when each new change of its log was applied, and wakes the
+    /// live streams.
+    fn change(&self, f: impl FnOnce(&mut BoardState)) {
+        let now = wall_ms();
+        let mut inner = self.lock();
+        let before = inner.state.last_id();
+        f(&mut inner.state);
+        let last = inner.state.last_id();
+        for id in before + 1..=last {
+            if inner.applied_ms.len() == state::LOG_CAPACITY {
+                inner.applied_ms.pop_front();
+            }
+            inner.applied_ms.push_back((id, now));
+        }
+        drop(inner);
+        if last != before {
+            self.changed.send_replace(last);
+        }
+    }
+
+    /// Takes the dataflow's changes of the patients per band per ward.
+    pub fn count_wards(&self, changes: &[((String, crate::news2::Band), i64)]) {
+        self.change(|state| state.count_wards(changes));
+    }
+
+    /// The run is over.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.changed.send_modify(|_| {});
+    }
+
+    /// Whether the run is over.
+    pub fn closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Reads the state.
+    pub fn read<T>(&self, f: impl FnOnce(&BoardState) -> T) -> T {
+        f(&self.lock().state)
+    }
+
+    /// The changes after `id` with when each was applied; `None` if some have left the log.
+    pub fn since(&self, id: u64) -> Option<Vec<(u64, u64, state::BoardEvent)>> {
+        let inner = self.lock();
+        let events = inner.state.since(id)?;
+        let first = events.first().map_or(0, |(i, _)| *i);
+        let skip = inner.applied_ms.partition_point(|(i, _)| *i < first);
+        Some(
+            events
+                .into_iter()
+                .zip(inner.applied_ms.iter().skip(skip))
+                .map(|((id, event), (_, ms))| (id, *ms, event))
+                .collect(),
+        )
+    }
+
+    /// A receiver that wakes on every change.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// Queues a clinician's acknowledgement of alert `id`, for the source to stamp.
+    pub fn acknowledge(&self, id: &str, by: String, note: String) -> Result<(), AckRefused> {
+        let inner = self.lock();
+        if inner.closed {
+            return Err(AckRefused::Closed);
+        }
+        let alert = inner
+            .state
+            .alert(id)
+            .filter(|a| a.pages())
+            .ok_or(AckRefused::Unknown)?;
+        let patient =
+            crate::observation::Identifier::new(&alert.patient).map_err(|_| AckRefused::Unknown)?;
+        let request = AckRequest {
+            patient,
+            alert: alert.id.clone(),
+            kind: alert.kind,
+            alert_time_us: alert.time_us,
+            by,
+            note,
+        };
+        drop(inner);
+        self.acks.get().ok_or(AckRefused::Closed)?.push(request);
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves a board that is still readable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

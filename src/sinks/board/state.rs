@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::alerting::{Alert, AlertEvent, AlertKind};
+use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
 use crate::news2::Band;
 
 /// Changes the live stream can replay.
@@ -37,8 +37,30 @@ pub struct PatientRow {
     pub stale: Vec<String>,
     /// Devices gone silent, as their alerts name them.
     pub offline: Vec<String>,
+    /// The latest alert to people, and who acknowledged it.
+    pub alert: Option<RowAlert>,
     /// Event time of the last change (µs).
     pub updated_us: i64,
+}
+
+/// The latest alert to people on a row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RowAlert {
+    pub id: String,
+    pub event: AlertEvent,
+    pub summary: String,
+    pub time_us: i64,
+    pub acknowledged: Option<Acknowledged>,
+}
+
+/// Patients per band on one ward (from the dataflow's count of the registry's wards).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct WardCounts {
+    pub ward: String,
+    pub high: i64,
+    pub medium: i64,
+    pub low_medium: i64,
+    pub low: i64,
 }
 
 /// The NEWS2 part of a row.
@@ -89,6 +111,8 @@ pub enum BoardEvent {
     Alert(Box<Alert>),
     /// `event: patient`: a patient's row changed.
     Patient(Box<PatientRow>),
+    /// `event: wards`: the patients per band of these wards changed.
+    Wards(Vec<WardCounts>),
 }
 
 impl BoardEvent {
@@ -97,6 +121,7 @@ impl BoardEvent {
         match self {
             BoardEvent::Alert(_) => "alert",
             BoardEvent::Patient(_) => "patient",
+            BoardEvent::Wards(_) => "wards",
         }
     }
 }
@@ -109,6 +134,7 @@ pub struct BoardState {
     pages: HashMap<String, PatientPage>,
     log: VecDeque<(u64, BoardEvent)>,
     next_id: u64,
+    counts: BTreeMap<String, WardCounts>,
 }
 
 impl BoardState {
@@ -135,6 +161,7 @@ impl BoardState {
                 risk: None,
                 stale: Vec::new(),
                 offline: Vec::new(),
+                alert: None,
                 updated_us: alert.time_us,
             });
         let page = self.pages.entry(alert.patient.clone()).or_default();
@@ -173,6 +200,43 @@ impl BoardState {
         Some(self.log.iter().filter(|(i, _)| *i > id).cloned().collect())
     }
 
+    /// Takes changes of the patients per band per ward (`+1` a patient came into the band on
+    /// that ward, `-1` left it), as the dataflow counts them.
+    pub fn count_wards(&mut self, changes: &[((String, Band), i64)]) {
+        let mut touched: Vec<&String> = changes.iter().map(|((w, _), _)| w).collect();
+        touched.sort();
+        touched.dedup();
+        for ((ward, band), diff) in changes {
+            let counts = self
+                .counts
+                .entry(ward.clone())
+                .or_insert_with(|| WardCounts {
+                    ward: ward.clone(),
+                    ..WardCounts::default()
+                });
+            match band {
+                Band::High => counts.high += diff,
+                Band::Medium => counts.medium += diff,
+                Band::LowMedium => counts.low_medium += diff,
+                Band::Low => counts.low += diff,
+            }
+        }
+        let event: Vec<WardCounts> = touched
+            .into_iter()
+            .filter_map(|w| self.counts.get(w).cloned())
+            .collect();
+        self.counts
+            .retain(|_, c| c.high != 0 || c.medium != 0 || c.low_medium != 0 || c.low != 0);
+        if !event.is_empty() {
+            self.push(BoardEvent::Wards(event));
+        }
+    }
+
+    /// Patients per band on each ward, by ward.
+    pub fn wards(&self) -> Vec<WardCounts> {
+        self.counts.values().cloned().collect()
+    }
+
     /// The overview: most urgent first (band, then NEWS2's upper bound, then risk).
     pub fn patients(&self) -> Vec<PatientRow> {
         let mut rows: Vec<PatientRow> = self.rows.values().cloned().collect();
@@ -202,7 +266,7 @@ impl BoardState {
 
 /// How urgent a row is: band first (an incomplete score with no band yet ranks with low: not
 /// knowing is not better), then what NEWS2 could be, then the model's risk.
-fn urgency(row: &PatientRow) -> (i8, u8, f64) {
+pub fn urgency(row: &PatientRow) -> (i8, u8, f64) {
     let band = match (row.band, row.news2) {
         (Some(b), _) => b as i8,
         (None, Some(_)) => Band::Low as i8,
@@ -212,6 +276,17 @@ fn urgency(row: &PatientRow) -> (i8, u8, f64) {
     (band, upper, row.risk.unwrap_or(0.0))
 }
 
+/// The band in force a score update gives: the policy's (its severity), which stays raised
+/// until it comes down, over the score's own.
+pub fn band_in_force(update: &Alert, evidence: &crate::alerting::Evidence) -> Option<Band> {
+    match update.severity {
+        Severity::High => Some(Band::High),
+        Severity::Medium => Some(Band::Medium),
+        Severity::LowMedium => Some(Band::LowMedium),
+        Severity::Info | Severity::Warning => evidence.band,
+    }
+}
+
 /// Applies `alert` to a patient's row and page; whether the row changed.
 fn update(row: &mut PatientRow, page: &mut PatientPage, alert: &Alert) -> bool {
     match (alert.kind, alert.event) {
@@ -219,7 +294,7 @@ fn update(row: &mut PatientRow, page: &mut PatientPage, alert: &Alert) -> bool {
             let Some(e) = alert.evidence.as_ref().and_then(|e| e.news2()) else {
                 return false;
             };
-            row.band = e.band;
+            row.band = band_in_force(alert, e);
             row.news2 = Some(News2View {
                 total: e.total,
                 upper: e.total_upper_bound,
@@ -261,13 +336,17 @@ fn update(row: &mut PatientRow, page: &mut PatientPage, alert: &Alert) -> bool {
             keep(page, alert);
             true
         }
-        (_, AlertEvent::Acknowledged) => {
-            acknowledge(page, alert);
-            false
-        }
+        (_, AlertEvent::Acknowledged) => acknowledge(row, page, alert),
         _ if alert.pages() => {
             keep(page, alert);
-            false
+            row.alert = Some(RowAlert {
+                id: alert.id.clone(),
+                event: alert.event,
+                summary: alert.summary.clone(),
+                time_us: alert.time_us,
+                acknowledged: None,
+            });
+            true
         }
         _ => false,
     }
@@ -283,19 +362,28 @@ fn keep(page: &mut PatientPage, alert: &Alert) {
     });
 }
 
-/// Marks the alert an acknowledgement record names.
-fn acknowledge(page: &mut PatientPage, record: &Alert) {
+/// Marks the alert an acknowledgement record names; whether the row changed (it names the
+/// row's latest alert).
+fn acknowledge(row: &mut PatientRow, page: &mut PatientPage, record: &Alert) -> bool {
     let Some(crate::alerting::AlertEvidence::Facts(facts)) = &record.evidence else {
-        return;
+        return false;
     };
     let text = |k: &str| facts[k].as_str().unwrap_or_default().to_owned();
     let id = text("alert");
+    let acknowledged = Acknowledged {
+        by: text("by"),
+        note: text("note"),
+        at_us: record.time_us,
+    };
     if let Some(a) = page.alerts.iter_mut().find(|a| a.alert.id == id) {
-        a.acknowledged = Some(Acknowledged {
-            by: text("by"),
-            note: text("note"),
-            at_us: record.time_us,
-        });
+        a.acknowledged = Some(acknowledged.clone());
+    }
+    match row.alert.as_mut() {
+        Some(latest) if latest.id == id => {
+            latest.acknowledged = Some(acknowledged);
+            true
+        }
+        _ => false,
     }
 }
 

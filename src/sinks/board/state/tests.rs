@@ -14,6 +14,7 @@ fn scored(patient: &str, t: i64, s: &news2::Score) -> Alert {
         patient,
         EventTime::from_micros(t),
         s,
+        None,
         Evidence::of(s, [None; 7]),
     )
 }
@@ -113,8 +114,12 @@ fn an_acknowledgement_marks_its_alert_and_alerts_to_people_are_streamed() {
         Evidence::of(&s, [None; 7]),
     );
     b.apply(&raised);
-    let (_, streamed) = b.since(0).unwrap().pop().unwrap();
-    assert_eq!(streamed.name(), "alert");
+    let streamed: Vec<&str> = b.since(0).unwrap().iter().map(|(_, e)| e.name()).collect();
+    assert_eq!(
+        streamed,
+        ["alert", "patient"],
+        "the alert, and the row naming it"
+    );
     assert_eq!(b.alert(&raised.id).map(|a| a.time_us), Some(100));
     let ack = Acknowledgement {
         patient: Identifier::new("p1").unwrap(),
@@ -129,4 +134,62 @@ fn an_acknowledgement_marks_its_alert_and_alerts_to_people_are_streamed() {
     let (_, page) = b.patient("p1").unwrap();
     let marked = page.alerts[0].acknowledged.as_ref().unwrap();
     assert_eq!((marked.by.as_str(), marked.at_us), ("nurse.jones", 400));
+    let (row, _) = b.patient("p1").unwrap();
+    let latest = row.alert.as_ref().unwrap();
+    assert_eq!(
+        latest.acknowledged.as_ref().map(|k| k.by.as_str()),
+        Some("nurse.jones")
+    );
+    let (_, last) = b.since(b.last_id() - 1).unwrap().pop().unwrap();
+    assert_eq!(
+        last.name(),
+        "patient",
+        "the overview hears of the acknowledgement"
+    );
+}
+
+#[test]
+fn the_band_in_force_shows_until_the_policy_lowers_it() {
+    let mut b = board();
+    let calm = score(16.0, 70.0, Some(37.0));
+    let update = policy::score_update(
+        "p1",
+        EventTime::from_micros(50),
+        &calm,
+        Some(news2::Band::High),
+        Evidence::of(&calm, [None; 7]),
+    );
+    assert!(
+        update.summary.ends_with("the high band stays raised"),
+        "{}",
+        update.summary
+    );
+    b.apply(&update);
+    let (row, _) = b.patient("p1").unwrap();
+    assert_eq!(row.band, Some(news2::Band::High));
+    assert_eq!(row.news2.map(|n| n.total), Some(0));
+    b.apply(&scored("p1", 60, &calm));
+    assert_eq!(b.patient("p1").unwrap().0.band, Some(news2::Band::Low));
+}
+
+#[test]
+fn ward_counts_follow_the_dataflows_changes_and_are_streamed() {
+    let mut b = board();
+    b.count_wards(&[
+        (("4B".into(), news2::Band::High), 1),
+        (("4B".into(), news2::Band::Low), 2),
+    ]);
+    b.count_wards(&[
+        (("4B".into(), news2::Band::High), -1),
+        (("4B".into(), news2::Band::Medium), 1),
+    ]);
+    let w = &b.wards()[0];
+    assert_eq!((w.ward.as_str(), w.high, w.medium, w.low), ("4B", 0, 1, 2));
+    let (_, last) = b.since(1).unwrap().pop().unwrap();
+    assert_eq!(last.name(), "wards");
+    b.count_wards(&[
+        (("4B".into(), news2::Band::Medium), -1),
+        (("4B".into(), news2::Band::Low), -2),
+    ]);
+    assert!(b.wards().is_empty(), "a ward nobody is on leaves the board");
 }
