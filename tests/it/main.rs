@@ -3,6 +3,7 @@
 
 mod archive;
 mod bench;
+mod board;
 mod clock;
 mod failures;
 mod glucose;
