@@ -702,6 +702,23 @@ mod tests {
     }
 
     #[test]
+    fn the_board_listens_on_loopback_only_until_it_has_a_login() {
+        let source = "[source]\nkind = \"simulator\"\n";
+        let c = PipelineConfig::parse(
+            &format!("{source}[board]\nlisten = \"127.0.0.1:8080\"\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.board.map(|b| b.listen.port()), Some(8080));
+        let p = problems(&format!("{source}[board]\nlisten = \"0.0.0.0:8080\"\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].0, Some(3));
+        assert!(p[0].1.contains("without a login"), "{p:?}");
+        let p = problems(&format!("{source}[board]\nlisten = \"localhost\"\n"));
+        assert!(p[0].1.contains("socket address"), "{p:?}");
+    }
+
+    #[test]
     fn defaults_fill_what_is_left_out() {
         let c = PipelineConfig::parse(
             "[source]\nkind = \"jsonl\"\npath = \"x.jsonl\"\n",
