@@ -64,15 +64,29 @@
       const res = await fetch("/fragments/rows?ids=" + fetchIds.map(encodeURIComponent).join(","));
       const tmp = document.createElement("tbody");
       tmp.innerHTML = await res.text();
+      // Each changed row moves to its place; the others stay sorted as they were.
       for (const row of [...tmp.children]) {
         const old = document.getElementById(row.id);
-        if (old) old.replaceWith(row); else tbody.appendChild(row);
+        if (old) old.remove();
+        place(tbody, row);
       }
-      const rows = [...tbody.children];
-      rows.sort((a, b) => Number(b.dataset.urgency) - Number(a.dataset.urgency) ||
-        a.dataset.patient.localeCompare(b.dataset.patient));
-      for (const row of rows) tbody.appendChild(row);
     }
+  }
+
+  // Most urgent first, then by patient: the server's order.
+  function before(a, b) {
+    const d = Number(b.dataset.urgency) - Number(a.dataset.urgency);
+    return d < 0 || (d === 0 && a.dataset.patient < b.dataset.patient);
+  }
+
+  function place(tbody, row) {
+    const rows = tbody.children;
+    let lo = 0, hi = rows.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (before(rows[mid], row)) lo = mid + 1; else hi = mid;
+    }
+    tbody.insertBefore(row, rows[lo] || null);
   }
 
   async function refreshPatient() {

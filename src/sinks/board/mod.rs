@@ -61,11 +61,23 @@ pub struct Board {
 #[derive(Debug, Default)]
 struct Inner {
     state: BoardState,
-    /// When (wall clock, ms since the epoch) each change of the log was applied, oldest first:
-    /// the live stream says it beside each event, for a client to measure its latency.
-    applied_ms: VecDeque<(u64, u64)>,
+    /// The log's changes as the live stream sends them, oldest first: serialised once, however
+    /// many clients follow.
+    published: VecDeque<Published>,
     /// The run is over: nothing more changes, and nothing more can be acknowledged.
     closed: bool,
+}
+
+/// One change as the live stream sends it.
+#[derive(Clone, Debug)]
+pub struct Published {
+    pub id: u64,
+    /// When the board applied it (wall clock, ms since the epoch), for a client to measure
+    /// its latency.
+    pub applied_ms: u64,
+    /// `alert`, `patient` or `wards`.
+    pub name: &'static str,
+    pub json: Arc<str>,
 }
 
 /// An acknowledgement the board could not queue.
@@ -92,7 +104,7 @@ impl Board {
     pub fn attach(&self, wards: HashMap<String, String>, acks: Arc<LiveAcks>) {
         let mut inner = self.lock();
         inner.state = BoardState::new(wards);
-        inner.applied_ms.clear();
+        inner.published.clear();
         inner.closed = false;
         drop(inner);
         let _ = self.acks.set(acks);
@@ -116,11 +128,17 @@ impl Board {
         let before = inner.state.last_id();
         f(&mut inner.state);
         let last = inner.state.last_id();
-        for id in before + 1..=last {
-            if inner.applied_ms.len() == state::LOG_CAPACITY {
-                inner.applied_ms.pop_front();
+        for (id, event) in inner.state.since(before).unwrap_or_default() {
+            if inner.published.len() == state::LOG_CAPACITY {
+                inner.published.pop_front();
             }
-            inner.applied_ms.push_back((id, now));
+            let json = serde_json::to_string(&event).unwrap_or_else(|_| "null".to_owned());
+            inner.published.push_back(Published {
+                id,
+                applied_ms: now,
+                name: event.name(),
+                json: json.into(),
+            });
         }
         drop(inner);
         if last != before {
@@ -149,19 +167,19 @@ impl Board {
         f(&self.lock().state)
     }
 
-    /// The changes after `id` with when each was applied; `None` if some have left the log.
-    pub fn since(&self, id: u64) -> Option<Vec<(u64, u64, state::BoardEvent)>> {
+    /// The changes after `id`, oldest first; `None` if some have left the log (the client
+    /// must reload).
+    pub fn since(&self, id: u64) -> Option<Vec<Published>> {
         let inner = self.lock();
-        let events = inner.state.since(id)?;
-        let first = events.first().map_or(0, |(i, _)| *i);
-        let skip = inner.applied_ms.partition_point(|(i, _)| *i < first);
-        Some(
-            events
-                .into_iter()
-                .zip(inner.applied_ms.iter().skip(skip))
-                .map(|((id, event), (_, ms))| (id, *ms, event))
-                .collect(),
-        )
+        let first = inner
+            .published
+            .front()
+            .map_or(inner.state.last_id() + 1, |p| p.id);
+        if id + 1 < first {
+            return None;
+        }
+        let skip = inner.published.partition_point(|p| p.id <= id);
+        Some(inner.published.iter().skip(skip).cloned().collect())
     }
 
     /// A receiver that wakes on every change.

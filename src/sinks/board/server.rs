@@ -21,8 +21,8 @@ use axum::routing::{get, post};
 use futures_util::stream::Stream;
 use serde::{Deserialize, Serialize};
 
-use super::state::{BoardEvent, PatientPage, PatientRow};
-use super::{AckRefused, Board, pages};
+use super::state::{PatientPage, PatientRow};
+use super::{AckRefused, Board, Published, pages};
 
 /// Longest name and note an acknowledgement takes.
 const MAX_BY: usize = 80;
@@ -220,8 +220,8 @@ async fn events(
         (board, rx, last, std::collections::VecDeque::new()),
         |(board, mut rx, mut last, mut pending)| async move {
             loop {
-                if let Some((id, ms, event)) = pending.pop_front() {
-                    return Some((Ok(sse(id, ms, &event)), (board, rx, last, pending)));
+                if let Some(published) = pending.pop_front() {
+                    return Some((Ok(sse(&published)), (board, rx, last, pending)));
                 }
                 match board.since(last) {
                     None => {
@@ -230,7 +230,7 @@ async fn events(
                         return Some((Ok(reset), (board, rx, last, pending)));
                     }
                     Some(events) if !events.is_empty() => {
-                        last = events.last().map_or(last, |(id, _, _)| *id);
+                        last = events.last().map_or(last, |p| p.id);
                         pending.extend(events);
                         continue;
                     }
@@ -245,13 +245,12 @@ async fn events(
 
 /// One change as an SSE event; the comment says when the board applied it (ms since the
 /// epoch), for a client to measure its latency.
-fn sse(id: u64, applied_ms: u64, event: &BoardEvent) -> Event {
-    let data = serde_json::to_string(event).unwrap_or_else(|_| "null".to_owned());
+fn sse(p: &Published) -> Event {
     Event::default()
-        .event(event.name())
-        .id(id.to_string())
-        .comment(format!("applied {applied_ms}"))
-        .data(data)
+        .event(p.name)
+        .id(p.id.to_string())
+        .comment(format!("applied {}", p.applied_ms))
+        .data(&*p.json)
 }
 
 async fn script() -> Response {

@@ -1,0 +1,21 @@
+// One browser on the board's overview for a duration: when the page showed each change
+// (window.vigilApplied, set by board.js once the swapped-in rows are in the DOM).
+// Usage: node browser.mjs URL SECONDS
+import { chromium } from "../../tests/browser/node_modules/playwright-core/index.mjs";
+
+const [url, seconds] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: process.env.VIGIL_CHROMIUM || "/usr/bin/chromium",
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  await page.goto(url);
+  await page.waitForTimeout(Number(seconds) * 1000);
+  const applied = await page.evaluate(() => window.vigilApplied);
+  const rows = await page.locator("#patients tbody tr").count();
+  console.log(JSON.stringify({ rows, applied }));
+} finally {
+  await browser.close();
+}
