@@ -89,7 +89,8 @@ pub struct RunArgs {
     /// login yet): the overview at http://ADDR/, each patient's page, a JSON API
     /// (/api/patients, /api/patients/ID, /api/wards), the live stream /events, and
     /// acknowledgements, which take effect at the watermark and are recorded with --archive.
-    /// Overrides the pipeline's [board] section.
+    /// When the input ends the board stays up, until Ctrl-C or SIGTERM. Overrides the
+    /// pipeline's [board] section.
     #[arg(long, value_name = "ADDR")]
     pub board: Option<std::net::SocketAddr>,
 
@@ -122,6 +123,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             ),
         }
     }
+    let stop = stop_on_signals()?;
+    let board = start_board(args.board.or(config.board.as_ref().map(|b| b.listen)))?;
+    if board.is_some() && args.archive.is_none() {
+        eprintln!(
+            "vigil: acknowledgements made on the board apply to this run only: with --archive DIR \
+             they are recorded (DIR/acks.jsonl) for a resumed run and a replay"
+        );
+    }
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         input: args.input.clone(),
@@ -131,7 +140,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         late: args.late.clone(),
         archive: args.archive.clone(),
         acknowledgements: args.acknowledgements.clone(),
-        stop: Some(stop_on_signals()?),
+        stop: Some(stop.clone()),
         exit_when_idle: args.exit_when_idle,
         flush_every: Some(args.flush_every),
         speed: args.speed,
@@ -141,7 +150,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             _ => std::io::stderr().is_terminal(),
         },
         quiet: args.quiet,
-        board: start_board(args.board.or(config.board.as_ref().map(|b| b.listen)))?,
+        board: board.clone(),
     };
     let summary = pipeline::run(&config, &options)
         .with_context(|| format!("pipeline {}", args.pipeline.display()))?;
@@ -149,6 +158,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}", serde_json::to_string(&summary)?);
     } else {
         eprint!("{}", human_summary(&summary, &options));
+    }
+    if board.is_some() {
+        // The input ended: the board stays up to be read, until Ctrl-C or SIGTERM.
+        if !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("vigil: the run is over; the board stays up until Ctrl-C");
+        }
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,9 @@
   window.vigilApplied = [];
 
   const events = new EventSource("/events?since=" + encodeURIComponent(body.dataset.lastId));
-  events.onopen = () => { status.textContent = "live"; };
+  // A board whose run is over says so, and keeps saying it.
+  const over = status.textContent !== "live";
+  events.onopen = () => { if (!over) status.textContent = "live"; };
   events.onerror = () => { status.textContent = "⚠ connection lost: reconnecting…"; };
   events.addEventListener("reset", () => location.reload());
   events.addEventListener("wards", async (e) => {
