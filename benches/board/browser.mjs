@@ -1,14 +1,10 @@
 // One browser on the board's overview for a duration: when the page showed each change
 // (window.vigilApplied, set by board.js once the swapped-in rows are in the DOM).
 // Usage: node browser.mjs URL SECONDS
-import { chromium } from "../../tests/browser/node_modules/playwright-core/index.mjs";
+import { launch } from "../../tests/browser/chromium.mjs";
 
 const [url, seconds] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.VIGIL_CHROMIUM || "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(url);

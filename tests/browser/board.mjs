@@ -3,15 +3,10 @@
 // their page, acknowledges the alert, and waits until the board shows the acknowledgement
 // (which has gone through the engine). Screenshots go to OUT_DIR; a JSON line on stdout says
 // what it did. Usage: node board.mjs URL OUT_DIR
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const [url, out] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.VIGIL_CHROMIUM || "/usr/bin/chromium",
-  // Without the background-networking flags Chromium keeps trying the closed network.
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   await page.goto(url);

@@ -88,14 +88,20 @@ async fn overview(State(board): Shared) -> Html<String> {
 }
 
 async fn patient_page(State(board): Shared, Path(id): Path<String>) -> Response {
-    match board.read(|s| pages::patient(s, &id)) {
-        Some(html) => Html(html).into_response(),
-        None => not_found(&format!("no patient {id} on the board")),
-    }
+    patient_html(&board, &id, pages::patient)
 }
 
 async fn patient_fragment(State(board): Shared, Path(id): Path<String>) -> Response {
-    match board.read(|s| pages::patient_main(s, &id)) {
+    patient_html(&board, &id, pages::patient_main)
+}
+
+/// A page of patient `id` rendered by `render`, or a 404 that names them.
+fn patient_html(
+    board: &Board,
+    id: &str,
+    render: fn(&super::BoardState, &str) -> Option<String>,
+) -> Response {
+    match board.read(|s| render(s, id)) {
         Some(html) => Html(html).into_response(),
         None => not_found(&format!("no patient {id} on the board")),
     }
