@@ -293,3 +293,50 @@ fn check_stream_resumes(base: &str) {
     let resumed = events(base, 3, 3);
     assert_eq!(resumed, first[3..].to_vec());
 }
+
+/// Patients per band per ward come from the dataflow's join of bands with the registry's
+/// wards, each ward from its row's time: a patient who moves is counted on the new ward only.
+#[test]
+fn a_patient_who_moves_ward_is_counted_on_the_new_ward_only() {
+    use vigil::config::PipelineConfig;
+    use vigil::pipeline::{self, RunOptions};
+    let dir = scratch("board_wards");
+    let registry = dir.join("registry.csv");
+    std::fs::write(
+        &registry,
+        "patient,ward,scale,from\nsim-00000,4A,1,\nsim-00000,4B,1,2026-01-05T04:00:00Z\n\
+         sim-00001,4A,1,\nsim-00002,4A,1,\nsim-00003,4A,1,\n",
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(demo())
+        .unwrap()
+        .replace("patients = 50", "patients = 4")
+        .replace("hours = 24", "hours = 8")
+        .replace(
+            "\"demo-registry.csv\"",
+            &format!("{:?}", registry.display().to_string()),
+        );
+    let config = PipelineConfig::parse(&text, demo().parent()).unwrap();
+    let board = std::sync::Arc::new(vigil::sinks::board::Board::default());
+    let options = RunOptions {
+        quiet: true,
+        board: Some(board.clone()),
+        ..RunOptions::default()
+    };
+    pipeline::run(&config, &options).unwrap();
+    let (rows, wards) = board.read(|s| (s.patients(), s.wards()));
+    let moved = rows.iter().find(|r| r.patient == "sim-00000").unwrap();
+    assert_eq!(moved.ward.as_deref(), Some("4B"));
+    assert!(
+        moved.band.is_some(),
+        "the mover has a band to count: {moved:?}"
+    );
+    let total =
+        |w: &vigil::sinks::board::state::WardCounts| w.high + w.medium + w.low_medium + w.low;
+    let on = |ward: &str| wards.iter().find(|w| w.ward == ward).map_or(0, total);
+    assert_eq!(on("4B"), 1, "{wards:?}");
+    let banded_4a = rows
+        .iter()
+        .filter(|r| r.ward.as_deref() == Some("4A") && r.band.is_some());
+    assert_eq!(on("4A"), banded_4a.count() as i64, "{wards:?}");
+}
