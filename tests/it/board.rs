@@ -32,17 +32,7 @@ fn browser_tools() -> Option<PathBuf> {
 
 /// The demo's pipeline, its paths made absolute, its alerts to `dir/live.jsonl`.
 fn pipeline(dir: &Path) -> PathBuf {
-    let pipelines = demo().parent().unwrap().to_owned();
-    let text = std::fs::read_to_string(demo()).unwrap();
-    let text = text
-        .replace(
-            "\"../models/",
-            &format!("\"{}/../models/", pipelines.display()),
-        )
-        .replace(
-            "\"demo-registry.csv\"",
-            &format!("\"{}/demo-registry.csv\"", pipelines.display()),
-        );
+    let text = crate::demo_text();
     let head = &text[..text.find("[[sinks]]").unwrap()];
     let path = dir.join("board.toml");
     let sinks = format!(

@@ -517,14 +517,10 @@ fn what_the_listener_acknowledged_survives_a_hang_up_mid_frame_and_a_kill_9() {
 
 /// The demo pipeline with its model and alert file where they are, and `sinks` appended.
 fn demo_with(dir: &Path, sinks: &str) -> PathBuf {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let text = std::fs::read_to_string(demo())
-        .unwrap()
-        .replace("\"../models/", &format!("\"{root}/models/"))
-        .replace(
-            "\"../target/demo-alerts.jsonl\"",
-            &format!("{:?}", dir.join("demo-alerts.jsonl")),
-        );
+    let text = crate::demo_text().replace(
+        "\"../target/demo-alerts.jsonl\"",
+        &format!("{:?}", dir.join("demo-alerts.jsonl")),
+    );
     let path = dir.join("pipeline.toml");
     std::fs::write(&path, format!("{text}\n{sinks}")).unwrap();
     path

@@ -93,6 +93,19 @@ pub fn demo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pipelines/demo.toml")
 }
 
+/// The demo pipeline's text with the paths it reads (its model, its registry) made absolute,
+/// for a test to write a variant of it elsewhere.
+pub fn demo_text() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::read_to_string(demo())
+        .unwrap()
+        .replace("\"../models/", &format!("\"{root}/models/"))
+        .replace(
+            "\"demo-registry.csv\"",
+            &format!("\"{root}/pipelines/demo-registry.csv\""),
+        )
+}
+
 /// (rows, distinct (patient, device, vital, time) keys) in an archive.
 pub fn archive_rows_and_keys(archive: &std::path::Path) -> (usize, usize) {
     let mut keys = std::collections::HashSet::new();

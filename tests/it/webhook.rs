@@ -9,13 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{demo, free_port, python_with, read_lines, scratch, vigil, wait_for_port};
+use crate::{free_port, python_with, read_lines, scratch, vigil, wait_for_port};
 
 /// The demo's pipeline with its sinks replaced by `sinks` (TOML), written into `dir`.
 fn pipeline(dir: &Path, name: &str, sinks: &str) -> PathBuf {
-    let text = std::fs::read_to_string(demo()).unwrap();
-    let models = demo().parent().unwrap().join("../models");
-    let text = text.replace("\"../models/", &format!("\"{}/", models.display()));
+    let text = crate::demo_text();
     let head = &text[..text.find("[[sinks]]").unwrap()];
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, format!("{head}{sinks}")).unwrap();
