@@ -7,6 +7,7 @@
 
 pub mod alerting;
 pub mod archive;
+pub mod audit;
 pub mod bench;
 pub mod component;
 pub mod config;

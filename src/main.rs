@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(&args),
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
+        Command::Audit(args) => cli::audit::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Argument definitions for every subcommand, and their exit codes.
 
+pub mod audit;
 pub mod bench;
 pub mod evaluate;
 pub mod inspect;
@@ -54,4 +55,5 @@ pub enum Command {
     Train(train::TrainArgs),
     Evaluate(evaluate::EvaluateArgs),
     Bench(bench::BenchArgs),
+    Audit(audit::AuditArgs),
 }
