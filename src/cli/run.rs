@@ -94,6 +94,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub board: Option<std::net::SocketAddr>,
 
+    /// Record every acknowledgement made on the board in the audit trail FILE before it takes
+    /// effect: append-only, each record chained to the one before by its SHA-256, the head in
+    /// FILE.head; `vigil audit verify FILE` checks it. A trail that does not verify is refused.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+
     /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     pub speed: Option<f64>,
@@ -124,7 +130,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let stop = stop_on_signals()?;
-    let board = start_board(args.board.or(config.board.as_ref().map(|b| b.listen)))?;
+    let board = start_board(
+        args.board.or(config.board.as_ref().map(|b| b.listen)),
+        args.audit.as_deref(),
+    )?;
     if board.is_some() && args.archive.is_none() {
         eprintln!(
             "vigil: acknowledgements made on the board apply to this run only: with --archive DIR \
@@ -174,14 +183,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
 /// Starts the ward board's server at `addr`, if asked.
 fn start_board(
     addr: Option<std::net::SocketAddr>,
+    audit: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<std::sync::Arc<vigil::sinks::board::Board>>> {
+    use vigil::sinks::board::Board;
     let Some(addr) = addr else {
+        if audit.is_some() {
+            anyhow::bail!("--audit records what is done on the board: give --board ADDR too");
+        }
         return Ok(None);
     };
     if let Some(why) = vigil::sinks::board::BoardConfig::refuse(addr) {
         anyhow::bail!("--board {addr}: {why}");
     }
-    let board = std::sync::Arc::new(vigil::sinks::board::Board::default());
+    let board = match audit {
+        Some(path) => Board::with_audit(vigil::audit::AuditLog::open(path)?),
+        None => Board::default(),
+    };
+    let board = std::sync::Arc::new(board);
     let running = vigil::sinks::board::server::serve(addr, std::sync::Arc::clone(&board))
         .with_context(|| format!("the ward board cannot listen at {addr}"))?;
     eprintln!("vigil: ward board at http://{}/", running.addr);

@@ -142,6 +142,7 @@ fn a_clinician_sees_a_deterioration_acknowledges_it_and_a_replay_applies_it_at_t
         ])
         .args(["--board", &format!("127.0.0.1:{port}"), "--speed", "300"])
         .args(["--archive", archive.to_str().unwrap()])
+        .args(["--audit", dir.join("audit.jsonl").to_str().unwrap()])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -194,6 +195,33 @@ fn a_clinician_sees_a_deterioration_acknowledges_it_and_a_replay_applies_it_at_t
         .map(str::to_owned)
         .collect();
     assert_replay_gives(&archive, &dir.join("replay.jsonl"), &live);
+    check_audit(&dir.join("audit.jsonl"), alert);
+}
+
+/// The acknowledgement is in the audit trail, which verifies, and stops verifying when its
+/// record is edited or cut off.
+fn check_audit(trail: &Path, alert: &str) {
+    let verify = || crate::vigil(&["audit", "verify", trail.to_str().unwrap()]);
+    let intact = verify();
+    assert!(
+        intact.status.success(),
+        "{}",
+        String::from_utf8_lossy(&intact.stderr)
+    );
+    assert!(String::from_utf8_lossy(&intact.stdout).contains("intact: 1 records"));
+    let records = crate::read_lines(trail);
+    assert_eq!(records[0]["who"], "Dr Test");
+    assert_eq!(records[0]["action"], "acknowledged");
+    assert!(records[0]["what"].as_str().unwrap().contains(alert));
+    let text = std::fs::read_to_string(trail).unwrap();
+    std::fs::write(trail, text.replace("Dr Test", "Dr Evil")).unwrap();
+    let edited = verify();
+    assert_eq!(edited.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&edited.stderr).into_owned();
+    assert!(said.contains("line 1: record 1 was edited"), "{said}");
+    std::fs::write(trail, "").unwrap();
+    let said = String::from_utf8_lossy(&verify().stderr).into_owned();
+    assert!(said.contains("the last 1 were cut off"), "{said}");
 }
 
 /// The JSON API: the overview as documented, a patient with the acknowledged alert, ward

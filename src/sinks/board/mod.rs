@@ -56,6 +56,8 @@ pub struct Board {
     changed: tokio::sync::watch::Sender<u64>,
     /// Where acknowledgements go; set once the run starts.
     acks: OnceLock<Arc<LiveAcks>>,
+    /// Where every acknowledgement is recorded first, when the run keeps an audit trail.
+    audit: Option<Mutex<crate::audit::AuditLog>>,
 }
 
 #[derive(Debug, Default)]
@@ -87,6 +89,8 @@ pub enum AckRefused {
     Unknown,
     /// The run is over (or has not started): nothing would apply it.
     Closed,
+    /// The audit trail could not record it, so it was not made.
+    Unrecorded(String),
 }
 
 impl Default for Board {
@@ -95,11 +99,20 @@ impl Default for Board {
             inner: Mutex::default(),
             changed: tokio::sync::watch::Sender::new(0),
             acks: OnceLock::new(),
+            audit: None,
         }
     }
 }
 
 impl Board {
+    /// A board that records every acknowledgement in `audit` before it takes effect.
+    pub fn with_audit(audit: crate::audit::AuditLog) -> Board {
+        Board {
+            audit: Some(Mutex::new(audit)),
+            ..Board::default()
+        }
+    }
+
     /// The run starts: the registry's wards (patient → ward), and where acknowledgements go.
     pub fn attach(&self, wards: HashMap<String, String>, acks: Arc<LiveAcks>) {
         let mut inner = self.lock();
@@ -209,7 +222,16 @@ impl Board {
             note,
         };
         drop(inner);
-        self.acks.get().ok_or(AckRefused::Closed)?.push(request);
+        let acks = self.acks.get().ok_or(AckRefused::Closed)?;
+        if let Some(audit) = &self.audit {
+            // Recorded before it can take effect: an act the trail lacks did not happen.
+            let what = format!("alert {} of {}", request.alert, request.patient.as_str());
+            let mut audit = audit.lock().unwrap_or_else(|e| e.into_inner());
+            audit
+                .record(&request.by, "acknowledged", &what)
+                .map_err(|e| AckRefused::Unrecorded(e.to_string()))?;
+        }
+        acks.push(request);
         Ok(())
     }
 

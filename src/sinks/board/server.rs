@@ -201,6 +201,10 @@ async fn api_ack(
             StatusCode::SERVICE_UNAVAILABLE,
             "the run is over: nothing would apply the acknowledgement",
         ),
+        Err(AckRefused::Unrecorded(why)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("not acknowledged: the audit trail could not record it: {why}"),
+        ),
     }
 }
 
