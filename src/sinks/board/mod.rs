@@ -188,7 +188,8 @@ impl Board {
             .published
             .front()
             .map_or(inner.state.last_id() + 1, |p| p.id);
-        if id + 1 < first {
+        // Evicted, or an id from before a restart (ids start again at 1): reload.
+        if id + 1 < first || id > inner.state.last_id() {
             return None;
         }
         let skip = inner.published.partition_point(|p| p.id <= id);
@@ -245,4 +246,54 @@ fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::Evidence;
+    use crate::observation::EventTime;
+
+    fn update(t: i64, hr: f64) -> crate::alerting::Alert {
+        let s = crate::news2::score_of(16.0, hr, Some(37.0));
+        crate::rules::news2::policy::score_update(
+            "p1",
+            EventTime::from_micros(t),
+            &s,
+            None,
+            Evidence::of(&s, [None; 7]),
+        )
+    }
+
+    #[test]
+    fn a_client_resumes_after_its_last_id_and_reloads_after_a_restart() {
+        let board = Board::default();
+        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None)));
+        board.apply(&[update(1, 60.0), update(2, 95.0), update(3, 135.0)]);
+        let after: Vec<u64> = board.since(1).unwrap().iter().map(|p| p.id).collect();
+        assert_eq!(after, [2, 3]);
+        assert!(board.since(3).unwrap().is_empty());
+        let event: serde_json::Value =
+            serde_json::from_str(&board.since(2).unwrap()[0].json).unwrap();
+        assert_eq!(event["patient"], "p1");
+        // A browser that was following an earlier run's board (ids start again at 1).
+        assert!(board.since(40).is_none());
+    }
+
+    #[test]
+    fn an_acknowledgement_of_an_unknown_alert_or_after_the_run_is_refused() {
+        let board = Board::default();
+        let acks = Arc::new(LiveAcks::new(None));
+        board.attach(HashMap::new(), Arc::clone(&acks));
+        assert_eq!(
+            board.acknowledge("nope", "a".into(), String::new()),
+            Err(AckRefused::Unknown)
+        );
+        board.close();
+        assert_eq!(
+            board.acknowledge("nope", "a".into(), String::new()),
+            Err(AckRefused::Closed)
+        );
+        assert!(acks.take(0).unwrap().is_empty());
+    }
 }
