@@ -26,6 +26,9 @@ pub mod state;
 pub use sink::BoardSink;
 pub use state::BoardState;
 
+/// Changes the live stream can replay.
+pub const LOG_CAPACITY: usize = 100_000;
+
 /// The `[board]` section.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,8 +144,8 @@ impl Board {
         let before = inner.state.last_id();
         f(&mut inner.state);
         let last = inner.state.last_id();
-        for (id, event) in inner.state.since(before).unwrap_or_default() {
-            if inner.published.len() == state::LOG_CAPACITY {
+        for (id, event) in inner.state.take_changes() {
+            if inner.published.len() == LOG_CAPACITY {
                 inner.published.pop_front();
             }
             let json = serde_json::to_string(&event).unwrap_or_else(|_| "null".to_owned());
@@ -278,6 +281,32 @@ mod tests {
         assert_eq!(event["patient"], "p1");
         // A browser that was following an earlier run's board (ids start again at 1).
         assert!(board.since(40).is_none());
+    }
+
+    #[test]
+    fn the_live_log_replays_from_any_id_and_says_when_it_cannot() {
+        let board = Board::default();
+        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None)));
+        let updates: Vec<_> = (0..5).map(|t| update(t, 60.0 + t as f64)).collect();
+        board.apply(&updates);
+        assert_eq!(
+            board.read(|s| s.last_id()),
+            5,
+            "one change per score update"
+        );
+        let after = board.since(3).unwrap();
+        assert_eq!(after.iter().map(|p| p.id).collect::<Vec<_>>(), [4, 5]);
+        assert!(after.iter().all(|p| p.name == "patient"));
+        assert!(board.since(5).unwrap().is_empty());
+        let more: Vec<_> = (0..LOG_CAPACITY as i64)
+            .map(|t| update(10 + t, 60.0 + (t % 20) as f64))
+            .collect();
+        board.apply(&more);
+        assert!(board.since(3).is_none(), "evicted: the client reloads");
+        let last = board.read(|s| s.last_id());
+        assert!(board.since(last - 1).is_some());
+        let history = board.read(|s| s.patient("p1").map(|(_, page)| page.history.len()));
+        assert_eq!(history, Some(state::HISTORY));
     }
 
     #[test]

@@ -1,14 +1,14 @@
 //! What the ward board shows, built from the board-state stream alone: every patient's latest
 //! NEWS2 (band, total and its bounds, what is stale or missing), the model's risk, devices
 //! offline, a bounded history for the sparkline and the charts, and the alerts with their
-//! acknowledgements; and the numbered log of changes the live stream (`/events`) replays from
-//! any `Last-Event-ID`.
+//! acknowledgements; and each change, numbered, for the live stream (`/events`), whose log
+//! ([`super::Board`]'s) replays them from any `Last-Event-ID`.
 //!
 //! Invariants: state changes only through [`BoardState::apply`], in the sinks' deterministic
 //! order, so a replay rebuilds the same board; every change is one numbered [`BoardEvent`]
-//! (ids rise by one), and the log keeps the last [`LOG_CAPACITY`], so a browser that was away
-//! for less than that misses nothing; history per patient is bounded ([`HISTORY`],
-//! [`ALERTS_KEPT`]), so the board's memory grows with patients, not with time.
+//! (ids rise by one), handed over once by [`BoardState::take_changes`]; history per patient is
+//! bounded ([`HISTORY`], [`ALERTS_KEPT`]), so the board's memory grows with patients, not with
+//! time.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -17,8 +17,6 @@ use serde::Serialize;
 use crate::alerting::{Alert, AlertEvent, AlertKind, Severity};
 use crate::news2::Band;
 
-/// Changes the live stream can replay.
-pub const LOG_CAPACITY: usize = 100_000;
 /// Score points kept per patient (a day at one every 5 minutes).
 pub const HISTORY: usize = 288;
 /// Alerts kept per patient.
@@ -132,7 +130,8 @@ pub struct BoardState {
     wards: HashMap<String, String>,
     rows: BTreeMap<String, PatientRow>,
     pages: HashMap<String, PatientPage>,
-    log: VecDeque<(u64, BoardEvent)>,
+    /// Changes not yet taken by [`BoardState::take_changes`].
+    changes: Vec<(u64, BoardEvent)>,
     next_id: u64,
     counts: BTreeMap<String, WardCounts>,
 }
@@ -178,10 +177,7 @@ impl BoardState {
     }
 
     fn push(&mut self, event: BoardEvent) {
-        if self.log.len() == LOG_CAPACITY {
-            self.log.pop_front();
-        }
-        self.log.push_back((self.next_id, event));
+        self.changes.push((self.next_id, event));
         self.next_id += 1;
     }
 
@@ -190,14 +186,9 @@ impl BoardState {
         self.next_id.saturating_sub(1)
     }
 
-    /// The changes after `id`, oldest first; `None` when some of them have left the log (the
-    /// client must reload the overview).
-    pub fn since(&self, id: u64) -> Option<Vec<(u64, BoardEvent)>> {
-        let first = self.log.front().map_or(self.next_id, |(i, _)| *i);
-        if id + 1 < first {
-            return None;
-        }
-        Some(self.log.iter().filter(|(i, _)| *i > id).cloned().collect())
+    /// The changes since the last call, oldest first, each with its id.
+    pub fn take_changes(&mut self) -> Vec<(u64, BoardEvent)> {
+        std::mem::take(&mut self.changes)
     }
 
     /// Takes changes of the patients per band per ward (`+1` a patient came into the band on
