@@ -89,20 +89,34 @@ fn feed_registry(
     input: &mut differential_dataflow::input::InputSession<i64, (Identifier, Prescribed), isize>,
     rows: &[crate::registry::Prescription],
 ) {
-    let mut rows: Vec<&crate::registry::Prescription> = rows.iter().collect();
-    rows.sort_by_key(|r| r.from.map_or(i64::MIN, EventTime::micros));
-    let mut current: std::collections::HashMap<(&Identifier, Option<&Identifier>), &Prescribed> =
-        std::collections::HashMap::new();
-    for row in rows {
-        let time = row.from.map_or(i64::MIN, EventTime::micros);
+    let rows = rows.iter().map(|row| {
         let what = match &row.prescribed {
             Prescribed::Scale(_) => None,
-            Prescribed::Schedule(s) => Some(&s.medication),
+            Prescribed::Schedule(s) => Some(s.medication.clone()),
         };
-        if let Some(previous) = current.insert((&row.patient, what), &row.prescribed) {
-            input.update_at((row.patient.clone(), previous.clone()), time, -1);
+        let time = row.from.map_or(i64::MIN, EventTime::micros);
+        (time, (row.patient.clone(), what), row.prescribed.clone())
+    });
+    feed_latest(rows.collect(), |(patient, _), prescribed, time, diff| {
+        input.update_at((patient.clone(), prescribed), time, diff)
+    });
+}
+
+/// Feeds a value that changes over time, per key, from rows `(time, key, value)`: in time
+/// order (a file's order within a time), each row adds its value from its time on and retracts
+/// the key's value before it, through `update(key, value, time, diff)`.
+pub(crate) fn feed_latest<K: std::hash::Hash + Eq, V: Clone>(
+    mut rows: Vec<(i64, K, V)>,
+    mut update: impl FnMut(&K, V, i64, isize),
+) {
+    rows.sort_by_key(|(time, _, _)| *time);
+    let mut current: std::collections::HashMap<K, V> = std::collections::HashMap::new();
+    for (time, key, value) in rows {
+        if let Some(previous) = current.get(&key) {
+            update(&key, previous.clone(), time, -1);
         }
-        input.update_at((row.patient.clone(), row.prescribed.clone()), time, 1);
+        update(&key, value.clone(), time, 1);
+        current.insert(key, value);
     }
 }
 

@@ -21,24 +21,17 @@ pub type WardsInput = differential_dataflow::input::InputSession<i64, (String, S
 /// Feeds each patient's ward from the registry rows, each change at its row's tick: the
 /// ward before it is retracted then.
 pub fn feed_wards(input: &mut WardsInput, rows: &[crate::registry::Prescription], tick_us: i64) {
-    let mut rows: Vec<&crate::registry::Prescription> =
-        rows.iter().filter(|r| r.ward.is_some()).collect();
-    rows.sort_by_key(|r| r.from.map_or(i64::MIN, |t| t.micros()));
-    let mut current: FastMap<&str, &str> = FastMap::default();
-    for row in rows {
-        let (Some(ward), patient) = (row.ward.as_deref(), row.patient.as_str()) else {
-            continue;
+    let rows = rows.iter().filter_map(|row| {
+        let time = row.from.map_or(i64::MIN, |t| t.micros());
+        Some((time, row.patient.as_str().to_owned(), row.ward.clone()?))
+    });
+    super::feed_latest(rows.collect(), |patient, ward, time, diff| {
+        let tick = match time {
+            i64::MIN => i64::MIN,
+            us => us.div_euclid(tick_us.max(1)),
         };
-        let tick = row
-            .from
-            .map_or(i64::MIN, |t| t.micros().div_euclid(tick_us.max(1)));
-        match current.insert(patient, ward) {
-            Some(previous) if previous == ward => continue,
-            Some(previous) => input.update_at((patient.to_owned(), previous.to_owned()), tick, -1),
-            None => {}
-        }
-        input.update_at((patient.to_owned(), ward.to_owned()), tick, 1);
-    }
+        input.update_at((patient.clone(), ward), tick, diff)
+    });
 }
 
 /// Counts the patients of each band on each ward into `board`.
