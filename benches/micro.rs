@@ -226,10 +226,38 @@ fn parquet_encode(c: &mut Criterion) {
                 black_box(&rows),
                 "kafka:vitals",
                 None,
+                None,
                 Vec::with_capacity(1 << 20),
             )
         })
     });
+    // The cost of encryption at rest (`--archive-key`): the same rows, AES-256-GCM, uniform.
+    let key = archive::ArchiveKey::from_bytes([7; archive::key::KEY_BYTES]);
+    group.bench_function("encode_parquet_encrypted", |b| {
+        b.iter(|| {
+            archive::encode(
+                black_box(&rows),
+                "kafka:vitals",
+                None,
+                Some(&key),
+                Vec::with_capacity(1 << 20),
+            )
+        })
+    });
+    let dir = std::env::temp_dir().join(format!("vigil-bench-archive-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    for (name, key) in [
+        ("read_parquet", None),
+        ("read_parquet_encrypted", Some(&key)),
+    ] {
+        let path = dir.join(format!("{name}.parquet"));
+        let file = std::fs::File::create(&path).expect("a temporary file");
+        archive::encode(&rows, "kafka:vitals", None, key, file).expect("encoded");
+        group.bench_function(name, |b| {
+            b.iter(|| archive::read_file_of(black_box(&path), None, key).expect("read back"))
+        });
+    }
+    let _ = std::fs::remove_dir_all(&dir);
     group.finish();
 }
 

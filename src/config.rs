@@ -47,6 +47,8 @@ pub struct PipelineConfig {
     pub sinks: Vec<SinkConfig>,
     /// The ward board, when the pipeline serves one (`vigil run --board` overrides it).
     pub board: Option<crate::sinks::board::BoardConfig>,
+    /// How the archive is kept (`vigil run --archive-key` overrides its key).
+    pub archive: ArchiveConfig,
     /// Timely workers (threads) in this process.
     pub workers: usize,
     /// The pipeline file as written: an archive keeps it (see [`crate::archive::write_metadata`]).
@@ -241,6 +243,15 @@ impl Default for RemindersConfig {
     }
 }
 
+/// How a run's archive (`vigil run --archive DIR`) is kept.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArchiveConfig {
+    /// Encrypt every Parquet file of the archive with the key in this file (base64, 32 bytes;
+    /// `vigil key new FILE` writes one). Relative to the pipeline file.
+    pub key_file: Option<PathBuf>,
+}
+
 /// The patient registry: ward and SpO2 scale per patient, from a CSV file
 /// (`patient,ward,scale,from`).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -271,7 +282,7 @@ pub enum LoadError {
 }
 
 /// The sections that can appear at the top level, for the "unknown section" message.
-const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, devices, registry, risk, sinks, board, workers";
+const SECTIONS: &str = "source, time, windows, staleness, news2, alerts, glucose, medication, devices, registry, risk, sinks, board, archive, workers";
 
 impl PipelineConfig {
     /// Reads and validates a pipeline file.
@@ -306,6 +317,7 @@ impl PipelineConfig {
         let mut alerts = AlertsConfig::default();
         let mut registry = None;
         let mut board: Option<crate::sinks::board::BoardConfig> = None;
+        let mut archive = ArchiveConfig::default();
         let mut risk: Option<RiskConfig> = None;
         let mut rules = crate::rules::RuleSettings::default();
         let mut sinks = vec![SinkConfig::Console(Default::default())];
@@ -340,6 +352,7 @@ impl PipelineConfig {
                         });
                     }
                 }
+                "archive" => archive = read!().unwrap_or_default(),
                 "risk" => risk = read!(),
                 "glucose" => {
                     if let Some(glucose) = read!() {
@@ -521,6 +534,7 @@ impl PipelineConfig {
             rules,
             sinks,
             board,
+            archive,
             workers,
             text: text.to_owned(),
         };
@@ -568,6 +582,9 @@ impl PipelineConfig {
         }
         if let Some(risk) = &mut self.risk {
             resolve(&mut risk.model);
+        }
+        if let Some(key) = &mut self.archive.key_file {
+            resolve(key);
         }
         for sink in &mut self.sinks {
             sink.kind_mut().resolve_paths(base);
@@ -699,6 +716,22 @@ mod tests {
         }
         assert_eq!(Dur::secs(5400).to_string(), "90m");
         assert_eq!(Dur::secs(7200).to_string(), "2h");
+    }
+
+    #[test]
+    fn the_archive_key_file_is_relative_to_the_pipeline_and_stays_out_of_its_copy() {
+        let text = "[source]\nkind = \"simulator\"\n[archive]\nkey_file = \"keys/archive.key\"\n";
+        let c = PipelineConfig::parse(text, Some(Path::new("/etc/vigil"))).unwrap();
+        assert_eq!(
+            c.archive.key_file.as_deref(),
+            Some(Path::new("/etc/vigil/keys/archive.key"))
+        );
+        // A replay is given its key: the archive's copy of the pipeline does not say where
+        // the key is kept.
+        assert!(!crate::archive::pipeline_for_replay(text).contains("key_file"));
+        let p = problems("[source]\nkind = \"simulator\"\n[archive]\nkey = \"abc\"\n");
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].1.contains("key_file"), "{p:?}");
     }
 
     #[test]

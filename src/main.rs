@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
         Command::Audit(args) => cli::audit::run(&args),
+        Command::Key(args) => cli::key::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -85,6 +86,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
             || cause
                 .downcast_ref::<vigil::risk::model::ModelError>()
                 .is_some()
+            || cause.downcast_ref::<vigil::archive::KeyError>().is_some()
         {
             return cli::EXIT_CONFIG;
         }

@@ -19,7 +19,7 @@
 //! far is durable.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,7 +28,9 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef};
 
-use super::{ALERTS, ArchiveError, DAY_US, date_of, format_err, io, write_parquet, write_whole};
+use super::{
+    ALERTS, ArchiveError, ArchiveKey, DAY_US, date_of, format_err, io, write_parquet, write_whole,
+};
 use crate::alerting::Alert;
 
 /// The alerts dataset's Arrow schema.
@@ -56,11 +58,13 @@ pub struct AlertsWriter {
     /// By UTC day number.
     buffered: BTreeMap<i64, Vec<Alert>>,
     written: u64,
+    /// Every file is encrypted with it, when there is one.
+    key: Option<Arc<ArchiveKey>>,
 }
 
 impl AlertsWriter {
-    /// The alerts dataset of the archive under `dir`.
-    pub fn new(dir: &Path) -> AlertsWriter {
+    /// The alerts dataset of the archive under `dir`, encrypted with `key` when there is one.
+    pub fn new(dir: &Path, key: Option<Arc<ArchiveKey>>) -> AlertsWriter {
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
@@ -70,6 +74,7 @@ impl AlertsWriter {
             seq: 0,
             buffered: BTreeMap::new(),
             written: 0,
+            key,
         }
     }
 
@@ -101,7 +106,7 @@ impl AlertsWriter {
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
             write_whole(&dir, &name, |file, tmp| {
                 let batch = to_batch(&alerts).map_err(|e| format_err(tmp, e))?;
-                write_parquet(&batch, file).map_err(|e| format_err(tmp, e))
+                write_parquet(&batch, self.key.as_deref(), file).map_err(|e| format_err(tmp, e))
             })?;
             self.written += alerts.len() as u64;
         }
@@ -109,13 +114,12 @@ impl AlertsWriter {
     }
 }
 
-/// The alerts in the alerts dataset of the archive under `dir` (from the files' footers).
-pub fn count(dir: &Path) -> Result<u64, ArchiveError> {
-    use parquet::file::reader::{FileReader, SerializedFileReader};
+/// The alerts in the alerts dataset of the archive under `dir` (from the files' footers,
+/// decrypted with `key`).
+pub fn count(dir: &Path, key: Option<&ArchiveKey>) -> Result<u64, ArchiveError> {
     let mut total = 0;
     for path in super::dataset_files(&dir.join(ALERTS))? {
-        let file = File::open(&path).map_err(io(&path))?;
-        let reader = SerializedFileReader::new(file).map_err(|e| format_err(&path, e))?;
+        let reader = super::open_parquet(&path, key)?;
         total += reader.metadata().file_metadata().num_rows() as u64;
     }
     Ok(total)

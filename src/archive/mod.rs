@@ -67,7 +67,7 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Int32Type, Schema, SchemaRef, TimeUnit};
 use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use thiserror::Error;
@@ -80,6 +80,9 @@ use crate::observation::{
 use crate::sources::Position;
 
 pub mod alerts;
+pub mod key;
+
+pub use key::{ArchiveKey, KeyError, KeyFile, KeyProvider};
 
 /// The observations dataset, under an archive's directory.
 pub const OBSERVATIONS: &str = "observations";
@@ -136,8 +139,9 @@ pub fn write_metadata(
     Ok(())
 }
 
-/// The pipeline text kept for replay: the same settings, with the source and sinks left out (a
-/// replay reads the archive and writes where it is told), and the risk model read from its copy
+/// The pipeline text kept for replay: the same settings, with the source, sinks and archive key
+/// left out (a replay reads the archive, with the key it is given, and writes where it is
+/// told), and the risk model read from its copy
 /// beside the archive ([`RISK_MODEL_FILE`]), so that a replay scores with the model the live
 /// run used even after `models/` has moved on; the registry likewise ([`REGISTRY_FILE`]).
 pub fn pipeline_for_replay(text: &str) -> String {
@@ -153,8 +157,10 @@ pub fn pipeline_for_replay(text: &str) -> String {
     for line in text.lines() {
         let trimmed = line.trim();
         if trimmed.starts_with('[') {
-            skipping =
-                trimmed == "[source]" || trimmed == "[[sinks]]" || trimmed.starts_with("[source.");
+            skipping = trimmed == "[source]"
+                || trimmed == "[[sinks]]"
+                || trimmed == "[archive]"
+                || trimmed.starts_with("[source.");
             section = trimmed;
         }
         if skipping {
@@ -270,19 +276,70 @@ pub(crate) fn write_whole(
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
-/// Writes `batch` as one Parquet file (zstd, dictionary-encoded strings) to `out`, and gives
-/// `out` back: the encoding of every dataset of the archive.
+/// Writes `batch` as one Parquet file (zstd, dictionary-encoded strings, encrypted with `key`
+/// when there is one) to `out`, and gives `out` back: the encoding of every dataset of the
+/// archive.
 pub(crate) fn write_parquet<W: std::io::Write + Send>(
     batch: &RecordBatch,
+    key: Option<&ArchiveKey>,
     out: W,
 ) -> Result<W, parquet::errors::ParquetError> {
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_dictionary_enabled(true)
-        .build();
+        .set_dictionary_enabled(true);
+    if let Some(key) = key {
+        // One page per column chunk: DuckDB (2.0) fails to authenticate the second and later
+        // data pages of a chunk written by the parquet crate ("Computed AES tag differs"),
+        // though pyarrow reads them; a file is one row group of at most a flush's rows, so a
+        // page is at most a few MB per column. With one page, a page index would say nothing
+        // the footer does not: leaving it out leaves no encrypted module a reader skips, so a
+        // changed byte anywhere fails to authenticate.
+        props = props
+            .with_file_encryption_properties(key.encryption()?)
+            .set_offset_index_disabled(true)
+            .set_statistics_enabled(parquet::file::properties::EnabledStatistics::Chunk)
+            .set_data_page_row_count_limit(usize::MAX)
+            .set_data_page_size_limit(usize::MAX)
+            .set_dictionary_page_size_limit(usize::MAX);
+    }
+    let props = props.build();
     let mut writer = ArrowWriter::try_new(out, batch.schema(), Some(props))?;
     writer.write(batch)?;
     writer.into_inner()
+}
+
+/// Opens one file of an archive for reading, decrypting it with `key`; refuses an encrypted
+/// file without a key and a plaintext one with a key (see [`key`]).
+pub(crate) fn open_parquet(
+    path: &Path,
+    key: Option<&ArchiveKey>,
+) -> Result<ParquetRecordBatchReaderBuilder<File>, ArchiveError> {
+    let mut file = File::open(path).map_err(io(path))?;
+    let encrypted = key::is_encrypted(&mut file).map_err(io(path))?;
+    if let Some(why) = key::refusal(path, encrypted, key.is_some()) {
+        return Err(format_err(path, why));
+    }
+    let mut options = ArrowReaderOptions::new();
+    if let Some(key) = key {
+        let decryption = key.decryption().map_err(|e| format_err(path, e))?;
+        options = options.with_file_decryption_properties(decryption);
+    }
+    ParquetRecordBatchReaderBuilder::try_new_with_options(file, options)
+        .map_err(|e| unreadable(path, key.is_some(), e))
+}
+
+/// A file that cannot be read: with a key, most likely because it is not the file's or the
+/// file was changed (AES-GCM authenticates every byte it decrypts).
+pub(crate) fn unreadable(path: &Path, with_key: bool, e: impl std::fmt::Display) -> ArchiveError {
+    match with_key {
+        true => format_err(
+            path,
+            format!(
+                "cannot be decrypted with this key: a wrong key, or the file was changed ({e})"
+            ),
+        ),
+        false => format_err(path, e),
+    }
 }
 
 /// A dictionary-encoded string column's type.
@@ -410,6 +467,20 @@ impl Row {
     }
 }
 
+/// Refuses to add to the archive under `dir` with `key` when its files were written otherwise
+/// (encrypted, and `key` is `None`; or not encrypted, and it is given): an archive is encrypted
+/// from its first file or not at all. Reads one file of each dataset.
+pub fn check_encryption(dir: &Path, key: Option<&ArchiveKey>) -> Result<(), ArchiveError> {
+    let first = |dataset: PathBuf| dataset_files(&dataset).map(|f| f.into_iter().next());
+    for file in [first(dir.join(OBSERVATIONS))?, first(dir.join(ALERTS))?]
+        .into_iter()
+        .flatten()
+    {
+        open_parquet(&file, key)?;
+    }
+    Ok(())
+}
+
 /// Per Kafka partition, the highest offset an archive holds from one source. Each worker archives
 /// its partitions in offset order and files are written whole, so every offset up to it is in
 /// the archive (or was a duplicate, or a dead letter, neither of which is archived).
@@ -438,13 +509,17 @@ impl ArchivedOffsets {
 }
 
 /// What the archive under `dir` holds from `source` (nothing when there is no archive yet).
-pub fn archived_offsets(dir: &Path, source: &str) -> Result<ArchivedOffsets, ArchiveError> {
+pub fn archived_offsets(
+    dir: &Path,
+    source: &str,
+    key: Option<&ArchiveKey>,
+) -> Result<ArchivedOffsets, ArchiveError> {
     let mut up_to = std::collections::HashMap::new();
     if !dir.exists() {
         return Ok(ArchivedOffsets { up_to });
     }
     for file in files(dir)? {
-        for (source_name, partition, offset) in read_positions(&file)? {
+        for (source_name, partition, offset) in read_positions(&file, key)? {
             if source_name == source {
                 let max = up_to.entry(partition).or_insert(offset);
                 *max = (*max).max(offset);
@@ -471,13 +546,15 @@ pub struct ArchiveWriter {
     /// What earlier runs of this source archived: a restart re-reads from the last committed
     /// offset, and those rows are skipped.
     archived: Arc<ArchivedOffsets>,
+    /// Every file is encrypted with it, when there is one.
+    key: Option<Arc<ArchiveKey>>,
 }
 
 impl ArchiveWriter {
     /// An archive under `dir` (created if needed); `source` names where rows come from and
     /// `writer` which worker writes, so that concurrent writers never share a file name.
     /// `archived` is what earlier runs of this source archived ([`archived_offsets`]): rows at
-    /// those positions are not archived again.
+    /// those positions are not archived again. With `key`, every file is encrypted with it.
     pub fn create(
         dir: &Path,
         source: &str,
@@ -485,6 +562,7 @@ impl ArchiveWriter {
         writer: usize,
         rows_per_file: usize,
         archived: Arc<ArchivedOffsets>,
+        key: Option<Arc<ArchiveKey>>,
     ) -> Result<ArchiveWriter, ArchiveError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let run = std::time::SystemTime::now()
@@ -493,6 +571,7 @@ impl ArchiveWriter {
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
             archived,
+            key,
             source: source.to_owned(),
             format,
             name_prefix: format!("part-{run}-{writer}"),
@@ -546,7 +625,8 @@ impl ArchiveWriter {
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
             write_whole(&dir, &name, |file, tmp| {
-                encode(&rows, &self.source, self.format, file).map_err(|e| format_err(tmp, e))
+                let key = self.key.as_deref();
+                encode(&rows, &self.source, self.format, key, file).map_err(|e| format_err(tmp, e))
             })?;
             self.files_written += 1;
             self.rows_written += rows.len() as u64;
@@ -556,15 +636,16 @@ impl ArchiveWriter {
     }
 }
 
-/// Writes rows as one Parquet file (the archive's schema, zstd, dictionary-encoded strings) to
-/// `out`, and gives `out` back.
+/// Writes rows as one Parquet file (the archive's schema, zstd, dictionary-encoded strings,
+/// encrypted with `key` when there is one) to `out`, and gives `out` back.
 pub fn encode<W: std::io::Write + Send>(
     rows: &[Row],
     source: &str,
     format: Option<InputFormat>,
+    key: Option<&ArchiveKey>,
     out: W,
 ) -> Result<W, parquet::errors::ParquetError> {
-    write_parquet(&to_batch(rows, source, format)?, out)
+    write_parquet(&to_batch(rows, source, format)?, key, out)
 }
 
 pub(crate) const DAY_US: i64 = 86_400_000_000;
@@ -712,21 +793,24 @@ pub fn dataset_files(dir: &Path) -> Result<Vec<PathBuf>, ArchiveError> {
 }
 
 /// The (source, partition, offset) of each Kafka row of one file.
-fn read_positions(path: &Path) -> Result<Vec<(String, i32, i64)>, ArchiveError> {
-    let file = File::open(path).map_err(io(path))?;
+fn read_positions(
+    path: &Path,
+    key: Option<&ArchiveKey>,
+) -> Result<Vec<(String, i32, i64)>, ArchiveError> {
     // Only the three columns needed: a restart reads every file of the archive.
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| {
-            let mask = parquet::arrow::ProjectionMask::columns(
-                b.parquet_schema(),
-                ["source", "partition", "offset"],
-            );
-            b.with_projection(mask).with_batch_size(65536).build()
-        })
-        .map_err(|e| format_err(path, e))?;
+    let builder = open_parquet(path, key)?;
+    let mask = parquet::arrow::ProjectionMask::columns(
+        builder.parquet_schema(),
+        ["source", "partition", "offset"],
+    );
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| unreadable(path, key.is_some(), e))?;
     let mut out = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| format_err(path, e))?;
+        let batch = batch.map_err(|e| unreadable(path, key.is_some(), e))?;
         let source: &DictionaryArray<Int32Type> =
             column(&batch, "source").map_err(|e| format_err(path, e))?;
         let partition: &Int32Array =
@@ -745,20 +829,25 @@ fn read_positions(path: &Path) -> Result<Vec<(String, i32, i64)>, ArchiveError> 
     Ok(out)
 }
 
-/// Reads every row of one archive file.
+/// Reads every row of one archive file that is not encrypted.
 pub fn read_file(path: &Path) -> Result<Vec<Row>, ArchiveError> {
-    read_file_of(path, None)
+    read_file_of(path, None, None)
 }
 
-/// Reads the rows of one archive file that came from `source` (every row when `None`).
-pub fn read_file_of(path: &Path, source: Option<&str>) -> Result<Vec<Row>, ArchiveError> {
-    let file = File::open(path).map_err(io(path))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(65536).build())
-        .map_err(|e| format_err(path, e))?;
+/// Reads the rows of one archive file that came from `source` (every row when `None`),
+/// decrypting it with `key`.
+pub fn read_file_of(
+    path: &Path,
+    source: Option<&str>,
+    key: Option<&ArchiveKey>,
+) -> Result<Vec<Row>, ArchiveError> {
+    let reader = open_parquet(path, key)?
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| unreadable(path, key.is_some(), e))?;
     let mut rows = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| format_err(path, e))?;
+        let batch = batch.map_err(|e| unreadable(path, key.is_some(), e))?;
         read_batch(&batch, source, &mut rows).map_err(|e| format_err(path, e))?;
     }
     Ok(rows)
@@ -907,7 +996,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("vigil-archive-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut writer =
-            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default()).unwrap();
+            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default(), None).unwrap();
         let day = 86_400_000_000;
         let rows = vec![
             Row::observation(
@@ -984,12 +1073,106 @@ mod tests {
         fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// An encrypted file, its rows and the key.
+    fn encrypted_file(dir: &Path) -> (PathBuf, Vec<Row>, ArchiveKey) {
+        let key = ArchiveKey::from_bytes([42; key::KEY_BYTES]);
+        let rows: Vec<Row> = (0..40)
+            .map(|i| {
+                let o = obs(
+                    &format!("bed-0007-p{}", i % 3),
+                    1_767_571_200_000_000 + i * 60_000_000,
+                    Vital::HeartRate,
+                    Value::Number(60.0 + i as f64),
+                    Some(Unit::PerMinute),
+                );
+                Row::observation(
+                    &o,
+                    i,
+                    Some(Position::line(i as u64)),
+                    true,
+                    o.time().micros(),
+                )
+            })
+            .collect();
+        let path = dir.join("part-0.parquet");
+        let file = File::create(&path).unwrap();
+        encode(&rows, "test", None, Some(&key), file).unwrap();
+        (path, rows, key)
+    }
+
+    #[test]
+    fn an_encrypted_file_reads_back_with_its_key_only() {
+        let dir = std::env::temp_dir().join(format!("vigil-archive-enc-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (path, rows, key) = encrypted_file(&dir);
+        assert_eq!(read_file_of(&path, None, Some(&key)).unwrap(), rows);
+        // Nothing of it is readable as plaintext: not the ids, not the footer's schema.
+        let bytes = fs::read(&path).unwrap();
+        let contains = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(!contains(b"bed-0007") && !contains(b"heart_rate") && !contains(b"patient"));
+        let err = read_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("encrypted: give its key with --archive-key"),
+            "{err}"
+        );
+        let wrong = ArchiveKey::from_bytes([43; key::KEY_BYTES]);
+        let err = read_file_of(&path, None, Some(&wrong))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot be decrypted with this key"), "{err}");
+        // A plaintext file in an encrypted archive is refused, not read.
+        let plain = dir.join("part-1.parquet");
+        encode(&rows, "test", None, None, File::create(&plain).unwrap()).unwrap();
+        let err = read_file_of(&plain, None, Some(&key))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("not encrypted, in an archive read with a key"),
+            "{err}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn every_flipped_byte_of_an_encrypted_file_is_detected() {
+        let dir = std::env::temp_dir().join(format!("vigil-archive-flip-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (path, rows, key) = encrypted_file(&dir);
+        let bytes = fs::read(&path).unwrap();
+        let flipped = dir.join("flipped.parquet");
+        let (mut refused, mut unchanged, mut other) = (0, Vec::new(), Vec::new());
+        for at in 0..bytes.len() {
+            let mut copy = bytes.clone();
+            copy[at] ^= 0x01;
+            fs::write(&flipped, &copy).unwrap();
+            match read_file_of(&flipped, None, Some(&key)) {
+                Err(_) => refused += 1,
+                Ok(back) if back == rows => unchanged.push(at),
+                Ok(_) => other.push(at),
+            }
+        }
+        assert!(other.is_empty(), "flips read as other data at {other:?}");
+        // What is read unchanged are bytes no reader needs: the 4-byte length in front of each
+        // page's encrypted body, which the (authenticated) page header already gives, and
+        // padding of the plaintext crypto metadata. Everything else fails to authenticate.
+        let pages = 2 * schema().fields().len();
+        assert!(
+            unchanged.len() <= 4 * pages + 4,
+            "{} flips unnoticed: {unchanged:?}",
+            unchanged.len()
+        );
+        assert_eq!(refused + unchanged.len(), bytes.len());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn every_device_kind_round_trips_with_its_detail() {
         let dir = std::env::temp_dir().join(format!("vigil-archive-kinds-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let mut writer =
-            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default()).unwrap();
+            ArchiveWriter::create(&dir, "test", None, 0, 1000, Arc::default(), None).unwrap();
         let rows: Vec<Row> = [
             r#""vital":"glucose","value":3.1,"unit":"mmol/L","method":"meter""#,
             r#""vital":"insulin","value":0.8,"unit":"U/h","delivery":"basal""#,

@@ -17,6 +17,10 @@ pub struct InspectArgs {
     #[arg(value_name = "DIR")]
     pub archive: PathBuf,
 
+    /// The key the archive was encrypted with (`vigil run --archive-key FILE`).
+    #[arg(long = "archive-key", value_name = "FILE")]
+    pub archive_key: Option<PathBuf>,
+
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -40,6 +44,8 @@ struct Inspection {
 }
 
 pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
+    let key = super::key::archive_key(args.archive_key.as_deref())?;
+    let key = key.as_deref();
     let files = archive::files(&args.archive)?;
     let mut patients = BTreeSet::new();
     let mut out = Inspection {
@@ -49,7 +55,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
         late: 0,
         held: 0,
         invalid: 0,
-        alerts: archive::alerts::count(&args.archive)?,
+        alerts: archive::alerts::count(&args.archive, key)?,
         first: None,
         last: None,
         patients: 0,
@@ -63,7 +69,7 @@ pub fn run(args: &InspectArgs) -> anyhow::Result<ExitCode> {
             .and_then(|d| d.file_name())
             .map(|d| d.to_string_lossy().trim_start_matches("date=").to_owned())
             .unwrap_or_default();
-        let rows = archive::read_file(file)?;
+        let rows = archive::read_file_of(file, None, key)?;
         *out.dates.entry(date).or_default() += rows.len() as u64;
         for r in rows {
             out.rows += 1;

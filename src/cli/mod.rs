@@ -4,6 +4,7 @@ pub mod audit;
 pub mod bench;
 pub mod evaluate;
 pub mod inspect;
+pub mod key;
 pub mod replay;
 pub mod run;
 pub mod score;
@@ -56,4 +57,5 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     Bench(bench::BenchArgs),
     Audit(audit::AuditArgs),
+    Key(key::KeyArgs),
 }

@@ -23,6 +23,10 @@ pub struct ReplayArgs {
     #[arg(value_name = "DIR")]
     pub archive: PathBuf,
 
+    /// The key the archive was encrypted with (`vigil run --archive-key FILE`).
+    #[arg(long = "archive-key", value_name = "FILE")]
+    pub archive_key: Option<PathBuf>,
+
     /// Pipeline settings to score with (default: DIR/_vigil/pipeline.toml, those of the live run).
     #[arg(long, value_name = "PIPELINE.toml")]
     pub pipeline: Option<PathBuf>,
@@ -105,7 +109,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         source: None,
         partitions: None,
     };
-    let source = ArchiveReplay::open(&args.archive, &selection)?;
+    let key = super::key::archive_key(args.archive_key.as_deref())?;
+    let source = ArchiveReplay::open(&args.archive, &selection, key.as_deref())?;
     let options = RunOptions {
         workers: args.workers.map(usize::from),
         alerts: args.alerts.clone(),

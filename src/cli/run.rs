@@ -74,6 +74,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub archive: Option<PathBuf>,
 
+    /// Encrypt every Parquet file of the archive (observations and alerts) with the key in
+    /// FILE (256 bits in base64; `vigil key new FILE` writes one): Parquet modular encryption,
+    /// AES-GCM, which DuckDB and pyarrow read given the key. Overrides [archive] key_file. An
+    /// archive is encrypted from its first file or not at all.
+    #[arg(long = "archive-key", value_name = "FILE")]
+    pub archive_key: Option<PathBuf>,
+
     /// Stop (drain, flush, commit, exit 0) once nothing has been read for this long, e.g. 10s:
     /// read a Kafka topic to its end and exit.
     #[arg(long = "exit-when-idle", value_name = "DURATION", value_parser = parse_duration)]
@@ -129,6 +136,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             ),
         }
     }
+    let key_file = args
+        .archive_key
+        .as_ref()
+        .or(config.archive.key_file.as_ref());
+    if key_file.is_some() && args.archive.is_none() {
+        anyhow::bail!("an archive key encrypts the archive: give --archive DIR too");
+    }
+    let archive_key = super::key::archive_key(key_file.map(PathBuf::as_path))?;
     let stop = stop_on_signals()?;
     let board = start_board(
         args.board.or(config.board.as_ref().map(|b| b.listen)),
@@ -148,6 +163,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         dead_letter: args.dead_letter.clone(),
         late: args.late.clone(),
         archive: args.archive.clone(),
+        archive_key,
         acknowledgements: args.acknowledgements.clone(),
         stop: Some(stop.clone()),
         exit_when_idle: args.exit_when_idle,

@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -202,6 +203,7 @@ impl DeliveryLog {
         tick_us: i64,
         resend_from_us: Option<i64>,
         every: Duration,
+        key: Option<Arc<crate::archive::ArchiveKey>>,
     ) -> DeliveryLog {
         let tick_us = tick_us.max(1);
         DeliveryLog {
@@ -209,7 +211,7 @@ impl DeliveryLog {
             source: source.to_owned(),
             tick_us,
             resend_from_us,
-            alerts: AlertsWriter::new(dir),
+            alerts: AlertsWriter::new(dir, key),
             every,
             last_persist: Instant::now(),
             archived_below: i64::MIN,

@@ -142,6 +142,9 @@ pub struct RunOptions {
     pub late: Option<PathBuf>,
     /// Archive every observation to Parquet under this directory.
     pub archive: Option<PathBuf>,
+    /// Encrypt every file of the archive with this key (and read the archive's earlier files
+    /// with it, on a resumed run).
+    pub archive_key: Option<Arc<crate::archive::ArchiveKey>>,
     /// Set to stop gracefully: sources end, everything is flushed and committed.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// Stop gracefully once the sources have read nothing for this long (drain a topic and exit).

@@ -63,12 +63,15 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             // A source of partitions archiving where it archived before resumes over it.
             let archived = match &options.archive {
                 Some(dir) => Arc::new(
-                    crate::archive::archived_offsets(dir, &name).map_err(PipelineError::Archive)?,
+                    crate::archive::archived_offsets(dir, &name, options.archive_key.as_deref())
+                        .map_err(PipelineError::Archive)?,
                 ),
                 None => Arc::default(),
             };
             let factory = match &options.archive {
-                Some(dir) if !archived.is_empty() => resuming(factory, dir, &archived, &name),
+                Some(dir) if !archived.is_empty() => {
+                    resuming(factory, dir, &archived, &name, options.archive_key.clone())
+                }
                 _ => factory,
             };
             execute(
@@ -108,6 +111,7 @@ fn resuming(
     dir: &Path,
     archived: &Arc<ArchivedOffsets>,
     name: &str,
+    key: Option<Arc<crate::archive::ArchiveKey>>,
 ) -> SourceFactory {
     let (dir, archived, name) = (dir.to_owned(), Arc::clone(archived), name.to_owned());
     Arc::new(move |worker, workers| {
@@ -117,7 +121,8 @@ fn resuming(
             partitions: source.partitions(),
             ..Default::default()
         };
-        let replay = crate::sources::archive::ArchiveReplay::open(&dir, &selection)?;
+        let replay =
+            crate::sources::archive::ArchiveReplay::open(&dir, &selection, key.as_deref())?;
         Ok(Box::new(crate::sources::resume::Resume::new(
             replay,
             Arc::clone(&archived),
@@ -195,11 +200,14 @@ fn execute(
         acks
     });
     let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
-    let log = options
-        .archive
-        .as_ref()
-        .map(|dir| DeliveryLog::new(dir, name, tick_us, resume_from, flush_every));
+    let log = options.archive.as_ref().map(|dir| {
+        let key = options.archive_key.clone();
+        DeliveryLog::new(dir, name, tick_us, resume_from, flush_every, key)
+    });
     if let Some(dir) = &options.archive {
+        // An archive is encrypted from its first file or not at all.
+        crate::archive::check_encryption(dir, options.archive_key.as_deref())
+            .map_err(PipelineError::Archive)?;
         // A replay of the archive scores with the settings of this run.
         crate::archive::write_metadata(dir, config).map_err(PipelineError::Archive)?;
     }
@@ -343,6 +351,7 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
             index,
             ARCHIVE_ROWS_PER_FILE,
             Arc::clone(&shared.archived),
+            shared.options.archive_key.clone(),
         )
         .map_err(|e| state.borrow_mut().error = Some(PipelineError::Archive(e)))
         .ok(),

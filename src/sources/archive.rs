@@ -81,8 +81,12 @@ pub struct ArchiveReplay {
 }
 
 impl ArchiveReplay {
-    /// Loads the selected rows of the archive under `dir`.
-    pub fn open(dir: &Path, selection: &Selection) -> Result<ArchiveReplay, SourceError> {
+    /// Loads the selected rows of the archive under `dir`, decrypting them with `key`.
+    pub fn open(
+        dir: &Path,
+        selection: &Selection,
+        key: Option<&archive::ArchiveKey>,
+    ) -> Result<ArchiveReplay, SourceError> {
         let to_source = |e: ArchiveError| match e {
             ArchiveError::Io { path, source } => SourceError::Io { path, source },
             ArchiveError::Format { path, reason } => SourceError::Format { path, reason },
@@ -97,7 +101,7 @@ impl ArchiveReplay {
         let mut rows = Vec::new();
         for file in &files {
             rows.extend(
-                archive::read_file_of(file, selection.source.as_deref())
+                archive::read_file_of(file, selection.source.as_deref(), key)
                     .map_err(to_source)?
                     .into_iter()
                     .filter(|r| selection.admits(r)),

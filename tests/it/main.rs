@@ -12,6 +12,7 @@ mod home;
 mod interop;
 mod kafka;
 mod pipeline;
+mod privacy;
 mod risk;
 mod score;
 mod webhook;
