@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cli::evaluate::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
         Command::Audit(args) => cli::audit::run(&args),
+        Command::Export(args) => cli::export::run(&args),
         Command::Key(args) => cli::key::run(&args),
     };
     match result {

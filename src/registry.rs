@@ -14,8 +14,11 @@
 //! | `schedule` | its slots: `am=08:00 pm=20:00` (a slot's name is what a device credits a dose to; a bare `08:00` is named by its time); empty stops the schedule |
 //! | `grace` | how long after a slot's time a dose still counts as on time (default `2h`); then the dose is missed |
 //! | `utc_offset` | the patient's local time as an offset from UTC (`-07:00`; default `+00:00`): slots are local times of day |
+//! | `consent` | `given` or `withdrawn`: whether the patient's data may go to research exports, from `from` on (see [`consents`]); empty leaves it as it was |
 //!
-//! A row sets `scale`, or a `medication`'s schedule, or both. A schedule needs `from`: doses
+//! A row sets `scale`, or a `medication`'s schedule, or `consent`, or several. Consent is not a
+//! prescription: clinical monitoring never reads it, [`parse`] leaves it out and [`consents`]
+//! reads it alone. A schedule needs `from`: doses
 //! are not expected before it. A later row for the same patient (or medication) changes it
 //! from its time on, so a replay applies each change exactly when it happened.
 //!
@@ -108,10 +111,11 @@ struct Columns {
     schedule: Option<usize>,
     grace: Option<usize>,
     utc_offset: Option<usize>,
+    consent: Option<usize>,
 }
 
 const EXPECTED: &str =
-    "expected patient,ward,scale,from and optionally medication,schedule,grace,utc_offset";
+    "expected patient,ward,scale,from and optionally medication,schedule,grace,utc_offset,consent";
 
 /// Parses registry CSV.
 pub fn parse(text: &str) -> Result<Vec<Prescription>, RegistryError> {
@@ -133,11 +137,12 @@ pub fn parse(text: &str) -> Result<Vec<Prescription>, RegistryError> {
         schedule: column("schedule"),
         grace: column("grace"),
         utc_offset: column("utc_offset"),
+        consent: column("consent"),
     };
-    if columns.scale.is_none() && columns.medication.is_none() {
+    if columns.scale.is_none() && columns.medication.is_none() && columns.consent.is_none() {
         return Err(error(
             1,
-            format!("missing column `scale` or `medication` ({EXPECTED})"),
+            format!("missing column `scale`, `medication` or `consent` ({EXPECTED})"),
         ));
     }
     let mut rows = Vec::new();
@@ -201,13 +206,84 @@ fn read_row(
         }
         rows.push(row(Prescribed::Schedule(Box::new(schedule))));
     }
-    if rows.len() == before {
+    let consent = consent_of(cell(columns.consent), line)?;
+    if rows.len() == before && consent.is_none() {
         return Err(error(
             line,
-            "a row sets `scale`, or a `medication` and its `schedule`, or both".into(),
+            "a row sets `scale`, or a `medication` and its `schedule`, or `consent`".into(),
         ));
     }
     Ok(())
+}
+
+/// Whether a patient's data may go to research exports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Consent {
+    Given,
+    Withdrawn,
+}
+
+/// A change of a patient's consent, from an event time on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentChange {
+    pub patient: Identifier,
+    /// From when it applies; `None` from the beginning.
+    pub from: Option<EventTime>,
+    pub consent: Consent,
+}
+
+fn consent_of(cell: &str, line: u64) -> Result<Option<Consent>, RegistryError> {
+    match cell.to_ascii_lowercase().as_str() {
+        "" => Ok(None),
+        "given" | "yes" => Ok(Some(Consent::Given)),
+        "withdrawn" | "no" => Ok(Some(Consent::Withdrawn)),
+        other => Err(error(
+            line,
+            format!("`consent` must be given or withdrawn, found {other:?}"),
+        )),
+    }
+}
+
+/// The consent changes of registry CSV, in file order. A patient with none has consented (the
+/// registry records withdrawals); a withdrawal applies from its `from` on, and a later `given`
+/// gives it back from its own.
+pub fn consents(text: &str) -> Result<Vec<ConsentChange>, RegistryError> {
+    parse(text)?;
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| error(1, e.to_string()))?
+        .clone();
+    let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(patient), from, Some(consent)) =
+        (column("patient"), column("from"), column("consent"))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let record =
+            record.map_err(|e| error(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let line = record.position().map_or(0, |p| p.line());
+        let cell = |c: Option<usize>| c.and_then(|c| record.get(c)).unwrap_or("");
+        let Some(value) = consent_of(cell(Some(consent)), line)? else {
+            continue;
+        };
+        out.push(ConsentChange {
+            patient: Identifier::new(cell(Some(patient)))
+                .map_err(|e| error(line, format!("`patient` {e}")))?,
+            from: match cell(from) {
+                "" => None,
+                t => Some(
+                    EventTime::parse_rfc3339(t).map_err(|e| error(line, format!("`from` {e}")))?,
+                ),
+            },
+            consent: value,
+        });
+    }
+    Ok(out)
 }
 
 /// The row's medication schedule, if it names a medication.
@@ -317,6 +393,29 @@ mod tests {
             }
         );
         assert_eq!(parse("patient,ward\np1,7A\n").unwrap_err().line, 1);
+    }
+
+    #[test]
+    fn consent_is_read_apart_from_what_is_prescribed() {
+        let text = "patient,ward,scale,from,consent\n\
+                    p1,4A,1,,\n\
+                    p1,,,2026-01-05T06:00:00Z,withdrawn\n\
+                    p2,4B,2,,Given\n";
+        let rows = parse(text).unwrap();
+        assert_eq!(rows.len(), 2, "a consent-only row prescribes nothing");
+        let consents = consents(text).unwrap();
+        assert_eq!(consents.len(), 2);
+        assert_eq!(consents[0].patient.as_str(), "p1");
+        assert_eq!(consents[0].consent, Consent::Withdrawn);
+        assert_eq!(
+            consents[0].from,
+            Some(EventTime::parse_rfc3339("2026-01-05T06:00:00Z").unwrap())
+        );
+        assert_eq!(consents[1].consent, Consent::Given);
+        let err = parse("patient,consent\np1,maybe\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.reason.contains("given or withdrawn"), "{err}");
+        assert!(super::consents("patient,scale\np1,1\n").unwrap().is_empty());
     }
 
     #[test]

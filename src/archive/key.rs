@@ -72,6 +72,11 @@ impl ArchiveKey {
         Ok(ArchiveKey(bytes))
     }
 
+    /// The key's bytes, for a keyed hash (see [`crate::pseudonym`]).
+    pub(crate) fn bytes(&self) -> &[u8; KEY_BYTES] {
+        &self.0
+    }
+
     /// The key in base64, as a key file holds it.
     pub fn to_base64(&self) -> String {
         base64::engine::general_purpose::STANDARD.encode(self.0)

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod bench;
 pub mod evaluate;
+pub mod export;
 pub mod inspect;
 pub mod key;
 pub mod replay;
@@ -57,5 +58,6 @@ pub enum Command {
     Evaluate(evaluate::EvaluateArgs),
     Bench(bench::BenchArgs),
     Audit(audit::AuditArgs),
+    Export(export::ExportArgs),
     Key(key::KeyArgs),
 }
