@@ -319,3 +319,111 @@ print(con.sql("select count(*) from research r join ids i using (pseudonym) wher
         "{printed}"
     );
 }
+
+/// Every diagnostic line (standard error) of a whole session over a ward, through every command
+/// that reads its data, names no patient and no device; the clinical outputs (dead letters,
+/// alerts) keep the real ids, so the ids were there to leak.
+#[test]
+fn no_patient_or_device_id_in_any_diagnostic_line() {
+    let dir = scratch("privacy_logs");
+    let input = dir.join("ward.jsonl");
+    run_ok(&[
+        "simulate",
+        "--patients",
+        "12",
+        "--hours",
+        "3",
+        "--out",
+        input.to_str().unwrap(),
+    ]);
+    // What goes wrong on a ward: garbage naming a patient, an impossible value, a device whose
+    // clock is a day ahead, a late arrival, an unknown vital.
+    let mut text = std::fs::read_to_string(&input).unwrap();
+    text.push_str("{\"patient\":\"sim-00001\",\"device\":\"mon-00001\" this is not json\n");
+    text.push_str("{\"patient\":\"sim-00002\",\"device\":\"mon-00002\",\"time\":\"2026-01-05T02:00:00Z\",\"vital\":\"heart_rate\",\"value\":-5,\"unit\":\"/min\"}\n");
+    text.push_str("{\"patient\":\"sim-00003\",\"device\":\"mon-00003\",\"time\":\"2026-01-06T02:00:00Z\",\"vital\":\"spo2\",\"value\":97,\"unit\":\"%\"}\n");
+    text.push_str("{\"patient\":\"sim-00004\",\"device\":\"mon-00004\",\"time\":\"2026-01-05T00:01:00Z\",\"vital\":\"spo2\",\"value\":97,\"unit\":\"%\"}\n");
+    text.push_str("{\"patient\":\"sim-00005\",\"device\":\"mon-00005\",\"time\":\"2026-01-05T02:00:00Z\",\"vital\":\"aura\",\"value\":1}\n");
+    std::fs::write(&input, text).unwrap();
+    let key = new_key(&dir, "archive.key");
+    let pseudonym_key = new_key(&dir, "pseudonym.key");
+    let (archive, dead, alerts) = (
+        dir.join("archive"),
+        dir.join("dead.jsonl"),
+        dir.join("alerts.jsonl"),
+    );
+    let demo = demo();
+    let p = |p: &Path| p.to_str().unwrap().to_owned();
+    let sessions: Vec<Vec<String>> = vec![
+        vec!["validate".into(), p(&demo)],
+        vec![
+            "run".into(),
+            p(&demo),
+            "--input".into(),
+            p(&input),
+            "--archive".into(),
+            p(&archive),
+            "--archive-key".into(),
+            p(&key),
+            "--dead-letter".into(),
+            p(&dead),
+            "--alerts".into(),
+            p(&alerts),
+            "--late".into(),
+            p(&dir.join("late.jsonl")),
+            "--progress".into(),
+            "always".into(),
+            "--quiet".into(),
+        ],
+        vec![
+            "inspect".into(),
+            p(&archive),
+            "--archive-key".into(),
+            p(&key),
+        ],
+        vec!["inspect".into(), p(&archive)],
+        vec![
+            "replay".into(),
+            p(&archive),
+            "--archive-key".into(),
+            p(&key),
+            "--quiet".into(),
+        ],
+        vec![
+            "export".into(),
+            p(&archive),
+            "--archive-key".into(),
+            p(&key),
+            "--research".into(),
+            p(&dir.join("research")),
+            "--pseudonym-key".into(),
+            p(&pseudonym_key),
+        ],
+        vec![
+            "run".into(),
+            p(&demo),
+            "--input".into(),
+            p(&dir.join("missing.jsonl")),
+        ],
+    ];
+    let mut diagnostics = String::new();
+    for args in &sessions {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        diagnostics.push_str(&String::from_utf8_lossy(&vigil(&args).stderr));
+    }
+    assert!(diagnostics.lines().count() > 20, "{diagnostics}");
+    let dead_letters = std::fs::read_to_string(&dead).unwrap();
+    assert!(dead_letters.contains("sim-00001") && dead_letters.contains("mon-00003"));
+    assert!(
+        std::fs::read_to_string(&alerts)
+            .unwrap()
+            .contains("sim-00002")
+    );
+    for n in 0..12 {
+        for id in [format!("sim-{n:05}"), format!("mon-{n:05}")] {
+            for line in diagnostics.lines() {
+                assert!(!line.contains(&id), "a diagnostic names {id}: {line}");
+            }
+        }
+    }
+}
