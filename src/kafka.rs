@@ -11,6 +11,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::component::{Problem, Section};
 use crate::sources::SourceError;
 
+pub mod security;
+
+pub use security::KafkaSecurity;
+
 /// The librdkafka settings Vigil sets, merged under the user's `properties`.
 pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
     let mut config = ClientConfig::new();
@@ -19,6 +23,17 @@ pub fn client_config(brokers: &str, properties: &BTreeMap<String, String>) -> Cl
         config.set(k, v);
     }
     config
+}
+
+/// [`client_config`] with `security` applied: its password is read now.
+pub fn secure_client_config(
+    brokers: &str,
+    properties: &BTreeMap<String, String>,
+    security: &KafkaSecurity,
+) -> Result<ClientConfig, security::SecretError> {
+    let mut config = client_config(brokers, properties);
+    security.apply(&mut config)?;
+    Ok(config)
 }
 
 /// Waits until every message of `producer` is confirmed by the broker, or `timeout` passes.

@@ -236,11 +236,13 @@ pub fn run(args: &KafkaOptions, out: &mut dyn Report) -> Result<(), BenchError> 
         start: "earliest".into(),
         properties: BTreeMap::new(),
         format: Default::default(),
+        security: Default::default(),
     });
     cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: format!("{topic}-alerts"),
         properties: BTreeMap::new(),
+        security: Default::default(),
     })];
     let archive = std::env::temp_dir().join(unique("vigil-bench-archive"));
     let idle = Duration::from_secs(2);
@@ -396,11 +398,13 @@ fn latency(args: &KafkaOptions, rate: f64, out: &mut dyn Report) -> Result<(), B
         // librdkafka lets a fetch wait up to 500 ms for data by default.
         properties: [("fetch.wait.max.ms".to_owned(), "5".to_owned())].into(),
         format: Default::default(),
+        security: Default::default(),
     });
     cfg.sinks = vec![SinkConfig::Kafka(crate::sinks::kafka::KafkaSinkConfig {
         brokers: args.brokers.clone(),
         topic: alerts_topic.clone(),
         properties: [("linger.ms".to_owned(), "0".to_owned())].into(),
+        security: Default::default(),
     })];
     let stop = Arc::new(AtomicBool::new(false));
     let pipeline = {

@@ -92,6 +92,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 brokers: brokers.to_owned(),
                 topic: topic.to_owned(),
                 properties: Default::default(),
+                security: Default::default(),
             },
         ));
     }

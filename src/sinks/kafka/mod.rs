@@ -16,7 +16,6 @@ use serde::Deserialize;
 use super::{AlertSink, SinkContext, SinkError, SinkKind};
 use crate::alerting::Alert;
 use crate::component::{Problem, Section};
-use crate::kafka::client_config;
 
 /// The `[[sinks]]` of a Kafka topic.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -25,23 +24,32 @@ pub struct KafkaSinkConfig {
     /// `host:port[,host:port…]`.
     pub brokers: String,
     pub topic: String,
-    /// librdkafka settings passed as they are (`security.protocol`, …).
+    /// librdkafka settings passed as they are (`linger.ms`, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// TLS and SASL (`[sinks.security]`, see [`crate::kafka::security`]).
+    #[serde(default)]
+    pub security: crate::kafka::KafkaSecurity,
 }
 
 impl SinkKind for KafkaSinkConfig {
     fn validate(&self, section: &Section) -> Vec<Problem> {
-        crate::kafka::check(
+        let mut problems = crate::kafka::check(
             section,
             &self.brokers,
             &[("topic", self.topic.as_str())],
             &self.properties,
-        )
+        );
+        problems.extend(self.security.check(section, &self.properties));
+        problems
+    }
+
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.security.resolve_paths(base);
     }
 
     fn build(&self, _cx: &SinkContext) -> Result<Box<dyn AlertSink>, SinkError> {
-        KafkaAlerts::connect(&self.brokers, &self.topic, &self.properties)
+        KafkaAlerts::connect(&self.brokers, &self.topic, &self.properties, &self.security)
             .map(|sink| Box::new(sink) as Box<dyn AlertSink>)
             .map_err(|source| SinkError {
                 sink: format!("kafka topic {}", self.topic),
@@ -82,9 +90,11 @@ impl KafkaAlerts {
         brokers: &str,
         topic: &str,
         properties: &BTreeMap<String, String>,
+        security: &crate::kafka::KafkaSecurity,
     ) -> io::Result<KafkaAlerts> {
         let deliveries = Deliveries::default();
-        let producer = client_config(brokers, properties)
+        let producer = crate::kafka::secure_client_config(brokers, properties, security)
+            .map_err(io::Error::other)?
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
             .create_with_context(deliveries.clone())

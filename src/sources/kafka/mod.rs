@@ -30,7 +30,7 @@ use super::{
 };
 use crate::component::{Problem, Section};
 use crate::formats::{self, Decoded, InputFormat};
-use crate::kafka::{client_config, flush_promptly, send_waiting};
+use crate::kafka::{flush_promptly, send_waiting};
 use crate::observation::{Interner, Observation};
 
 mod stall;
@@ -60,6 +60,9 @@ pub struct KafkaSourceConfig {
     /// How messages are written: `wire` (the default), `fhir` or `hl7v2`.
     #[serde(default)]
     pub format: InputFormat,
+    /// TLS and SASL (`[source.security]`, see [`crate::kafka::security`]).
+    #[serde(default)]
+    pub security: crate::kafka::KafkaSecurity,
 }
 
 impl KafkaSourceConfig {
@@ -81,12 +84,17 @@ impl SourceKind for KafkaSourceConfig {
         Some(self.format)
     }
 
+    fn resolve_paths(&mut self, base: &std::path::Path) {
+        self.security.resolve_paths(base);
+    }
+
     fn validate(&self, section: &Section) -> Vec<Problem> {
         let mut topics = vec![("topic", self.topic.as_str())];
         if let Some(dead) = &self.dead_letter_topic {
             topics.push(("dead_letter_topic", dead.as_str()));
         }
         let mut problems = crate::kafka::check(section, &self.brokers, &topics, &self.properties);
+        problems.extend(self.security.check(section, &self.properties));
         if self.group.trim().is_empty() {
             problems.push(section.problem("group", "`group` is empty"));
         }
@@ -220,7 +228,12 @@ impl KafkaSource {
         stop: Arc<AtomicBool>,
     ) -> Result<KafkaSource, SourceError> {
         let err = |reason: String| SourceError::Kafka { reason };
-        let mut client = client_config(&config.brokers, &config.properties);
+        let mut client = crate::kafka::secure_client_config(
+            &config.brokers,
+            &config.properties,
+            &config.security,
+        )
+        .map_err(|e| err(e.to_string()))?;
         client
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
@@ -265,10 +278,15 @@ impl KafkaSource {
             .map_err(|e| err(format!("cannot assign partitions: {e}")))?;
         let dead_letter = match &config.dead_letter_topic {
             Some(topic) => {
-                let producer: BaseProducer = client_config(&config.brokers, &config.properties)
-                    .set("enable.idempotence", "true")
-                    .create()
-                    .map_err(|e| err(format!("cannot create the dead-letter producer: {e}")))?;
+                let producer: BaseProducer = crate::kafka::secure_client_config(
+                    &config.brokers,
+                    &config.properties,
+                    &config.security,
+                )
+                .map_err(|e| err(e.to_string()))?
+                .set("enable.idempotence", "true")
+                .create()
+                .map_err(|e| err(format!("cannot create the dead-letter producer: {e}")))?;
                 Some((producer, topic.clone()))
             }
             None => None,
