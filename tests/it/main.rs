@@ -15,6 +15,7 @@ mod pipeline;
 mod privacy;
 mod risk;
 mod score;
+mod tls;
 mod webhook;
 
 use std::path::{Path, PathBuf};
