@@ -118,7 +118,8 @@ const EXPECTED: &str =
     "expected patient,ward,scale,from and optionally medication,schedule,grace,utc_offset,consent";
 
 /// Parses registry CSV.
-pub fn parse(text: &str) -> Result<Vec<Prescription>, RegistryError> {
+/// A reader of registry CSV, and its header.
+fn open(text: &str) -> Result<(csv::Reader<&[u8]>, csv::StringRecord), RegistryError> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
@@ -126,6 +127,11 @@ pub fn parse(text: &str) -> Result<Vec<Prescription>, RegistryError> {
         .headers()
         .map_err(|e| error(1, e.to_string()))?
         .clone();
+    Ok((reader, headers))
+}
+
+pub fn parse(text: &str) -> Result<Vec<Prescription>, RegistryError> {
+    let (mut reader, headers) = open(text)?;
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let columns = Columns {
         patient: column("patient")
@@ -249,13 +255,7 @@ fn consent_of(cell: &str, line: u64) -> Result<Option<Consent>, RegistryError> {
 /// gives it back from its own.
 pub fn consents(text: &str) -> Result<Vec<ConsentChange>, RegistryError> {
     parse(text)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| error(1, e.to_string()))?
-        .clone();
+    let (mut reader, headers) = open(text)?;
     let column = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(patient), from, Some(consent)) =
         (column("patient"), column("from"), column("consent"))
