@@ -120,6 +120,7 @@ fn an_encrypted_archive_is_read_with_its_key_and_by_nothing_without_it() {
 import duckdb
 def count(key, dataset):
     con = duckdb.connect()
+    con.sql("SET enable_progress_bar = false")
     config = ""
     if key:
         con.sql("PRAGMA add_parquet_key('k', '" + open(key).read().strip() + "')")
@@ -133,6 +134,7 @@ print(count("{wrong}", "observations"))
 print(count("{key}", "observations"))
 print(count("{key}", "alerts"))
 con = duckdb.connect()
+con.sql("SET enable_progress_bar = false")
 con.sql("PRAGMA add_parquet_key('k', '" + open("{key}").read().strip() + "')")
 # Every column, read back: each has a page DuckDB must authenticate.
 print(con.sql("select count(*) filter (where processed), count(distinct patient), count(device), count(distinct vital), count(level), count(unit), count(distinct source), count(clock), max(ingest_time) > min(time) from read_parquet('{a}/observations/*/*.parquet', encryption_config = {{footer_key: 'k'}})").fetchall()[0])
@@ -279,6 +281,7 @@ def shift_days(p):
     d = hmac.new(pkey, b"vigil/date-shift/v1\0" + p.encode(), hashlib.sha256).digest()
     return 36525 + int.from_bytes(d[:8], "little") % 36525
 con = duckdb.connect()
+con.sql("SET enable_progress_bar = false")
 con.sql("PRAGMA add_parquet_key('k', '" + open("{key}").read().strip() + "')")
 # DuckDB 2.0 cannot push a filter into an encrypted scan (see the README).
 con.sql("SET disabled_optimizers = 'filter_pushdown'")
