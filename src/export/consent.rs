@@ -16,8 +16,8 @@ use crate::observation::Identifier;
 use crate::registry::{Consent, ConsentChange};
 
 /// For each `(patient, time µs)` of `rows`, whether it may go to research under `changes`.
-pub fn admitted(rows: &[(Identifier, i64)], changes: &[ConsentChange]) -> Vec<bool> {
-    let rows: Vec<(Identifier, i64)> = rows.to_vec();
+/// (`rows` is taken whole: the dataflow's worker owns what it is fed.)
+pub fn admitted(rows: Vec<(Identifier, i64)>, changes: &[ConsentChange]) -> Vec<bool> {
     let changes: Vec<(i64, Identifier, Consent)> = changes
         .iter()
         .map(|c| {
@@ -97,10 +97,10 @@ mod tests {
             change("p3", None, Consent::Withdrawn),
         ];
         assert_eq!(
-            admitted(&rows, &changes),
+            admitted(rows.clone(), &changes),
             vec![true, true, false, false, true, true, false]
         );
-        assert_eq!(admitted(&rows, &[]), vec![true; rows.len()]);
+        assert_eq!(admitted(rows.clone(), &[]), vec![true; rows.len()]);
     }
 
     /// What consent stood for `patient` at `at`: the last change (in time, then file order) at
@@ -131,7 +131,7 @@ mod tests {
                 rows.into_iter().map(|(p, t)| (id(&format!("p{p}")), t)).collect();
             let expected: Vec<bool> =
                 rows.iter().map(|(p, t)| reference(&changes, p, *t)).collect();
-            proptest::prop_assert_eq!(admitted(&rows, &changes), expected);
+            proptest::prop_assert_eq!(admitted(rows.clone(), &changes), expected);
         }
     }
 }
