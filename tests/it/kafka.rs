@@ -688,7 +688,7 @@ pub fn send(producer: &BaseProducer, topic: &str, key: &str, payload: &str) {
 
 /// The Python with confluent-kafka that scripts/test installs (another client than Vigil's), or
 /// `None`, said loudly (a failure under scripts/test).
-fn python_with_confluent_kafka() -> Option<PathBuf> {
+pub(crate) fn python_with_confluent_kafka() -> Option<PathBuf> {
     crate::python_with("confluent_kafka", "confluent-kafka")
 }
 

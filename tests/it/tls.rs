@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::{free_port, python, python_with, required, run_ok, scratch, vigil, wait_for_port};
+use crate::{free_port, python, required, run_ok, scratch, vigil, wait_for_port};
 
 /// A private Tansu behind stunnel: clients dial `localhost:tls` with TLS.
 struct TlsBroker {
@@ -199,7 +199,7 @@ fn kafka_over_tls_reads_only_from_the_broker_its_ca_and_host_name_vouch_for() {
         return;
     };
     certificates(&dir, "stranger", "localhost");
-    let Some(py) = python_with("confluent_kafka", "confluent-kafka") else {
+    let Some(py) = crate::kafka::python_with_confluent_kafka() else {
         return;
     };
     let ca = dir.join("broker-ca.pem");
