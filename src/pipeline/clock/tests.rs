@@ -289,7 +289,10 @@ proptest! {
         for (at, ahead, minutes) in inserts {
             let offset = (20 + minutes) * MIN * if ahead { 1 } else { -1 };
             let at = (at % others.len()).max(3);
-            let time = with[at].1 + offset;
+            // Far from the other devices' record there, never from an earlier insert (two
+            // inserts in one place, one ahead and one behind, would cancel out).
+            let near = with[..=at].iter().rev().find(|(d, _)| *d != 9);
+            let time = near.map_or(T0, |r| r.1) + offset;
             with.insert(at, (9, time));
         }
         let alone = run(&mut PartitionClock::new(settings()), &others);
