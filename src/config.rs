@@ -344,11 +344,11 @@ impl PipelineConfig {
                     board = read!();
                     if let Some(why) = board
                         .as_ref()
-                        .and_then(|b| crate::sinks::board::BoardConfig::refuse(b.listen))
+                        .and_then(crate::sinks::board::BoardConfig::refuse)
                     {
                         problems.push(Problem {
                             line: Some(line),
-                            message: format!("[board] listen: {why}"),
+                            message: format!("[board]: {why}"),
                         });
                     }
                 }
@@ -586,6 +586,9 @@ impl PipelineConfig {
         if let Some(key) = &mut self.archive.key_file {
             resolve(key);
         }
+        if let Some(board) = &mut self.board {
+            board.resolve_paths(base);
+        }
         for sink in &mut self.sinks {
             sink.kind_mut().resolve_paths(base);
         }
@@ -735,7 +738,7 @@ mod tests {
     }
 
     #[test]
-    fn the_board_listens_on_loopback_only_until_it_has_a_login() {
+    fn the_board_listens_beyond_loopback_only_with_a_sign_in_and_tls() {
         let source = "[source]\nkind = \"simulator\"\n";
         let c = PipelineConfig::parse(
             &format!("{source}[board]\nlisten = \"127.0.0.1:8080\"\n"),
@@ -746,9 +749,31 @@ mod tests {
         let p = problems(&format!("{source}[board]\nlisten = \"0.0.0.0:8080\"\n"));
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].0, Some(3));
-        assert!(p[0].1.contains("without a login"), "{p:?}");
+        assert!(
+            p[0].1.contains("without a sign-in (users) and TLS"),
+            "{p:?}"
+        );
         let p = problems(&format!("{source}[board]\nlisten = \"localhost\"\n"));
         assert!(p[0].1.contains("socket address"), "{p:?}");
+        let p = problems(&format!(
+            "{source}[board]\nlisten = \"127.0.0.1:8443\"\ntls_cert = \"board.crt\"\n"
+        ));
+        assert!(p[0].1.contains("give both tls_cert and tls_key"), "{p:?}");
+        let served = format!(
+            "{source}[board]\nlisten = \"0.0.0.0:8443\"\nusers = \"users\"\n\
+             tls_cert = \"/etc/vigil/board.crt\"\ntls_key = \"board.key\"\n"
+        );
+        let c = PipelineConfig::parse(&served, Some(Path::new("/srv/vigil"))).unwrap();
+        let board = c.board.unwrap();
+        assert_eq!(board.users.as_deref(), Some(Path::new("/srv/vigil/users")));
+        assert_eq!(
+            board.tls(),
+            Some((
+                Path::new("/etc/vigil/board.crt"),
+                Path::new("/srv/vigil/board.key")
+            ))
+        );
+        assert!(!crate::archive::pipeline_for_replay(&served).contains("users"));
     }
 
     #[test]

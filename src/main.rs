@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => cli::audit::run(&args),
         Command::Export(args) => cli::export::run(&args),
         Command::Key(args) => cli::key::run(&args),
+        Command::User(args) => cli::user::run(&args),
     };
     match result {
         Ok(code) => code,

@@ -139,9 +139,9 @@ pub fn write_metadata(
     Ok(())
 }
 
-/// The pipeline text kept for replay: the same settings, with the source, sinks and archive key
-/// left out (a replay reads the archive, with the key it is given, and writes where it is
-/// told), and the risk model read from its copy
+/// The pipeline text kept for replay: the same settings, with the source, sinks, archive key
+/// and board left out (a replay reads the archive, with the key it is given, and writes where
+/// it is told; the board's users and certificate are the live machine's), and the risk model read from its copy
 /// beside the archive ([`RISK_MODEL_FILE`]), so that a replay scores with the model the live
 /// run used even after `models/` has moved on; the registry likewise ([`REGISTRY_FILE`]).
 pub fn pipeline_for_replay(text: &str) -> String {
@@ -160,6 +160,7 @@ pub fn pipeline_for_replay(text: &str) -> String {
             skipping = trimmed == "[source]"
                 || trimmed == "[[sinks]]"
                 || trimmed == "[archive]"
+                || trimmed == "[board]"
                 || trimmed.starts_with("[source.");
             section = trimmed;
         }

@@ -11,6 +11,7 @@ pub mod run;
 pub mod score;
 pub mod simulate;
 pub mod train;
+pub mod user;
 pub mod validate;
 
 use clap::{Parser, Subcommand};
@@ -60,4 +61,5 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Export(export::ExportArgs),
     Key(key::KeyArgs),
+    User(user::UserArgs),
 }

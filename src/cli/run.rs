@@ -11,6 +11,7 @@ use vigil::config::PipelineConfig;
 use vigil::formats::InputFormat;
 use vigil::observation::EventTime;
 use vigil::pipeline::{self, RunOptions, RunSummary};
+use vigil::sinks::board::BoardConfig;
 use vigil::sources::SourceConfig;
 
 const EXAMPLES: &str = "\
@@ -92,14 +93,30 @@ pub struct RunArgs {
     #[arg(long = "flush-every", value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub flush_every: std::time::Duration,
 
-    /// Serve the ward board at ADDR (127.0.0.1:8080; a loopback address: the board has no
-    /// login yet): the overview at http://ADDR/, each patient's page, a JSON API
-    /// (/api/patients, /api/patients/ID, /api/wards), the live stream /events, and
+    /// Serve the ward board at ADDR (127.0.0.1:8080): the overview at /, each patient's page,
+    /// a JSON API (/api/patients, /api/patients/ID, /api/wards), the live stream /events, and
     /// acknowledgements, which take effect at the watermark and are recorded with --archive.
+    /// Without --board-users anyone who reaches it sees every patient, so it listens on a
+    /// loopback address only; any other address needs --board-users and --board-cert/-key.
     /// When the input ends the board stays up, until Ctrl-C or SIGTERM. Overrides the
     /// pipeline's [board] section.
     #[arg(long, value_name = "ADDR")]
     pub board: Option<std::net::SocketAddr>,
+
+    /// The board's users (`vigil user add FILE ...`): every page then needs a sign-in, a
+    /// clinician sees only their wards, and views and sign-ins go to --audit. Read again when
+    /// it changes. Overrides [board] users.
+    #[arg(long = "board-users", value_name = "FILE")]
+    pub board_users: Option<PathBuf>,
+
+    /// Serve the board over HTTPS with this certificate chain (PEM, leaf first) and
+    /// --board-key's private key (PEM). Overrides [board] tls_cert and tls_key.
+    #[arg(long = "board-cert", value_name = "FILE", requires = "board_key")]
+    pub board_cert: Option<PathBuf>,
+
+    /// The private key of --board-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "board-key", value_name = "FILE", requires = "board_cert")]
+    pub board_key: Option<PathBuf>,
 
     /// Record every acknowledgement made on the board in the audit trail FILE before it takes
     /// effect: append-only, each record chained to the one before by its SHA-256, the head in
@@ -146,7 +163,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     let archive_key = super::key::archive_key(key_file.map(PathBuf::as_path))?;
     let stop = stop_on_signals()?;
     let board = start_board(
-        args.board.or(config.board.as_ref().map(|b| b.listen)),
+        board_config(args, config.board.clone()),
         args.audit.as_deref(),
     )?;
     if board.is_some() && args.archive.is_none() {
@@ -196,29 +213,70 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts the ward board's server at `addr`, if asked.
+/// The board's settings: the pipeline's `[board]`, with what the command line says over it.
+fn board_config(args: &RunArgs, section: Option<BoardConfig>) -> Option<BoardConfig> {
+    let mut board = match (args.board, section) {
+        (Some(listen), Some(section)) => BoardConfig { listen, ..section },
+        (Some(listen), None) => BoardConfig::at(listen),
+        (None, section) => section?,
+    };
+    if let Some(users) = &args.board_users {
+        board.users = Some(users.clone());
+    }
+    if let (Some(cert), Some(key)) = (&args.board_cert, &args.board_key) {
+        board.tls_cert = Some(cert.clone());
+        board.tls_key = Some(key.clone());
+    }
+    Some(board)
+}
+
+/// Starts the ward board's server, if asked: its users and certificate read now, so that a
+/// mistake in either stops the run before it starts.
 fn start_board(
-    addr: Option<std::net::SocketAddr>,
+    config: Option<BoardConfig>,
     audit: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<std::sync::Arc<vigil::sinks::board::Board>>> {
-    use vigil::sinks::board::Board;
-    let Some(addr) = addr else {
+    use vigil::sinks::board::{Board, access::Access, server, tls};
+    let Some(config) = config else {
         if audit.is_some() {
             anyhow::bail!("--audit records what is done on the board: give --board ADDR too");
         }
         return Ok(None);
     };
-    if let Some(why) = vigil::sinks::board::BoardConfig::refuse(addr) {
+    let addr = config.listen;
+    if let Some(why) = config.refuse() {
         anyhow::bail!("--board {addr}: {why}");
+    }
+    let tls = config
+        .tls()
+        .map(|(cert, key)| tls::server_config(cert, key))
+        .transpose()?;
+    let access = config
+        .users
+        .as_deref()
+        .map(|users| Access::open(users, tls.is_some()))
+        .transpose()?;
+    match (&access, &tls) {
+        (None, _) => eprintln!(
+            "vigil: the board has no sign-in: anyone who reaches {addr} sees every patient \
+             (give --board-users FILE, made with `vigil user add`)"
+        ),
+        (Some(_), None) => eprintln!(
+            "vigil: the board signs people in over plain HTTP: give --board-cert and \
+             --board-key for HTTPS"
+        ),
+        (Some(_), Some(_)) => {}
     }
     let board = match audit {
         Some(path) => Board::with_audit(vigil::audit::AuditLog::open(path)?),
         None => Board::default(),
     };
     let board = std::sync::Arc::new(board);
-    let running = vigil::sinks::board::server::serve(addr, std::sync::Arc::clone(&board))
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let served = server::Server::new(std::sync::Arc::clone(&board), access, tls.is_some());
+    let running = server::serve(addr, served, tls)
         .with_context(|| format!("the ward board cannot listen at {addr}"))?;
-    eprintln!("vigil: ward board at http://{}/", running.addr);
+    eprintln!("vigil: ward board at {scheme}://{}/", running.addr);
     Ok(Some(board))
 }
 

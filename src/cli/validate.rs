@@ -39,6 +39,12 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(super::EXIT_CONFIG));
                 }
             }
+            if let Some(board) = &config.board
+                && let Err(e) = check_board(board)
+            {
+                eprintln!("{path}: [board] {e}");
+                return Ok(ExitCode::from(super::EXIT_CONFIG));
+            }
             println!("{path}: ok");
             Ok(ExitCode::SUCCESS)
         }
@@ -58,4 +64,16 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// The board's certificate and users, read as the run would read them.
+fn check_board(board: &vigil::sinks::board::BoardConfig) -> anyhow::Result<()> {
+    use vigil::sinks::board::{access::Access, tls};
+    if let Some((cert, key)) = board.tls() {
+        tls::server_config(cert, key)?;
+    }
+    if let Some(users) = &board.users {
+        Access::open(users, board.tls().is_some())?;
+    }
+    Ok(())
 }

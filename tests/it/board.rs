@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::{assert_replay_gives, demo, free_port, required, scratch, wait_for_port};
 
 /// `node` and playwright-core (which `scripts/test` installs), or `None` to skip.
-fn browser_tools() -> Option<PathBuf> {
+pub fn browser_tools() -> Option<PathBuf> {
     let modules = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules");
     let node = Command::new("node").arg("--version").output().is_ok();
     let chromium = Path::new("/usr/bin/chromium").exists();
@@ -31,7 +31,7 @@ fn browser_tools() -> Option<PathBuf> {
 }
 
 /// The demo's pipeline, its paths made absolute, its alerts to `dir/live.jsonl`.
-fn pipeline(dir: &Path) -> PathBuf {
+pub fn pipeline(dir: &Path) -> PathBuf {
     let text = crate::demo_text();
     let head = &text[..text.find("[[sinks]]").unwrap()];
     let path = dir.join("board.toml");
@@ -81,7 +81,7 @@ fn events(base: &str, last: u64, n: usize) -> Vec<(u64, String, Value)> {
 }
 
 /// SIGTERM, and a clean exit.
-fn stop(mut child: Child) {
+pub fn stop(mut child: Child) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -102,11 +102,12 @@ fn stop(mut child: Child) {
     );
 }
 
-/// What the browser session reported.
-fn browse(script: &Path, url: &str, artefacts: &Path, vigil: &mut Child) -> Value {
+/// What the browser session `script ARGS ARTEFACTS` reported.
+pub fn browse(script: &Path, args: &[&str], artefacts: &Path, vigil: &mut Child) -> Value {
     let output = Command::new("node")
         .arg(script)
-        .args([url, artefacts.to_str().unwrap()])
+        .args(args)
+        .arg(artefacts)
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -148,7 +149,7 @@ fn a_clinician_sees_a_deterioration_acknowledges_it_and_a_replay_applies_it_at_t
         .unwrap();
     wait_for_port(port, "the board", 30);
 
-    let seen = browse(&script, &format!("{base}/"), &artefacts, &mut vigil);
+    let seen = browse(&script, &[&format!("{base}/")], &artefacts, &mut vigil);
     let band = seen["band"].as_str().unwrap();
     assert!(band.contains("Medium") || band.contains("High"), "{seen}");
     assert!(

@@ -1,6 +1,7 @@
 //! Integration tests: the real `vigil` binary on real inputs. One test binary, many modules, so
 //! that it links once.
 
+mod access;
 mod archive;
 mod bench;
 mod board;

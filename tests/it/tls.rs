@@ -40,6 +40,14 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// A CA (`{name}-ca.pem`) and a server certificate it signs for `host` (`{name}.pem`, with its
 /// key in it, as stunnel takes it).
 fn certificates(dir: &Path, name: &str, host: &str) {
+    certificates_for(dir, name, &format!("DNS:{host}"));
+}
+
+/// A CA (`{name}-ca.pem`) and a server certificate it signs for the subject alternative names
+/// `san` (`DNS:localhost,IP:127.0.0.1`): `{name}.crt` and its key `{name}.key`, and both in
+/// `{name}.pem`.
+pub fn certificates_for(dir: &Path, name: &str, san: &str) {
+    let host = san.split([',', ':']).nth(1).unwrap_or("localhost");
     let ca = format!("{name}-ca");
     openssl(
         dir,
@@ -76,7 +84,7 @@ fn certificates(dir: &Path, name: &str, host: &str) {
     );
     std::fs::write(
         dir.join(format!("{name}.ext")),
-        format!("subjectAltName=DNS:{host}\n"),
+        format!("subjectAltName={san}\n"),
     )
     .unwrap();
     openssl(

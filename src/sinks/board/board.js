@@ -18,7 +18,18 @@
   // A board whose run is over says so, and keeps saying it.
   const over = status.textContent !== "live";
   events.onopen = () => { if (!over) status.textContent = "live"; };
-  events.onerror = () => { status.textContent = "⚠ connection lost: reconnecting…"; };
+  events.onerror = async () => {
+    status.textContent = "⚠ connection lost: reconnecting…";
+    // A stream refused (the session ended) is not retried by the browser: sign in again.
+    if (events.readyState === EventSource.CLOSED) {
+      const res = await fetch("/api/wards");
+      if (res.status === 401) signIn();
+    }
+  };
+
+  function signIn() {
+    location.href = "/login?next=" + encodeURIComponent(location.pathname);
+  }
   events.addEventListener("reset", () => location.reload());
   events.addEventListener("wards", async (e) => {
     if (page !== "overview") return;
@@ -64,6 +75,7 @@
     for (const id of keep) dirty.add(id);
     if (fetchIds.length) {
       const res = await fetch("/fragments/rows?ids=" + fetchIds.map(encodeURIComponent).join(","));
+      if (res.status === 401) return signIn();
       const tmp = document.createElement("tbody");
       tmp.innerHTML = await res.text();
       // Each changed row moves to its place; the others stay sorted as they were.
@@ -103,11 +115,17 @@
     if (!form.matches("form.ack")) return;
     e.preventDefault();
     const result = form.querySelector(".result");
+    // Signed in, the form carries the session's CSRF token and the board knows who acks;
+    // the demo board asks for a name.
+    const headers = { "content-type": "application/json" };
+    if (form.elements.csrf) headers["x-csrf-token"] = form.elements.csrf.value;
+    const by = form.elements.by ? form.elements.by.value : "";
     const res = await fetch("/api/alerts/" + encodeURIComponent(form.dataset.alert) + "/ack", {
       method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ by: form.elements.by.value, note: form.elements.note.value }),
+      headers,
+      body: JSON.stringify({ by, note: form.elements.note.value }),
     });
+    if (res.status === 401) return signIn();
     const answer = await res.json();
     result.textContent = res.ok
       ? "Sent: it shows here once it takes effect."

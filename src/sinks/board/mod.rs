@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -18,10 +19,12 @@ use serde::Deserialize;
 
 use crate::pipeline::acknowledgements::{AckRequest, LiveAcks};
 
+pub mod access;
 mod pages;
 pub mod server;
 mod sink;
 pub mod state;
+pub mod tls;
 
 pub use sink::BoardSink;
 pub use state::BoardState;
@@ -35,19 +38,67 @@ pub const LOG_CAPACITY: usize = 100_000;
 pub struct BoardConfig {
     /// Where to listen, `127.0.0.1:8080`.
     pub listen: SocketAddr,
+    /// The users file (`vigil user add`): every page then needs a sign-in.
+    #[serde(default)]
+    pub users: Option<PathBuf>,
+    /// The certificate chain (PEM) and its key: the board then serves HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl BoardConfig {
-    /// Why the board may not listen at `addr`, if it may not: it has no login yet, so it serves
-    /// only this machine.
-    pub fn refuse(addr: SocketAddr) -> Option<String> {
-        (!addr.ip().is_loopback()).then(|| {
-            format!(
-                "the board would serve patients' data to the network at {addr} without a login; \
-                 listen on a loopback address (127.0.0.1:8080) and reach it through a TLS proxy \
-                 that authenticates"
-            )
-        })
+    /// A board at `listen`, as the demo serves it: no users, no TLS.
+    pub fn at(listen: SocketAddr) -> BoardConfig {
+        BoardConfig {
+            listen,
+            users: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+
+    /// The certificate and key, when both are given.
+    pub fn tls(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
+    }
+
+    /// Why the board may not serve as configured, if it may not: patients' data leaves this
+    /// machine only behind a sign-in and over TLS.
+    pub fn refuse(&self) -> Option<String> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Some("give both tls_cert and tls_key (--board-cert, --board-key)".to_owned());
+        }
+        let addr = self.listen;
+        if addr.ip().is_loopback() {
+            return None;
+        }
+        let missing = match (self.users.is_some(), self.tls().is_some()) {
+            (true, true) => return None,
+            (false, false) => "a sign-in (users) and TLS (tls_cert, tls_key)",
+            (false, true) => "a sign-in (users)",
+            (true, false) => {
+                "TLS (tls_cert, tls_key): passwords and sessions would cross it in clear"
+            }
+        };
+        Some(format!(
+            "the board would serve patients' data to the network at {addr} without {missing}; \
+             listen on a loopback address (127.0.0.1:8080), or give the board users \
+             (`vigil user add`) and a certificate"
+        ))
+    }
+
+    /// Paths relative to the pipeline's folder.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for path in [&mut self.users, &mut self.tls_cert, &mut self.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
     }
 }
 
@@ -83,6 +134,39 @@ pub struct Published {
     /// `alert`, `patient` or `wards`.
     pub name: &'static str,
     pub json: Arc<str>,
+    /// Who may see it.
+    pub about: About,
+}
+
+/// What a change is about, for the live stream to send it only to those who may see it.
+#[derive(Clone, Debug)]
+pub enum About {
+    /// A patient, on this ward (or none).
+    Patient(Option<Arc<str>>),
+    /// These wards' counts.
+    Wards(Arc<[state::WardCounts]>),
+}
+
+impl Published {
+    /// The change as `scope` may see it: itself, the counts of its wards only, or nothing.
+    pub fn seen(&self, scope: &access::Scope) -> Option<Arc<str>> {
+        match (&self.about, scope) {
+            (_, access::Scope::Everything) => Some(Arc::clone(&self.json)),
+            (About::Patient(ward), scope) => scope
+                .patient(ward.as_deref())
+                .then(|| Arc::clone(&self.json)),
+            (About::Wards(counts), scope) => {
+                let seen: Vec<_> = counts.iter().filter(|c| scope.ward(&c.ward)).collect();
+                if seen.is_empty() {
+                    return None;
+                }
+                if seen.len() == counts.len() {
+                    return Some(Arc::clone(&self.json));
+                }
+                serde_json::to_string(&seen).ok().map(Arc::from)
+            }
+        }
+    }
 }
 
 /// An acknowledgement the board could not queue.
@@ -149,11 +233,21 @@ impl Board {
                 inner.published.pop_front();
             }
             let json = serde_json::to_string(&event).unwrap_or_else(|_| "null".to_owned());
+            let about = match &event {
+                state::BoardEvent::Alert(a) => {
+                    About::Patient(inner.state.ward_of(&a.patient).map(Arc::from))
+                }
+                state::BoardEvent::Patient(row) => {
+                    About::Patient(row.ward.as_deref().map(Arc::from))
+                }
+                state::BoardEvent::Wards(counts) => About::Wards(counts.as_slice().into()),
+            };
             inner.published.push_back(Published {
                 id,
                 applied_ms: now,
                 name: event.name(),
                 json: json.into(),
+                about,
             });
         }
         drop(inner);
@@ -227,16 +321,24 @@ impl Board {
         };
         drop(inner);
         let acks = self.acks.get().ok_or(AckRefused::Closed)?;
-        if let Some(audit) = &self.audit {
-            // Recorded before it can take effect: an act the trail lacks did not happen.
-            let what = format!("alert {} of {}", request.alert, request.patient.as_str());
-            let mut audit = audit.lock().unwrap_or_else(|e| e.into_inner());
-            audit
-                .record(&request.by, "acknowledged", &what)
-                .map_err(|e| AckRefused::Unrecorded(e.to_string()))?;
-        }
+        // Recorded before it can take effect: an act the trail lacks did not happen.
+        let what = format!("alert {} of {}", request.alert, request.patient.as_str());
+        self.record(&request.by, "acknowledged", &what)
+            .map_err(AckRefused::Unrecorded)?;
         acks.push(request);
         Ok(())
+    }
+
+    /// Records `who` did `action` to `what` in the audit trail, when the run keeps one.
+    pub fn record(&self, who: &str, action: &str, what: &str) -> Result<(), String> {
+        let Some(audit) = &self.audit else {
+            return Ok(());
+        };
+        let mut audit = audit.lock().unwrap_or_else(|e| e.into_inner());
+        audit
+            .record(who, action, what)
+            .map(drop)
+            .map_err(|e| e.to_string())
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -307,6 +409,34 @@ mod tests {
         assert!(board.since(last - 1).is_some());
         let history = board.read(|s| s.patient("p1").map(|(_, page)| page.history.len()));
         assert_eq!(history, Some(state::HISTORY));
+    }
+
+    #[test]
+    fn the_live_stream_sends_each_viewer_their_wards_only() {
+        let board = Board::default();
+        let wards = HashMap::from([("p1".to_owned(), "4A".to_owned())]);
+        board.attach(wards, Arc::new(LiveAcks::new(None)));
+        board.apply(&[update(1, 135.0)]);
+        board.count_wards(&[
+            (("4A".to_owned(), crate::news2::Band::High), 1),
+            (("4B".to_owned(), crate::news2::Band::Low), 1),
+        ]);
+        let log = board.since(0).unwrap();
+        let of = |scope: access::Scope| -> Vec<String> {
+            log.iter()
+                .filter_map(|p| p.seen(&scope).map(|json| format!("{} {json}", p.name)))
+                .collect()
+        };
+        let all = of(access::Scope::Everything);
+        assert_eq!(all.len(), log.len());
+        let b = of(access::Scope::Wards(vec!["4B".to_owned()]));
+        assert_eq!(b.len(), 1, "4B sees its counts only: {b:?}");
+        assert!(b[0].starts_with("wards ") && b[0].contains("4B") && !b[0].contains("4A"));
+        let a = of(access::Scope::Wards(vec!["4A".to_owned()]));
+        assert!(a.iter().any(|e| e.contains("\"p1\"")), "{a:?}");
+        assert!(a.iter().all(|e| !e.contains("4B")), "{a:?}");
+        let counts = of(access::Scope::Counts);
+        assert!(counts.iter().all(|e| e.starts_with("wards ")), "{counts:?}");
     }
 
     #[test]

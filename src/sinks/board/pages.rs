@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use super::access::Scope;
 use super::state::{BoardAlert, BoardState, PatientPage, PatientRow, Point, urgency};
 use crate::alerting::{Alert, AlertEvidence};
 use crate::news2::{self, Band};
@@ -16,12 +17,54 @@ pub const STYLE: &str = include_str!("board.css");
 /// How much of a patient's history the overview's sparkline shows.
 const SPARKLINE_US: i64 = 6 * 3600 * 1_000_000;
 
+/// Who a page is for: what they may see, and their sign-in, when there is one.
+#[derive(Clone, Copy, Debug)]
+pub struct View<'a> {
+    pub scope: &'a Scope,
+    pub signed: Option<Signed<'a>>,
+}
+
+/// A signed-in user, as their pages show them.
+#[derive(Clone, Copy, Debug)]
+pub struct Signed<'a> {
+    pub name: &'a str,
+    /// What they see, in words: `clinician of ward 4A`.
+    pub describe: &'a str,
+    /// Their session's token, which every form carries.
+    pub csrf: &'a str,
+}
+
+impl View<'_> {
+    fn sees(&self, row: &PatientRow) -> bool {
+        self.scope.patient(row.ward.as_deref())
+    }
+
+    /// Who is signed in, and the form to sign out.
+    fn who(&self) -> String {
+        let Some(s) = self.signed else {
+            return String::new();
+        };
+        format!(
+            "<form class=\"who\" method=\"post\" action=\"/logout\">Signed in as \
+             <strong>{name}</strong>, {describe} <input type=\"hidden\" name=\"csrf\" \
+             value=\"{csrf}\"><button type=\"submit\">Sign out</button></form>",
+            name = esc(s.name),
+            describe = esc(s.describe),
+            csrf = esc(s.csrf),
+        )
+    }
+}
+
 /// The ward overview (`/`).
-pub fn overview(state: &BoardState, closed: bool) -> String {
-    let ids: Vec<PatientRow> = state.patients();
+pub fn overview(state: &BoardState, closed: bool, view: View<'_>) -> String {
     let mut rows = String::new();
-    for row in &ids {
-        rows.push_str(&row_html(state, row));
+    for row in state.patients().iter().filter(|r| view.sees(r)) {
+        rows.push_str(&row_html(state, row, view));
+    }
+    if view.scope.patients().is_err() {
+        rows = "<tr><td colspan=\"7\">Your role sees how many patients are in each band on \
+                each ward, not the patients.</td></tr>"
+            .to_owned();
     }
     let status = if closed {
         "the run is over: nothing more changes"
@@ -30,37 +73,39 @@ pub fn overview(state: &BoardState, closed: bool) -> String {
     };
     format!(
         "{head}<body data-page=\"overview\" data-last-id=\"{last}\">\
-         <header><h1>Vigil ward board</h1><p id=\"status\" role=\"status\">{status}</p></header>\
+         <header><h1>Vigil ward board</h1>{who}<p id=\"status\" role=\"status\">{status}</p></header>\
          <section id=\"wards\" aria-label=\"patients per band per ward\">{wards}</section>\
          <table id=\"patients\"><thead><tr><th>Band</th><th>Patient</th><th>NEWS2</th>\
          <th>Risk</th><th>Last 6 h</th><th>Data</th><th>Latest alert</th></tr></thead>\
          <tbody>{rows}</tbody></table>{foot}",
         head = head("Vigil ward board"),
         last = state.last_id(),
-        wards = wards(state),
+        who = view.who(),
+        wards = wards(state, view),
         foot = FOOT,
     )
 }
 
 /// A patient's page (`/patients/{id}`).
-pub fn patient(state: &BoardState, id: &str) -> Option<String> {
-    let main = patient_main(state, id)?;
+pub fn patient(state: &BoardState, id: &str, view: View<'_>) -> Option<String> {
+    let main = patient_main(state, id, view)?;
     Some(format!(
         "{head}<body data-page=\"patient\" data-patient=\"{pid}\" data-last-id=\"{last}\">\
-         <header><p><a href=\"/\">← ward board</a></p><h1>{pid}</h1>\
+         <header><p><a href=\"/\">← ward board</a></p>{who}<h1>{pid}</h1>\
          <p id=\"status\" role=\"status\">live</p></header><main id=\"main\">{main}</main>{FOOT}",
         head = head(&format!("{id} · Vigil")),
         pid = esc(id),
         last = state.last_id(),
+        who = view.who(),
     ))
 }
 
 /// A patient page's content: the row, a chart per vital, the alert history.
-pub fn patient_main(state: &BoardState, id: &str) -> Option<String> {
-    let (row, page) = state.patient(id)?;
+pub fn patient_main(state: &BoardState, id: &str, view: View<'_>) -> Option<String> {
+    let (row, page) = state.patient(id).filter(|(row, _)| view.sees(row))?;
     let mut html = format!(
         "<table class=\"summary\"><tbody>{}</tbody></table><h2>Vital signs</h2><div class=\"charts\">",
-        row_html(state, row)
+        row_html(state, row, view)
     );
     for parameter in [
         news2::Parameter::RespirationRate,
@@ -72,24 +117,25 @@ pub fn patient_main(state: &BoardState, id: &str) -> Option<String> {
         html.push_str(&chart(parameter, page));
     }
     html.push_str("</div><h2>Alerts</h2>");
-    html.push_str(&alert_history(page));
+    html.push_str(&alert_history(page, view));
     Some(html)
 }
 
 /// The rows of `ids` (those on the board), for the overview to swap in.
-pub fn rows(state: &BoardState, ids: &[&str]) -> String {
+pub fn rows(state: &BoardState, ids: &[&str], view: View<'_>) -> String {
     let mut html = String::new();
     for id in ids {
-        if let Some((row, _)) = state.patient(id) {
-            html.push_str(&row_html(state, row));
+        if let Some((row, _)) = state.patient(id).filter(|(row, _)| view.sees(row)) {
+            html.push_str(&row_html(state, row, view));
         }
     }
     html
 }
 
 /// Patients per band on each ward.
-pub fn wards(state: &BoardState) -> String {
-    let wards = state.wards();
+pub fn wards(state: &BoardState, view: View<'_>) -> String {
+    let mut wards = state.wards();
+    wards.retain(|w| view.scope.ward(&w.ward));
     if wards.is_empty() {
         return "<p class=\"muted\">No wards: give the pipeline a registry with a ward column \
                 to count patients per band per ward.</p>"
@@ -112,6 +158,27 @@ pub fn wards(state: &BoardState) -> String {
     }
     html.push_str("</ul>");
     html
+}
+
+/// The sign-in page (`/login`): the form carries `csrf`, the token its cookie holds too, and
+/// `next`, where to go once signed in; `message` says why the last try failed.
+pub fn login(csrf: &str, next: &str, message: Option<&str>) -> String {
+    let message = message.map_or(String::new(), |m| {
+        format!("<p class=\"warn\" role=\"alert\">{}</p>", esc(m))
+    });
+    format!(
+        "{head}<body data-page=\"login\"><header><h1>Vigil ward board</h1></header><main>\
+         {message}<form class=\"login\" method=\"post\" action=\"/login\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input type=\"hidden\" name=\"next\" value=\"{next}\">\
+         <p><label>Name <input name=\"name\" required maxlength=\"64\" autocomplete=\"username\" \
+         autofocus></label></p><p><label>Password <input name=\"password\" type=\"password\" \
+         required autocomplete=\"current-password\"></label></p>\
+         <p><button type=\"submit\">Sign in</button></p></form></main></body></html>",
+        head = head("Sign in · Vigil"),
+        csrf = esc(csrf),
+        next = esc(next),
+    )
 }
 
 fn head(title: &str) -> String {
@@ -138,7 +205,7 @@ fn band_label(band: Option<Band>, scored: bool) -> (&'static str, &'static str) 
 }
 
 /// One patient's row of the overview.
-fn row_html(state: &BoardState, row: &PatientRow) -> String {
+fn row_html(state: &BoardState, row: &PatientRow, view: View<'_>) -> String {
     let (class, band) = band_label(row.band, row.news2.is_some());
     let (b, upper, risk) = urgency(row);
     let rank = f64::from(b + 1) * 1e6 + f64::from(upper) * 1e3 + risk * 999.0;
@@ -161,7 +228,7 @@ fn row_html(state: &BoardState, row: &PatientRow) -> String {
         id = esc(&row.patient),
         spark = history.map_or(String::new(), sparkline),
         data = data_quality(row),
-        alert = latest_alert(row),
+        alert = latest_alert(row, view),
     )
 }
 
@@ -187,13 +254,13 @@ fn data_quality(row: &PatientRow) -> String {
 }
 
 /// The row's latest alert to people, acknowledged or with the form to acknowledge it.
-fn latest_alert(row: &PatientRow) -> String {
+fn latest_alert(row: &PatientRow, view: View<'_>) -> String {
     let Some(a) = &row.alert else {
         return "—".to_owned();
     };
     let ack = match &a.acknowledged {
         Some(k) => acknowledged(k),
-        None => ack_form(&a.id),
+        None => ack_form(&a.id, view),
     };
     format!(
         "<span class=\"when\">{}</span> {}<br>{ack}",
@@ -214,11 +281,25 @@ fn acknowledged(k: &super::state::Acknowledged) -> String {
     )
 }
 
-fn ack_form(alert: &str) -> String {
+/// The form to acknowledge `alert`: the signed-in user's, carrying their session's token, or
+/// the demo's, which asks for a name.
+fn ack_form(alert: &str, view: View<'_>) -> String {
+    let who = match view.signed {
+        Some(s) => format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            esc(s.csrf)
+        ),
+        None => "<input name=\"by\" required maxlength=\"80\" placeholder=\"your name\" \
+                 aria-label=\"your name\">"
+            .to_owned(),
+    };
+    let button = match view.signed {
+        Some(s) => format!("Acknowledge as {}", esc(s.name)),
+        None => "Acknowledge".to_owned(),
+    };
     format!(
-        "<form class=\"ack\" data-alert=\"{id}\"><input name=\"by\" required maxlength=\"80\" \
-         placeholder=\"your name\" aria-label=\"your name\"><input name=\"note\" maxlength=\"500\" \
-         placeholder=\"note\" aria-label=\"note\"><button type=\"submit\">Acknowledge</button>\
+        "<form class=\"ack\" data-alert=\"{id}\">{who}<input name=\"note\" maxlength=\"500\" \
+         placeholder=\"note\" aria-label=\"note\"><button type=\"submit\">{button}</button>\
          <output class=\"result\"></output></form>",
         id = esc(alert)
     )
@@ -320,23 +401,23 @@ fn chart(parameter: news2::Parameter, page: &PatientPage) -> String {
 }
 
 /// The patient's alerts, newest first, with their evidence and response.
-fn alert_history(page: &PatientPage) -> String {
+fn alert_history(page: &PatientPage, view: View<'_>) -> String {
     if page.alerts.is_empty() {
         return "<p>No alerts.</p>".to_owned();
     }
     let mut html = String::from("<ol class=\"alerts\" reversed>");
     for a in page.alerts.iter().rev() {
-        html.push_str(&alert_item(a));
+        html.push_str(&alert_item(a, view));
     }
     html.push_str("</ol>");
     html
 }
 
-fn alert_item(a: &BoardAlert) -> String {
+fn alert_item(a: &BoardAlert, view: View<'_>) -> String {
     let alert = &a.alert;
     let ack = match (&a.acknowledged, alert.pages()) {
         (Some(k), _) => acknowledged(k),
-        (None, true) => ack_form(&alert.id),
+        (None, true) => ack_form(&alert.id, view),
         (None, false) => String::new(),
     };
     format!(

@@ -245,6 +245,14 @@ impl BoardState {
         Some((self.rows.get(id)?, self.pages.get(id)?))
     }
 
+    /// The ward `patient` is on, as the board shows it.
+    pub fn ward_of(&self, patient: &str) -> Option<&str> {
+        match self.rows.get(patient) {
+            Some(row) => row.ward.as_deref(),
+            None => self.wards.get(patient).map(String::as_str),
+        }
+    }
+
     /// The alert `id` of a patient, to acknowledge it.
     pub fn alert(&self, id: &str) -> Option<&Alert> {
         self.pages
