@@ -182,7 +182,16 @@ fn archived(row: &Row) -> Archived {
             row.detail.clone(),
         ) {
             Ok(obs) => SourceItem::Observation(obs, position(row)),
-            Err(e) => rejected(e.to_string(), None),
+            // An impossible value held for its clock (its reason is the hold's): held again,
+            // so that its patient hears of the clock as they did live.
+            Err(e) => rejected(
+                e.to_string(),
+                row.held.map(|_| Subject {
+                    patient: row.patient.clone(),
+                    time: row.time,
+                    vital: row.vital,
+                }),
+            ),
         },
     };
     Archived {

@@ -337,6 +337,11 @@ fn held_records_are_archived_with_their_verdict_and_a_replay_gives_the_same_aler
     let at = lines.len() / 2;
     let time = time_of(&lines[at]) - 30 * MONTH_US;
     lines.insert(at, heart_rate("sim-00007", "cuff-7", &rfc3339(time)));
+    // And an impossible value an hour behind: rejected, and held for its clock, live and
+    // replayed alike (its row's reason is the hold's; the value says it was impossible).
+    let time = time_of(&lines[at + 1]) - 3_600_000_000;
+    let impossible = heart_rate("sim-00009", "mon-9", &rfc3339(time)).replace("84", "-5");
+    lines.insert(at + 1, impossible);
     let input = dir.join("skewed.jsonl");
     std::fs::write(&input, lines.join("\n") + "\n").unwrap();
     let archive = dir.join("archive");
@@ -361,7 +366,7 @@ fn held_records_are_archived_with_their_verdict_and_a_replay_gives_the_same_aler
         .collect();
     assert_eq!(rows.len(), lines.len() - count_duplicates(&lines));
     let held: Vec<&vigil::archive::Row> = rows.iter().filter(|r| r.held.is_some()).collect();
-    assert_eq!(held.len(), 7);
+    assert_eq!(held.len(), 8);
     for row in &held {
         assert!(!row.processed);
         let reason = row.invalid_reason.as_deref().unwrap();
@@ -379,6 +384,13 @@ fn held_records_are_archived_with_their_verdict_and_a_replay_gives_the_same_aler
     ]);
     let live = std::fs::read_to_string(&live).unwrap();
     assert!(live.contains("\"event\":\"clock\""));
+    let impossible_held = live
+        .lines()
+        .any(|a| a.contains("\"patient\":\"sim-00009\"") && a.contains("\"event\":\"clock\""));
+    assert!(
+        impossible_held,
+        "the impossible value's patient hears of its clock"
+    );
     assert!(
         live == std::fs::read_to_string(&replayed).unwrap(),
         "the replay's alerts differ from the live run's"
