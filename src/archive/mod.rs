@@ -81,6 +81,7 @@ use crate::sources::Position;
 
 pub mod alerts;
 pub mod key;
+pub mod sealed;
 
 pub use key::{ArchiveKey, KeyError, KeyFile, KeyProvider};
 
@@ -123,6 +124,7 @@ fn current_or_older(dir: &Path, name: &str) -> PathBuf {
 pub fn write_metadata(
     dir: &Path,
     config: &crate::config::PipelineConfig,
+    key: Option<&ArchiveKey>,
 ) -> Result<(), ArchiveError> {
     let meta = dir.join(META);
     fs::create_dir_all(&meta).map_err(io(&meta))?;
@@ -134,7 +136,18 @@ pub fn write_metadata(
     }
     if let Some(registry) = &config.registry {
         let copy = meta.join(REGISTRY_FILE);
-        fs::copy(&registry.path, &copy).map_err(io(&copy))?;
+        match key {
+            // Patients, wards and consent: sealed like the rest of an encrypted archive.
+            Some(key) => {
+                let text = fs::read_to_string(&registry.path).map_err(io(&registry.path))?;
+                let sealed = sealed::seal_text(key, REGISTRY_FILE, &text)
+                    .map_err(|e| format_err(&copy, e))?;
+                fs::write(&copy, sealed).map_err(io(&copy))?;
+            }
+            None => {
+                fs::copy(&registry.path, &copy).map_err(io(&copy))?;
+            }
+        }
     }
     Ok(())
 }

@@ -52,7 +52,7 @@ pub struct ExportArgs {
 pub fn run(args: &ExportArgs) -> anyhow::Result<ExitCode> {
     let archive_key = super::key::archive_key(args.archive_key.as_deref())?;
     let pseudonyms = pseudonyms(args, archive_key.as_deref())?;
-    let consents = consents(args)?;
+    let consents = consents(args, archive_key.as_deref())?;
     let mut audit = args
         .audit
         .as_deref()
@@ -131,8 +131,12 @@ fn pseudonyms(
     Ok(Pseudonyms::new(&key))
 }
 
-/// The consent changes of the registry given, or of the archive's copy.
-fn consents(args: &ExportArgs) -> anyhow::Result<Vec<vigil::registry::ConsentChange>> {
+/// The consent changes of the registry given, or of the archive's copy (sealed when the
+/// archive is encrypted).
+fn consents(
+    args: &ExportArgs,
+    key: Option<&vigil::archive::ArchiveKey>,
+) -> anyhow::Result<Vec<vigil::registry::ConsentChange>> {
     let path = args.registry.clone().unwrap_or_else(|| {
         args.archive
             .join(vigil::archive::META)
@@ -145,6 +149,7 @@ fn consents(args: &ExportArgs) -> anyhow::Result<Vec<vigil::registry::ConsentCha
         );
         return Ok(Vec::new());
     }
-    let text = std::fs::read_to_string(&path).with_context(|| path.display().to_string())?;
+    let text = vigil::archive::sealed::read_text(&path, key)?
+        .with_context(|| format!("{}: no such file", path.display()))?;
     vigil::registry::consents(&text).with_context(|| format!("registry {}", path.display()))
 }

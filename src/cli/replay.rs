@@ -117,6 +117,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         alerts: args.alerts.clone(),
         // What clinicians acknowledged live applies at the same event times.
         acknowledgements: Some(vigil::pipeline::acknowledgements::archived(&args.archive)),
+        // Which opens the archive's sealed registry copy and acknowledgements.
+        archive_key: key.clone(),
         quiet: args.quiet,
         speed: args.speed,
         progress: std::io::stderr().is_terminal(),

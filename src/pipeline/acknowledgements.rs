@@ -2,30 +2,24 @@
 //! with the event time it took effect at. A run that resumes over the archive, and a replay of
 //! it, apply them again at those times, so its reminders and escalations come out exactly as
 //! they did live. `vigil run --acks FILE` applies a file of them (and records them in the
-//! archive).
+//! archive). In an encrypted archive each line is sealed with its key ([`crate::archive::sealed`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Acknowledgement, PipelineError};
+use crate::archive::{ArchiveKey, sealed};
 
 /// The archive's file of acknowledgements.
 pub fn archived(dir: &Path) -> PathBuf {
     dir.join("acks.jsonl")
 }
 
-/// Reads a file of acknowledgements; a line that is not one is an error naming it. A file that
-/// does not exist holds none.
-pub fn read(path: &Path) -> Result<Vec<Acknowledgement>, PipelineError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => {
-            return Err(PipelineError::Output {
-                what: format!("acknowledgements {}", path.display()),
-                source,
-            });
-        }
+/// Reads a file of acknowledgements, its sealed lines opened with `key`; a line that is not
+/// one is an error naming it. A file that does not exist holds none.
+pub fn read(path: &Path, key: Option<&ArchiveKey>) -> Result<Vec<Acknowledgement>, PipelineError> {
+    let Some(text) = sealed::read_text(path, key)? else {
+        return Ok(Vec::new());
     };
     let mut acks = Vec::new();
     for (i, line) in text
@@ -47,20 +41,25 @@ pub fn read(path: &Path) -> Result<Vec<Acknowledgement>, PipelineError> {
 pub fn record(
     dir: &Path,
     given: Vec<Acknowledgement>,
+    key: Option<&ArchiveKey>,
 ) -> Result<Vec<Acknowledgement>, PipelineError> {
     let path = archived(dir);
-    let mut all = read(&path)?;
+    let mut all = read(&path, key)?;
     let new: Vec<Acknowledgement> = given.into_iter().filter(|a| !all.contains(a)).collect();
     if new.is_empty() {
         return Ok(all);
     }
-    append(&path, &new)?;
+    append(&path, &new, key)?;
     all.extend(new);
     Ok(all)
 }
 
-/// Appends `acks` to the file at `path`, synced.
-fn append(path: &Path, acks: &[Acknowledgement]) -> Result<(), PipelineError> {
+/// Appends `acks` to the file at `path`, synced; sealed with `key`, when there is one.
+fn append(
+    path: &Path,
+    acks: &[Acknowledgement],
+    key: Option<&ArchiveKey>,
+) -> Result<(), PipelineError> {
     let error = |source| PipelineError::Output {
         what: format!("acknowledgements {}", path.display()),
         source,
@@ -72,7 +71,11 @@ fn append(path: &Path, acks: &[Acknowledgement]) -> Result<(), PipelineError> {
         .map_err(error)?;
     let mut text = String::new();
     for ack in acks {
-        text.push_str(&serde_json::to_string(ack).unwrap_or_default());
+        let line = serde_json::to_string(ack).unwrap_or_default();
+        match key {
+            Some(key) => text.push_str(&sealed::seal_line(key, "acks.jsonl", &line)?),
+            None => text.push_str(&line),
+        }
         text.push('\n');
     }
     file.write_all(text.as_bytes()).map_err(error)?;
@@ -98,16 +101,18 @@ pub struct AckRequest {
 #[derive(Debug, Default)]
 pub struct LiveAcks {
     waiting: std::sync::Mutex<Vec<AckRequest>>,
-    /// The archive, where each is recorded.
+    /// The archive, where each is recorded, and its key.
     archive: Option<PathBuf>,
+    key: Option<std::sync::Arc<ArchiveKey>>,
 }
 
 impl LiveAcks {
     /// A queue whose acknowledgements are recorded in the archive `dir`, if any.
-    pub fn new(archive: Option<PathBuf>) -> LiveAcks {
+    pub fn new(archive: Option<PathBuf>, key: Option<std::sync::Arc<ArchiveKey>>) -> LiveAcks {
         LiveAcks {
             waiting: std::sync::Mutex::default(),
             archive,
+            key,
         }
     }
 
@@ -137,7 +142,7 @@ impl LiveAcks {
             })
             .collect();
         if let Some(dir) = &self.archive {
-            append(&archived(dir), &acks)?;
+            append(&archived(dir), &acks, self.key.as_deref())?;
         }
         Ok(acks)
     }

@@ -301,6 +301,8 @@ pub enum PipelineError {
         line: usize,
         reason: String,
     },
+    #[error("{0}")]
+    Sealed(#[from] crate::archive::sealed::SealError),
     #[error("the dataflow failed: {0}")]
     Dataflow(String),
 }

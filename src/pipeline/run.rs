@@ -186,11 +186,12 @@ fn execute(
             .map_err(PipelineError::Archive)?,
         None => None,
     };
-    let registry = read_registry(config)?;
+    let registry = read_registry(config, options.archive_key.as_deref())?;
     let mut sinks = build_sinks(config, options, !archived.is_empty())?;
     let live_acks = options.board.as_ref().map(|board| {
         let acks = Arc::new(super::acknowledgements::LiveAcks::new(
             options.archive.clone(),
+            options.archive_key.clone(),
         ));
         board.attach(crate::registry::wards(&registry), Arc::clone(&acks));
         sinks.push(Box::new(crate::sinks::board::BoardSink::new(
@@ -209,7 +210,8 @@ fn execute(
         crate::archive::check_encryption(dir, options.archive_key.as_deref())
             .map_err(PipelineError::Archive)?;
         // A replay of the archive scores with the settings of this run.
-        crate::archive::write_metadata(dir, config).map_err(PipelineError::Archive)?;
+        crate::archive::write_metadata(dir, config, options.archive_key.as_deref())
+            .map_err(PipelineError::Archive)?;
     }
     let shared = Arc::new(Shared {
         settings: monitor_settings(config)?,
@@ -285,12 +287,13 @@ fn gather(
 fn acknowledgements(
     options: &RunOptions,
 ) -> Result<Vec<crate::pipeline::Acknowledgement>, PipelineError> {
+    let key = options.archive_key.as_deref();
     let given = match &options.acknowledgements {
-        Some(path) => super::acknowledgements::read(path)?,
+        Some(path) => super::acknowledgements::read(path, key)?,
         None => Vec::new(),
     };
     match &options.archive {
-        Some(dir) => super::acknowledgements::record(dir, given),
+        Some(dir) => super::acknowledgements::record(dir, given, key),
         None => Ok(given),
     }
 }
@@ -305,7 +308,11 @@ fn monitor_settings(config: &PipelineConfig) -> Result<MonitorSettings, Pipeline
     Ok(settings)
 }
 
-fn read_registry(config: &PipelineConfig) -> Result<Vec<Prescription>, PipelineError> {
+/// The registry: the pipeline's own (plaintext), or an encrypted archive's sealed copy.
+fn read_registry(
+    config: &PipelineConfig,
+    key: Option<&crate::archive::ArchiveKey>,
+) -> Result<Vec<Prescription>, PipelineError> {
     let Some(r) = &config.registry else {
         return Ok(Vec::new());
     };
@@ -313,7 +320,9 @@ fn read_registry(config: &PipelineConfig) -> Result<Vec<Prescription>, PipelineE
         path: r.path.clone(),
         reason,
     };
-    let text = std::fs::read_to_string(&r.path).map_err(|e| error(e.to_string()))?;
+    let text = crate::archive::sealed::read_text(&r.path, key)
+        .map_err(|e| error(e.to_string()))?
+        .ok_or_else(|| error("it does not exist".to_owned()))?;
     crate::registry::parse(&text).map_err(|e| error(e.to_string()))
 }
 

@@ -17,9 +17,19 @@ fn encrypted_demo(dir: &Path, key: &Path) -> (PathBuf, Vec<String>) {
     let archive = dir.join("archive");
     let alerts = dir.join("live.jsonl");
     let demo = demo();
+    // A nurse's acknowledgement of one of the demo's alerts (the README's), which the archive
+    // records, sealed.
+    let acks = dir.join("acks.jsonl");
+    std::fs::write(
+        &acks,
+        r#"{"patient":"sim-00037","alert":"f93119fa08017d9d","kind":"news2","alert_time_us":1767583759000000,"by":"nurse.jones","note":"reviewed, doctor called","at_us":1767584059000000}"#,
+    )
+    .unwrap();
     run_ok(&[
         "run",
         demo.to_str().unwrap(),
+        "--acks",
+        acks.to_str().unwrap(),
         "--archive",
         archive.to_str().unwrap(),
         "--archive-key",
@@ -69,8 +79,40 @@ fn an_encrypted_archive_is_read_with_its_key_and_by_nothing_without_it() {
             f.display()
         );
     }
+    // The text files with patients in them are sealed line by line.
+    for file in ["_vigil/registry.csv", "acks.jsonl"] {
+        let text = std::fs::read_to_string(archive.join(file)).unwrap();
+        assert!(!text.is_empty(), "{file}");
+        assert!(
+            text.lines().all(|l| l.starts_with("vigil-sealed-1 ")),
+            "{file} is sealed"
+        );
+        for id in ["sim-000", "nurse.jones"] {
+            assert!(!text.contains(id), "{file} holds {id}");
+        }
+    }
+    // No file anywhere in the archive names a patient.
+    let mut dirs = vec![archive.clone()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let bytes = std::fs::read(&path).unwrap();
+                let text = String::from_utf8_lossy(&bytes);
+                assert!(
+                    !text.contains("sim-000"),
+                    "{} names a patient",
+                    path.display()
+                );
+            }
+        }
+    }
     // Vigil's own readers: refused without the key, the same alerts with it.
     let a = archive.to_str().unwrap();
+    let o = vigil(&["replay", a, "--quiet"]);
+    assert!(!o.status.success(), "a replay without the key");
     let o = vigil(&["inspect", a]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);

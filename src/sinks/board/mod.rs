@@ -373,7 +373,7 @@ mod tests {
     #[test]
     fn a_client_resumes_after_its_last_id_and_reloads_after_a_restart() {
         let board = Board::default();
-        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None)));
+        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None, None)));
         board.apply(&[update(1, 60.0), update(2, 95.0), update(3, 135.0)]);
         let after: Vec<u64> = board.since(1).unwrap().iter().map(|p| p.id).collect();
         assert_eq!(after, [2, 3]);
@@ -388,7 +388,7 @@ mod tests {
     #[test]
     fn the_live_log_replays_from_any_id_and_says_when_it_cannot() {
         let board = Board::default();
-        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None)));
+        board.attach(HashMap::new(), Arc::new(LiveAcks::new(None, None)));
         let updates: Vec<_> = (0..5).map(|t| update(t, 60.0 + t as f64)).collect();
         board.apply(&updates);
         assert_eq!(
@@ -415,7 +415,7 @@ mod tests {
     fn the_live_stream_sends_each_viewer_their_wards_only() {
         let board = Board::default();
         let wards = HashMap::from([("p1".to_owned(), "4A".to_owned())]);
-        board.attach(wards, Arc::new(LiveAcks::new(None)));
+        board.attach(wards, Arc::new(LiveAcks::new(None, None)));
         board.apply(&[update(1, 135.0)]);
         board.count_wards(&[
             (("4A".to_owned(), crate::news2::Band::High), 1),
@@ -442,7 +442,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_of_an_unknown_alert_or_after_the_run_is_refused() {
         let board = Board::default();
-        let acks = Arc::new(LiveAcks::new(None));
+        let acks = Arc::new(LiveAcks::new(None, None));
         board.attach(HashMap::new(), Arc::clone(&acks));
         assert_eq!(
             board.acknowledge("nope", "a".into(), String::new()),
