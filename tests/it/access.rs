@@ -627,6 +627,19 @@ fn signs_out_and_removed_users_are_out(client: &Client, users: &Path, alice: &st
         "signed out"
     );
     assert_eq!(client.get("/api/wards", Some(alice)).status, 200);
+    // Her live stream, open when she is removed, ends with her session.
+    let stream = client
+        .agent
+        .get(format!("{}/events", client.base))
+        .header("cookie", format!("vigil_session={alice}"))
+        .call()
+        .unwrap();
+    let (ended_tx, ended) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = stream.into_body().into_reader();
+        let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        let _ = ended_tx.send(());
+    });
     crate::run_ok(&["user", "remove", users.to_str().unwrap(), "alice"]);
     let deadline = Instant::now() + Duration::from_secs(10);
     while client.get("/api/wards", Some(alice)).status != 401 {
@@ -636,6 +649,10 @@ fn signs_out_and_removed_users_are_out(client: &Client, users: &Path, alice: &st
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert!(
+        ended.recv_timeout(Duration::from_secs(10)).is_ok(),
+        "a removed user's live stream goes on"
+    );
 }
 
 /// The trail verifies and says who signed in, viewed and acknowledged what, and never holds a

@@ -134,6 +134,8 @@ type Shared = State<Arc<Server>>;
 type Answer = Result<Response, Response>;
 
 const SESSION_COOKIE: &str = "vigil_session";
+/// How often a quiet live stream looks at its session again.
+const SESSION_CHECK: Duration = Duration::from_secs(2);
 const LOGIN_COOKIE: &str = "vigil_login";
 
 /// What every answer carries: no framing, no sniffing, no caching of patients' data, scripts
@@ -484,15 +486,27 @@ async fn events(
         .and_then(|v| v.trim().parse().ok())
         .or(q.since)
         .unwrap_or_else(|| board.read(|s| s.last_id()));
+    // A stream is one long request: it ends when its session does (signed out, removed, over).
+    let token = cookie(&headers, SESSION_COOKIE).map(str::to_owned);
+    let watch = Arc::clone(&server);
+    let alive = Arc::new(move || match (&watch.access, &token) {
+        (None, _) => true,
+        (Some(access), Some(token)) => access.session(token).is_some(),
+        (Some(_), None) => false,
+    });
     let rx = board.subscribe();
     let stream = futures_util::stream::unfold(
         (board, rx, last, std::collections::VecDeque::new()),
         move |(board, mut rx, mut last, mut pending)| {
             let scope = scope.clone();
+            let alive = Arc::clone(&alive);
             async move {
                 loop {
                     if let Some(event) = pending.pop_front() {
                         return Some((Ok(event), (board, rx, last, pending)));
+                    }
+                    if !alive() {
+                        return None;
                     }
                     match board.since(last) {
                         None => {
@@ -511,7 +525,10 @@ async fn events(
                         }
                         Some(_) => {}
                     }
-                    rx.changed().await.ok()?;
+                    // Woken by a change, or after a while to look at the session again.
+                    if let Ok(changed) = tokio::time::timeout(SESSION_CHECK, rx.changed()).await {
+                        changed.ok()?;
+                    }
                 }
             }
         },
@@ -645,35 +662,7 @@ async fn login(
     drop(permit);
     match outcome {
         Ok(Some(Ok((user, token, _)))) => {
-            if let Err(e) = server
-                .board
-                .record(&user.name, "signed in", "the ward board")
-            {
-                access.sign_out(&token);
-                return Err(error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("not signed in: the audit trail could not record it: {e}"),
-                ));
-            }
-            let mut headers = HeaderMap::new();
-            headers.append(
-                header::SET_COOKIE,
-                set_cookie(
-                    &server,
-                    SESSION_COOKIE,
-                    &token,
-                    "/",
-                    sessions::SESSION.as_secs(),
-                ),
-            );
-            headers.append(
-                header::SET_COOKIE,
-                set_cookie(&server, LOGIN_COOKIE, "", "/login", 0),
-            );
-            let to = HeaderValue::from_str(next_path(&body.next))
-                .unwrap_or_else(|_| HeaderValue::from_static("/"));
-            headers.insert(header::LOCATION, to);
-            Ok((StatusCode::SEE_OTHER, headers).into_response())
+            signed_in(&server, access, &user.name, &token, &body.next)
         }
         Ok(Some(Err(SignInRefused::Wrong))) => Err(refused(
             &server,
@@ -699,6 +688,33 @@ async fn login(
             "the password could not be checked",
         )),
     }
+}
+
+/// A sign-in that succeeded: recorded, then the session's cookie and the way on to `next`. A
+/// sign-in the trail cannot record does not happen.
+fn signed_in(server: &Server, access: &Access, name: &str, token: &str, next: &str) -> Answer {
+    if let Err(e) = server.board.record(name, "signed in", "the ward board") {
+        access.sign_out(token);
+        return Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("not signed in: the audit trail could not record it: {e}"),
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    let session = set_cookie(
+        server,
+        SESSION_COOKIE,
+        token,
+        "/",
+        sessions::SESSION.as_secs(),
+    );
+    headers.append(header::SET_COOKIE, session);
+    let form = set_cookie(server, LOGIN_COOKIE, "", "/login", 0);
+    headers.append(header::SET_COOKIE, form);
+    let to =
+        HeaderValue::from_str(next_path(next)).unwrap_or_else(|_| HeaderValue::from_static("/"));
+    headers.insert(header::LOCATION, to);
+    Ok((StatusCode::SEE_OTHER, headers).into_response())
 }
 
 fn locked_text(wait: Duration) -> String {
