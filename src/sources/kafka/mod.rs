@@ -246,8 +246,13 @@ impl KafkaSource {
         let metadata = consumer
             .fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)
             .map_err(|e| {
+                // librdkafka's own reason (a TLS handshake refused, say) says more than the
+                // metadata request's timeout.
+                let why = outages
+                    .take_last()
+                    .map_or(String::new(), |last| format!(" (last: {last})"));
                 err(format!(
-                    "cannot reach {} for topic {}: {e}",
+                    "cannot reach {} for topic {}: {e}{why}",
                     config.brokers, config.topic
                 ))
             })?;
