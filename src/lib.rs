@@ -15,6 +15,7 @@ pub mod exact;
 pub mod export;
 pub mod formats;
 pub mod kafka;
+pub mod metrics;
 pub mod monitor;
 pub mod news2;
 pub mod observation;

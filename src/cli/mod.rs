@@ -49,7 +49,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     Replay(replay::ReplayArgs),
     Inspect(inspect::InspectArgs),
     Simulate(simulate::SimulateArgs),

@@ -124,6 +124,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
 
+    /// Serve Prometheus metrics at http://ADDR/metrics (127.0.0.1:9100): observations in,
+    /// rejected, late and duplicates by source; consumer lag per partition; the watermark's
+    /// delay behind the wall clock; alerts by kind; patients and state bytes per worker; archive
+    /// flush and offset commit times; each sink's undelivered alerts. No label names a patient.
+    /// Like the board, it stays up after the input ends only while the board does.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Replay at this multiple of real time (60: an hour a minute); as fast as possible without.
     #[arg(long, value_name = "X", value_parser = parse_speed)]
     pub speed: Option<f64>,
@@ -193,6 +201,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         },
         quiet: args.quiet,
         board: board.clone(),
+        metrics: start_metrics(args, &config)?,
     };
     let summary = pipeline::run(&config, &options)
         .with_context(|| format!("pipeline {}", args.pipeline.display()))?;
@@ -278,6 +287,25 @@ fn start_board(
         .with_context(|| format!("the ward board cannot listen at {addr}"))?;
     eprintln!("vigil: ward board at {scheme}://{}/", running.addr);
     Ok(Some(board))
+}
+
+/// Starts the metrics endpoint, if asked.
+fn start_metrics(
+    args: &RunArgs,
+    config: &PipelineConfig,
+) -> anyhow::Result<Option<std::sync::Arc<vigil::metrics::Metrics>>> {
+    let Some(addr) = args.metrics else {
+        return Ok(None);
+    };
+    let source = match &args.input {
+        Some(_) => "jsonl".to_owned(),
+        None => config.source.kind().name(),
+    };
+    let metrics = std::sync::Arc::new(vigil::metrics::Metrics::new(&source));
+    let running = vigil::metrics::serve(addr, std::sync::Arc::clone(&metrics))
+        .with_context(|| format!("the metrics endpoint cannot listen at {addr}"))?;
+    eprintln!("vigil: metrics at http://{}/metrics", running.addr);
+    Ok(Some(metrics))
 }
 
 /// A positive, finite speed.

@@ -137,12 +137,12 @@ impl Commits {
         }
     }
 
-    /// Commits the latest checkpoint whose alerts are all delivered.
+    /// Commits the latest checkpoint whose alerts are all delivered; whether there was one.
     pub fn commit_delivered(
         &mut self,
         source: &mut dyn Source,
         delivery: &Delivery,
-    ) -> Result<(), SourceError> {
+    ) -> Result<bool, SourceError> {
         let delivered = delivery.delivered_below();
         let mut ready = None;
         while self
@@ -153,22 +153,25 @@ impl Commits {
             ready = self.uncommitted.pop_front();
         }
         match ready {
-            Some((_, checkpoint)) => source.commit(&checkpoint),
-            None => Ok(()),
+            Some((_, checkpoint)) => source.commit(&checkpoint).map(|()| true),
+            None => Ok(false),
         }
     }
 }
 
 /// At the end of a worker's run: once every alert is delivered, the source's final position is
-/// committed. Nothing is committed after an error.
-pub fn final_commit(source: &mut dyn Source, delivery: &Delivery) -> Result<(), PipelineError> {
+/// committed. Nothing is committed after an error. True when there was a position to commit.
+pub fn final_commit(source: &mut dyn Source, delivery: &Delivery) -> Result<bool, PipelineError> {
     let Some(checkpoint) = source.checkpoint() else {
-        return Ok(());
+        return Ok(false);
     };
     if !delivery.wait_all(Duration::from_secs(300)) {
         return Err(PipelineError::Undelivered);
     }
-    source.commit(&checkpoint).map_err(PipelineError::from)
+    source
+        .commit(&checkpoint)
+        .map(|()| true)
+        .map_err(PipelineError::from)
 }
 
 /// An archive's record of the alerts: the alerts dataset, and how far alerts are delivered

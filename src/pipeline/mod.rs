@@ -160,6 +160,8 @@ pub struct RunOptions {
     /// Show the run on this ward board (its server is the caller's): every alert and board
     /// state goes to it, and its acknowledgements come back through worker 0's source.
     pub board: Option<Arc<crate::sinks::board::Board>>,
+    /// Publish the run's metrics here as it goes (`--metrics`; the caller serves them).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
@@ -334,4 +336,31 @@ impl PipelineError {
 struct WorkerState {
     summary: RunSummary,
     error: Option<PipelineError>,
+    /// With `--metrics`, where the summary is published as it grows.
+    metrics: Option<crate::metrics::Publisher>,
+}
+
+impl WorkerState {
+    /// Whether the metrics are due to be published (never without metrics).
+    fn metrics_due(&self) -> bool {
+        self.metrics
+            .as_ref()
+            .is_some_and(crate::metrics::Publisher::due)
+    }
+
+    /// Publishes the summary to the metrics, when due or when `now`.
+    fn publish(&mut self, now: bool) {
+        if let Some(p) = self.metrics.as_mut()
+            && (now || p.due())
+        {
+            p.publish(&self.summary);
+        }
+    }
+
+    /// The shared metrics, to record what an operator measures.
+    fn metrics(&self) -> Option<&crate::metrics::Metrics> {
+        self.metrics
+            .as_ref()
+            .map(crate::metrics::Publisher::metrics)
+    }
 }

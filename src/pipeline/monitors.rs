@@ -96,6 +96,7 @@ impl<'scope> MonitorPatients<'scope> for Stream<'scope, i64, Vec<Event>> {
                     } else if limit > *c.time() {
                         c.downgrade(&limit);
                     }
+                    ward.report();
                 }
             },
         )
@@ -123,7 +124,12 @@ struct Ward {
     /// The source's last event time, once it has ended.
     end_us: Option<i64>,
     alerts: Vec<Alert>,
+    /// When patients' state was last measured for the metrics.
+    measured: Option<std::time::Instant>,
 }
+
+/// How often the metrics measure patients' state (it walks every monitor).
+const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Ward {
     fn new(settings: MonitorSettings, tick_us: i64, state: Rc<RefCell<WorkerState>>) -> Ward {
@@ -139,7 +145,31 @@ impl Ward {
             due_of: FastMap::default(),
             end_us: None,
             alerts: Vec::new(),
+            measured: None,
         }
+    }
+
+    /// With metrics, publishes what the worker counted, and every [`MEASURE_EVERY`] its
+    /// patients and their state.
+    fn report(&mut self) {
+        let mut st = self.state.borrow_mut();
+        if !st.metrics_due() {
+            return;
+        }
+        if self.measured.is_none_or(|t| t.elapsed() >= MEASURE_EVERY) {
+            self.measured = Some(std::time::Instant::now());
+            st.summary.patients = self.patients.len() as u64;
+            st.summary.state_bytes = self.state_bytes();
+        }
+        st.publish(false);
+    }
+
+    /// Bytes of every patient's monitor.
+    fn state_bytes(&self) -> u64 {
+        self.patients
+            .values()
+            .map(|m| m.state_bytes())
+            .sum::<usize>() as u64
     }
 
     fn prescriptions(&mut self, updates: impl Iterator<Item = Prescription>) {
@@ -320,11 +350,7 @@ impl Ward {
             .values()
             .map(|m| m.monitored_us() as u64)
             .sum();
-        st.summary.state_bytes = self
-            .patients
-            .values()
-            .map(|m| m.state_bytes())
-            .sum::<usize>() as u64;
+        st.summary.state_bytes = self.state_bytes();
         let end = self.end_us.or(st.summary.last_event_us).unwrap_or(i64::MAX);
         for (patient, monitor) in &self.patients {
             let adherence = monitor.adherence(end);

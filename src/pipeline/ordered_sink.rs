@@ -82,6 +82,7 @@ impl AlertsInOrder for Stream<'_, i64, Vec<Alert>> {
                 }
                 writer.write(ready);
                 writer.deliver(limit);
+                writer.report();
                 finished = limit.is_none();
                 if finished {
                     writer.finish();
@@ -166,6 +167,16 @@ impl Writer {
         st.summary.alerts_archived = log.archived();
         if let Err(e) = result {
             st.error.get_or_insert(PipelineError::Archive(e));
+        }
+    }
+
+    /// With metrics, when due: what each sink holds undelivered.
+    fn report(&self) {
+        let st = self.state.borrow();
+        if let Some(m) = st.metrics().filter(|_| st.metrics_due()) {
+            for sink in &self.sinks {
+                m.backlog(&sink.describe(), sink.backlog());
+            }
         }
     }
 

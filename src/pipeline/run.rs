@@ -350,7 +350,14 @@ fn build_sinks(
 /// dataflow; and, once it is done, the final commit. Returns what it did and its error.
 fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<PipelineError>) {
     let index = worker.index();
-    let state = Rc::new(RefCell::new(WorkerState::default()));
+    let state = Rc::new(RefCell::new(WorkerState {
+        metrics: shared
+            .options
+            .metrics
+            .clone()
+            .map(|m| crate::metrics::Publisher::new(m, index)),
+        ..WorkerState::default()
+    }));
     let source = worker_source(index, worker.peers(), shared, &state);
     let archive = match (&shared.archive, &source) {
         (Some(dir), Some(_)) => ArchiveWriter::create(
@@ -405,11 +412,20 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
     // only then do the source's positions move.
     if state.borrow().error.is_none()
         && let Some(source) = source.borrow_mut().as_mut()
-        && let Err(e) = durability::final_commit(source.as_mut(), &shared.delivery)
     {
-        state.borrow_mut().error = Some(e);
+        let started = std::time::Instant::now();
+        match durability::final_commit(source.as_mut(), &shared.delivery) {
+            Err(e) => state.borrow_mut().error = Some(e),
+            Ok(true) => {
+                if let Some(m) = state.borrow().metrics() {
+                    m.offsets_committed(started.elapsed());
+                }
+            }
+            Ok(false) => {}
+        }
     }
     let mut state = state.borrow_mut();
+    state.publish(true);
     (std::mem::take(&mut state.summary), state.error.take())
 }
 

@@ -294,6 +294,7 @@ impl Reader {
         self.advance_watermark(now);
         self.make_durable(src);
         self.commit_delivered(src);
+        self.report_metrics(src);
         if self.progress && self.last_report.elapsed().as_millis() >= 500 {
             self.last_report = Instant::now();
             report_progress(src.progress(), self.read, self.max_us, self.started);
@@ -668,6 +669,9 @@ impl Reader {
             self.fail(PipelineError::Archive(e));
             return;
         }
+        if let Some(m) = self.state.borrow().metrics() {
+            m.archive_flushed(self.last_flush.elapsed());
+        }
         // Everything processed before the watermark is durable now, but for rows held back
         // behind a record still waiting for its verdict.
         let held_back = self
@@ -710,9 +714,36 @@ impl Reader {
         if self.state.borrow().error.is_some() {
             return;
         }
-        if let Err(e) = self.commits.commit_delivered(src, &self.delivery) {
-            self.fail(e.into());
+        let started = Instant::now();
+        match self.commits.commit_delivered(src, &self.delivery) {
+            Ok(true) => {
+                if let Some(m) = self.state.borrow().metrics() {
+                    m.offsets_committed(started.elapsed());
+                }
+            }
+            Ok(false) => {}
+            Err(e) => self.fail(e.into()),
         }
+    }
+
+    /// With metrics, when due: how far the watermark is behind the wall clock, each
+    /// partition's lag, and what this worker counted.
+    fn report_metrics(&mut self, src: &dyn Source) {
+        let mut st = self.state.borrow_mut();
+        if !st.metrics_due() {
+            return;
+        }
+        if let Some(m) = st.metrics() {
+            if self.watermark_tick > i64::MIN {
+                let watermark_us = self.watermark_tick.saturating_mul(self.clock.tick_us);
+                let behind_us = wall_clock_us().saturating_sub(watermark_us);
+                m.watermark_delay(self.worker, behind_us as f64 / 1e6);
+            }
+            for (partition, messages) in src.lag() {
+                m.consumer_lag(partition, messages);
+            }
+        }
+        st.publish(false);
     }
 
     /// Gives the batch's records to the dataflow, one session per tick, and moves the

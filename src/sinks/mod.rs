@@ -42,6 +42,11 @@ pub trait AlertSink: Send {
     fn board_state(&self) -> bool {
         false
     }
+
+    /// Alerts it holds that are not delivered yet (a webhook's outbox), for the metrics.
+    fn backlog(&self) -> u64 {
+        0
+    }
 }
 
 /// A sink that cannot be opened or written.

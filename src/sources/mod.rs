@@ -229,6 +229,12 @@ pub trait Source: Send {
         None
     }
 
+    /// Each partition's lag: messages between the position and the partition's end, as last
+    /// heard from the broker (without asking it). Empty for a source without partitions.
+    fn lag(&self) -> Vec<(i32, i64)> {
+        Vec::new()
+    }
+
     /// Partitions that cannot be read on, newly found: their patients go unmonitored (checked
     /// every batch; a source checks at its own pace).
     fn stalled(&mut self) -> Vec<kafka::Stall> {

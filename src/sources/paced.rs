@@ -102,6 +102,10 @@ impl Source for Paced {
         self.inner.live()
     }
 
+    fn lag(&self) -> Vec<(i32, i64)> {
+        self.inner.lag()
+    }
+
     fn stalled(&mut self) -> Vec<super::kafka::Stall> {
         self.inner.stalled()
     }

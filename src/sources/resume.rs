@@ -97,6 +97,10 @@ impl Source for Resume {
         self.topic.live()
     }
 
+    fn lag(&self) -> Vec<(i32, i64)> {
+        self.topic.lag()
+    }
+
     fn stalled(&mut self) -> Vec<super::kafka::Stall> {
         self.topic.stalled()
     }

@@ -40,7 +40,7 @@ pub(crate) fn unique(prefix: &str) -> String {
 }
 
 /// The pipeline file for a topic, written into `dir`.
-fn pipeline(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
+pub(crate) fn pipeline(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
     let path = dir.join(format!("{group}.toml"));
     std::fs::write(
         &path,
@@ -55,7 +55,7 @@ fn pipeline(dir: &Path, brokers: &str, topic: &str, group: &str) -> PathBuf {
 
 /// Produces a simulated cohort to `topic` (4 partitions) and returns the cohort's lines and the
 /// number of distinct observations (patient, device, vital, time).
-fn produce_cohort(
+pub(crate) fn produce_cohort(
     dir: &Path,
     brokers: &str,
     topic: &str,
@@ -101,7 +101,7 @@ fn produce_cohort(
     (lines, keys.len())
 }
 
-fn producer(brokers: &str) -> BaseProducer {
+pub(crate) fn producer(brokers: &str) -> BaseProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .create()

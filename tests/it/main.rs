@@ -12,6 +12,7 @@ mod golden;
 mod home;
 mod interop;
 mod kafka;
+mod metrics;
 mod pipeline;
 mod privacy;
 mod risk;

@@ -208,6 +208,10 @@ impl FhirSink {
 }
 
 impl AlertSink for FhirSink {
+    fn backlog(&self) -> u64 {
+        self.server.as_ref().map_or(0, |s| s.pending.len() as u64)
+    }
+
     /// Alerts come sorted by time and patient, and a score update after the alerts of its
     /// instant: within one patient's instant the update is written first, so that its alerts
     /// are about the score they were raised on.

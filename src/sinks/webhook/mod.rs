@@ -199,6 +199,10 @@ impl Webhook {
 }
 
 impl AlertSink for Webhook {
+    fn backlog(&self) -> u64 {
+        self.shared.outbox().pending()
+    }
+
     fn write(&mut self, alerts: &[Alert]) -> io::Result<()> {
         let bodies: Vec<String> = alerts
             .iter()

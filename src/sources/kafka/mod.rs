@@ -143,6 +143,8 @@ pub struct Outages {
     since: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     last: Arc<std::sync::Mutex<Option<String>>>,
     label: Arc<str>,
+    /// Each partition's end (high watermark), from librdkafka's statistics.
+    ends: Arc<std::sync::Mutex<BTreeMap<i32, i64>>>,
 }
 
 impl Outages {
@@ -151,6 +153,7 @@ impl Outages {
             since: Arc::default(),
             last: Arc::default(),
             label: label.into(),
+            ends: Arc::default(),
         }
     }
 
@@ -176,6 +179,18 @@ impl Outages {
 }
 
 impl rdkafka::ClientContext for Outages {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Ok(mut ends) = self.ends.lock() {
+            for topic in statistics.topics.values() {
+                for (&p, partition) in &topic.partitions {
+                    if p >= 0 && partition.hi_offset >= 0 {
+                        ends.insert(p, partition.hi_offset);
+                    }
+                }
+            }
+        }
+    }
+
     fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
         if let Ok(mut last) = self.last.lock() {
             *last = Some(format!("{error}: {reason}"));
@@ -216,6 +231,9 @@ pub struct KafkaSource {
     decoded: Vec<Decoded>,
 }
 
+/// How often librdkafka reports its statistics (each partition's end).
+const STATISTICS_EVERY_MS: &str = "2000";
+
 /// How often partitions are checked for a stall while errors are reported.
 const STALL_CHECK: Duration = Duration::from_secs(10);
 
@@ -238,7 +256,9 @@ impl KafkaSource {
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", &config.start);
+            .set("auto.offset.reset", &config.start)
+            // Each partition's end, for the consumer-lag metric.
+            .set("statistics.interval.ms", STATISTICS_EVERY_MS);
         let outages = Outages::new(&format!("{} worker {worker}", config.topic));
         let consumer: BaseConsumer<Outages> = client
             .create_with_context(outages.clone())
@@ -521,6 +541,17 @@ impl Source for KafkaSource {
 
     fn live(&self) -> bool {
         true
+    }
+
+    fn lag(&self) -> Vec<(i32, i64)> {
+        let Ok(ends) = self.outages.ends.lock() else {
+            return Vec::new();
+        };
+        // (Before a partition's first message, its lag is unknown here, not its whole length.)
+        self.partitions
+            .iter()
+            .filter_map(|p| Some((*p, (ends.get(p)? - self.consumed.get(p)?).max(0))))
+            .collect()
     }
 
     fn stalled(&mut self) -> Vec<Stall> {
