@@ -151,7 +151,8 @@ mod tests {
     fn a_sealed_file_opens_with_its_key_only_and_every_changed_byte_is_caught() {
         let text = "patient,ward,scale,from\nsim-00001,4A,1,\n";
         let sealed = seal_text(&key(7), "registry.csv", text).unwrap();
-        assert!(!sealed.contains("sim-00001") && !sealed.contains("4A"));
+        // The plaintext's words, not short strings a random ciphertext can hold by chance.
+        assert!(!sealed.contains("sim-00001") && !sealed.contains("patient,ward"));
         assert_eq!(sealed.lines().count(), 2);
         assert!(sealed.lines().all(|l| l.starts_with(MAGIC)));
         let path = Path::new("/archive/_vigil/registry.csv");
