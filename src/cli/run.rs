@@ -40,6 +40,23 @@ pub struct RunArgs {
     #[arg(long, short = 'w', value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
 
+    /// Run as one of N processes of a cluster (timely's cluster mode): start the same command
+    /// on every host with its own --process, and each process's --workers read their share of
+    /// the Kafka topic's partitions. Process 0 reads any other source and runs the sinks and
+    /// the board; every process archives what it reads into the one --archive DIR, which the
+    /// hosts must share. Standard out shows timely's connection progress until all are up.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub processes: u16,
+
+    /// This process's index in the cluster, 0 to N-1 (its line in --hosts).
+    #[arg(long, value_name = "I", default_value_t = 0)]
+    pub process: u16,
+
+    /// The cluster's hosts file: one host:port a line, process 0's first, where each process
+    /// listens for the others (# comments and blank lines are skipped). Needed with --processes.
+    #[arg(long, value_name = "FILE")]
+    pub hosts: Option<PathBuf>,
+
     /// Read observations from this file instead of the pipeline's source ('-' for stdin): wire
     /// JSON lines, or as --input-format says.
     #[arg(long, value_name = "FILE")]
@@ -169,11 +186,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("an archive key encrypts the archive: give --archive DIR too");
     }
     let archive_key = super::key::archive_key(key_file.map(PathBuf::as_path))?;
+    let cluster = cluster(args)?;
     let stop = stop_on_signals()?;
-    let board = start_board(
-        board_config(args, config.board.clone()),
-        args.audit.as_deref(),
-    )?;
+    // In a cluster the board shows process 0's sinks: the other processes serve none.
+    let board = match args.process {
+        0 => start_board(
+            board_config(args, config.board.clone()),
+            args.audit.as_deref(),
+        )?,
+        _ => None,
+    };
     if board.is_some() && args.archive.is_none() {
         eprintln!(
             "vigil: acknowledgements made on the board apply to this run only: with --archive DIR \
@@ -200,6 +222,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
             _ => std::io::stderr().is_terminal(),
         },
         quiet: args.quiet,
+        cluster,
         board: board.clone(),
         metrics: start_metrics(args, &config)?,
     };
@@ -289,14 +312,37 @@ fn start_board(
     Ok(Some(board))
 }
 
-/// Starts the metrics endpoint, if asked.
+/// The cluster this process is one of, from --processes, --process and --hosts.
+fn cluster(args: &RunArgs) -> anyhow::Result<Option<pipeline::cluster::Cluster>> {
+    let (processes, process) = (usize::from(args.processes), usize::from(args.process));
+    match &args.hosts {
+        None if processes == 1 && process == 0 => Ok(None),
+        None => anyhow::bail!(
+            "a cluster needs --hosts FILE: one host:port a line, one line per process"
+        ),
+        Some(hosts) => Ok(Some(pipeline::cluster::Cluster::from_hostfile(
+            hosts, processes, process,
+        )?)),
+    }
+}
+
+/// Starts the metrics endpoint, if asked: in a cluster, process I's at the port plus I.
 fn start_metrics(
     args: &RunArgs,
     config: &PipelineConfig,
 ) -> anyhow::Result<Option<std::sync::Arc<vigil::metrics::Metrics>>> {
-    let Some(addr) = args.metrics else {
+    let Some(mut addr) = args.metrics else {
         return Ok(None);
     };
+    if args.process > 0 {
+        let port = addr.port().checked_add(args.process).with_context(|| {
+            format!(
+                "--metrics {addr}: its port plus --process {} is past 65535",
+                args.process
+            )
+        })?;
+        addr.set_port(port);
+    }
     let source = match &args.input {
         Some(_) => "jsonl".to_owned(),
         None => config.source.kind().name(),

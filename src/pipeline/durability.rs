@@ -66,6 +66,13 @@ impl Delivery {
         }
     }
 
+    /// Worker `w`'s durable tick, as it last set it (or as a notice from its process said).
+    pub fn durable_of(&self, worker: usize) -> i64 {
+        self.durable
+            .get(worker)
+            .map_or(i64::MAX, |d| d.load(Ordering::Acquire))
+    }
+
     /// Every observation processed before the returned tick is durable in the archive.
     pub fn durable_below(&self) -> i64 {
         self.durable
@@ -83,6 +90,16 @@ impl Delivery {
     /// The sinks failed: no alert will be confirmed any more, and nothing committed.
     pub fn fail(&self) {
         self.failed.store(true, Ordering::Release);
+    }
+
+    /// Whether the sinks failed.
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Whether the delivery is over: every alert delivered, or the sinks failed.
+    pub fn settled(&self) -> bool {
+        self.failed() || self.below.load(Ordering::Acquire) == i64::MAX
     }
 
     /// Every alert of a tick before the returned one is delivered.

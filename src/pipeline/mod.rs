@@ -35,6 +35,7 @@
 
 pub mod acknowledgements;
 pub mod clock;
+pub mod cluster;
 mod dedup;
 pub mod durability;
 mod monitors;
@@ -162,10 +163,21 @@ pub struct RunOptions {
     pub board: Option<Arc<crate::sinks::board::Board>>,
     /// Publish the run's metrics here as it goes (`--metrics`; the caller serves them).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Run as one process of a cluster (`--processes`, `--process`, `--hosts`); `workers` is
+    /// then each process's.
+    pub cluster: Option<cluster::Cluster>,
     /// Print progress to standard error.
     pub progress: bool,
     /// Do not write to the console sink (scripts and tests).
     pub quiet: bool,
+}
+
+impl RunOptions {
+    /// Whether this process leads the run: the only one, or process 0 of a cluster (it reads a
+    /// single-reader source and runs the sinks).
+    pub fn leads(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.process == 0)
+    }
 }
 
 /// What a run did.

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
 
+use super::cluster::wire::Carried;
 use super::durability::{Delivery, DeliveryLog};
 use super::{PipelineError, WorkerState};
 use crate::alerting::Alert;
@@ -56,15 +58,16 @@ impl AlertsInOrder for Stream<'_, i64, Vec<Alert>> {
         };
         let mut pending: BTreeMap<i64, Vec<Alert>> = BTreeMap::new();
         let mut finished = false;
-        self.sink(
-            Exchange::new(|_: &Alert| 0),
+        // Alerts cross processes carried (see `Carried`): bincode cannot read them back.
+        self.map(Carried).sink(
+            Exchange::new(|_: &Carried<Alert>| 0),
             "AlertSink",
             move |(input, frontier)| {
                 input.for_each(|time, data| {
                     pending
                         .entry(time.least().copied().unwrap_or(i64::MIN))
                         .or_default()
-                        .append(data);
+                        .extend(data.drain(..).map(|c| c.0));
                 });
                 if !owner || finished {
                     return;

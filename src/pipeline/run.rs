@@ -17,6 +17,8 @@ use std::time::Instant;
 use differential_dataflow::input::Input;
 use timely::worker::Worker;
 
+use super::cluster::Cluster;
+use super::cluster::mirror::Mirror;
 use super::durability::{self, Delivery, DeliveryLog};
 use super::monitors::MonitorPatients;
 use super::ordered_sink::AlertsInOrder;
@@ -46,12 +48,17 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             format: options.input_format.unwrap_or_default(),
         });
     }
-    let name = config.source.kind().name();
+    let kind = config.source.kind();
+    let name = kind.name();
+    if !options.leads() && !kind.partitioned() {
+        // Process 0 of the cluster reads it.
+        return execute(&config, options, Sources::Elsewhere, &name, Arc::default());
+    }
     let cx = BuildContext {
         stop: options.stop.clone().unwrap_or_default(),
     };
     // Fails before any worker starts if the source cannot be opened.
-    match config.source.kind().build(&cx)? {
+    match kind.build(&cx)? {
         Built::One(source) => execute(
             &config,
             options,
@@ -74,13 +81,11 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
                 }
                 _ => factory,
             };
-            execute(
-                &config,
-                options,
-                Sources::PerWorker(factory),
-                &name,
-                archived,
-            )
+            let sources = Sources::PerWorker {
+                factory,
+                partitioned: kind.partitioned(),
+            };
+            execute(&config, options, sources, &name, archived)
         }
     }
 }
@@ -100,8 +105,27 @@ pub fn run_source(
 enum Sources {
     /// One source, read by worker 0.
     One(Box<dyn Source>),
-    /// A source per worker, built on its thread.
-    PerWorker(SourceFactory),
+    /// A source per worker, built on its thread; `partitioned`: each reads a share of them
+    /// (otherwise worker 0 reads all, the others idle).
+    PerWorker {
+        factory: SourceFactory,
+        partitioned: bool,
+    },
+    /// Read by worker 0, in another process of the cluster: nothing is read here.
+    Elsewhere,
+}
+
+impl Sources {
+    /// How patients are placed on the run's `workers`, the same in every process of a
+    /// cluster: evenly when every worker reads, with fewer for worker 0 when it reads alone.
+    fn placement(&self, workers: usize) -> Placement {
+        match self {
+            Sources::PerWorker {
+                partitioned: true, ..
+            } => Placement::even(workers),
+            _ => Placement::weighted(workers, placement::SOURCE_WORKER_WEIGHT),
+        }
+    }
 }
 
 /// Each worker's source first replays what the archive holds of its partitions, then reads them
@@ -131,7 +155,7 @@ fn resuming(
     })
 }
 
-/// Worker 0's alert sinks and, with an archive, its delivery log.
+/// The alert sinks of worker 0 (of process 0) and, with an archive, its delivery log.
 type Outputs = (Vec<Box<dyn AlertSink>>, Option<DeliveryLog>);
 
 /// What every worker of a run shares.
@@ -170,15 +194,15 @@ fn execute(
     name: &str,
     archived: Arc<ArchivedOffsets>,
 ) -> Result<RunSummary, PipelineError> {
-    let workers = options.workers.unwrap_or(config.workers).max(1);
+    let threads = options.workers.unwrap_or(config.workers).max(1);
+    let workers = threads * options.cluster.as_ref().map_or(1, Cluster::processes);
+    let placement = sources.placement(workers);
     let (one_source, factory) = match sources {
         Sources::One(s) => (Some(s), None),
-        Sources::PerWorker(f) => (None, Some(f)),
+        Sources::PerWorker { factory, .. } => (None, Some(factory)),
+        Sources::Elsewhere => (None, None),
     };
-    let placement = match &factory {
-        Some(_) => Placement::even(workers),
-        None => Placement::weighted(workers, placement::SOURCE_WORKER_WEIGHT),
-    };
+    let leads = options.leads();
     let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     let resume_from = match &options.archive {
@@ -186,8 +210,15 @@ fn execute(
             .map_err(PipelineError::Archive)?,
         None => None,
     };
-    let registry = read_registry(config, options.archive_key.as_deref())?;
-    let mut sinks = build_sinks(config, options, !archived.is_empty())?;
+    // Process 0 alone feeds the registry and delivers alerts.
+    let registry = match leads {
+        true => read_registry(config, options.archive_key.as_deref())?,
+        false => Vec::new(),
+    };
+    let mut sinks = match leads {
+        true => build_sinks(config, options, !archived.is_empty())?,
+        false => Vec::new(),
+    };
     let live_acks = options.board.as_ref().map(|board| {
         let acks = Arc::new(super::acknowledgements::LiveAcks::new(
             options.archive.clone(),
@@ -201,7 +232,7 @@ fn execute(
         acks
     });
     let flush_every = options.flush_every.unwrap_or(DEFAULT_FLUSH_EVERY);
-    let log = options.archive.as_ref().map(|dir| {
+    let log = options.archive.as_ref().filter(|_| leads).map(|dir| {
         let key = options.archive_key.clone();
         DeliveryLog::new(dir, name, tick_us, resume_from, flush_every, key)
     });
@@ -210,17 +241,26 @@ fn execute(
         crate::archive::check_encryption(dir, options.archive_key.as_deref())
             .map_err(PipelineError::Archive)?;
         // A replay of the archive scores with the settings of this run.
-        crate::archive::write_metadata(dir, config, options.archive_key.as_deref())
-            .map_err(PipelineError::Archive)?;
+        if leads {
+            crate::archive::write_metadata(dir, config, options.archive_key.as_deref())
+                .map_err(PipelineError::Archive)?;
+        }
     }
+    let side = |path: &Option<PathBuf>| match (path, &options.cluster) {
+        (Some(p), Some(cluster)) => Some(cluster.side_path(p)),
+        (p, _) => p.clone(),
+    };
     let shared = Arc::new(Shared {
         settings: monitor_settings(config)?,
         registry,
         one_source: Mutex::new(one_source),
         factory,
         placement,
-        sinks: Mutex::new(Some((sinks, log))),
-        files: SharedFiles::open(options.dead_letter.as_deref(), options.late.as_deref())?,
+        sinks: Mutex::new(leads.then_some((sinks, log))),
+        files: SharedFiles::open(
+            side(&options.dead_letter).as_deref(),
+            side(&options.late).as_deref(),
+        )?,
         archive: options.archive.clone(),
         archived,
         name: name.to_owned(),
@@ -235,26 +275,53 @@ fn execute(
             max_skew_us: Some(config.time.max_clock_skew.0.as_micros() as i64),
         },
         resume_clock_us: resume_from.map(|us| us.saturating_add(lateness_us)),
-        acknowledgements: acknowledgements(options)?,
+        acknowledgements: match leads {
+            true => acknowledgements(options)?,
+            false => Vec::new(),
+        },
         live_acks,
         options: options.clone(),
     });
     let started = Instant::now();
-    let guards = timely::execute(timely::Config::process(workers), move |worker| {
-        worker_main(worker, &shared)
-    })
-    .map_err(PipelineError::Dataflow)?;
-    let results = guards.join();
+    let (timely_config, first) = match &options.cluster {
+        Some(cluster) => (cluster.config(threads), cluster.workers(threads).start),
+        None => (timely::Config::process(threads), 0),
+    };
+    let guards = timely::execute(timely_config, move |worker| worker_main(worker, &shared))
+        .map_err(PipelineError::Dataflow)?;
+    // Timely's network threads panic when another process goes (fail-stop), and joining
+    // them passes that on: caught here, to end the run with an error instead.
+    let joined = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| guards.join()));
     if options.progress {
         eprint!("\r\x1b[2K");
     }
-    gather(results, workers, started)
+    match joined {
+        Ok(results) => gather(results, threads, first, started),
+        Err(_) => Err(PipelineError::Dataflow(LOST_PEER.to_owned())),
+    }
 }
 
-/// What the workers did together, or every error they met, each naming its worker.
+/// Why a process of a cluster stopped when another one went.
+const LOST_PEER: &str = "lost its connection to another process of the cluster, which stopped \
+    or cannot be reached: timely stops every process with it; nothing is committed past what is \
+    archived and delivered, and a restart of every process resumes";
+
+/// A worker's panic, in words: a lost connection to another process (timely's network
+/// threads poison what they share with the workers) says so.
+fn panic_reason(worker: usize, panic: &str) -> PipelineError {
+    let lost = ["MergeQueue poisoned", "timely communication error"];
+    match lost.iter().any(|l| panic.contains(l)) {
+        true => PipelineError::Dataflow(format!("worker {worker}: {LOST_PEER}")),
+        false => PipelineError::Dataflow(format!("worker {worker}: {panic}")),
+    }
+}
+
+/// What this process's workers (`first` on) did together, or every error they met, each naming
+/// its worker.
 fn gather(
     results: Vec<Result<(RunSummary, Option<PipelineError>), String>>,
     workers: usize,
+    first: usize,
     started: Instant,
 ) -> Result<RunSummary, PipelineError> {
     let mut summary = RunSummary {
@@ -262,7 +329,7 @@ fn gather(
         ..RunSummary::default()
     };
     let mut errors = Vec::new();
-    for (index, result) in results.into_iter().enumerate() {
+    for (index, result) in (first..).zip(results) {
         match result {
             Ok((worker_summary, error)) => {
                 summary.merge(&worker_summary);
@@ -271,7 +338,7 @@ fn gather(
                     error: Box::new(error),
                 }));
             }
-            Err(panic) => errors.push(PipelineError::Dataflow(format!("worker {index}: {panic}"))),
+            Err(panic) => errors.push(panic_reason(index, &panic)),
         }
     }
     summary.elapsed = started.elapsed();
@@ -398,6 +465,10 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
         live_acks: shared.live_acks.clone().filter(|_| index == 0),
     };
     let (mut registry, mut wards) = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
+    let mirror = shared.options.cluster.as_ref().map(|cluster| {
+        let local = cluster.workers(worker.peers() / cluster.processes());
+        Mirror::install(worker, Arc::clone(&shared.delivery), local)
+    });
     if index == 0 {
         feed_registry(&mut registry, &shared.registry);
         if shared.options.board.is_some() {
@@ -407,7 +478,10 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
     // The registry file is read once: the collections are complete.
     registry.close();
     wards.close();
-    while worker.step_or_park(None) {}
+    match mirror {
+        Some(mirror) => mirror.run(worker, || state.borrow().error.is_some()),
+        None => while worker.step_or_park(None) {},
+    }
     // Everything read is archived and, once worker 0's sinks confirm, every alert delivered:
     // only then do the source's positions move.
     if state.borrow().error.is_none()

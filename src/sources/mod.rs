@@ -332,6 +332,13 @@ pub trait SourceKind {
         None
     }
 
+    /// Whether its records come in partitions that every worker of every process reads a
+    /// share of (a Kafka topic). Otherwise one reader, worker 0, reads them all: the other
+    /// processes of a cluster build nothing, and worker 0 is given fewer patients.
+    fn partitioned(&self) -> bool {
+        false
+    }
+
     /// The running source.
     fn build(&self, cx: &BuildContext) -> Result<Built, SourceError>;
 }

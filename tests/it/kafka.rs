@@ -161,7 +161,7 @@ fn spawn_run(pipeline: &Path, archive: &Path, alerts: &Path) -> Child {
 }
 
 /// Archived rows so far (0 before the first file).
-fn archived_rows(archive: &Path) -> u64 {
+pub(crate) fn archived_rows(archive: &Path) -> u64 {
     if !archive.join(vigil::archive::PIPELINE_FILE).exists() {
         return 0;
     }
@@ -327,7 +327,7 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
 }
 
 /// `vigil replay` of an archive, its alerts to `alerts`.
-fn replay(archive: &Path, alerts: &Path) {
+pub(crate) fn replay(archive: &Path, alerts: &Path) {
     run_ok(&[
         "replay",
         archive.to_str().unwrap(),
@@ -338,7 +338,7 @@ fn replay(archive: &Path, alerts: &Path) {
 }
 
 /// The complete alert lines of a file (a killed run may have left half a line).
-fn alert_lines(path: &Path) -> Vec<(i64, String)> {
+pub(crate) fn alert_lines(path: &Path) -> Vec<(i64, String)> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -350,7 +350,7 @@ fn alert_lines(path: &Path) -> Vec<(i64, String)> {
 }
 
 /// Messages of `topic` whose offsets `group` has committed.
-fn committed(brokers: &str, topic: &str, group: &str) -> i64 {
+pub(crate) fn committed(brokers: &str, topic: &str, group: &str) -> i64 {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)

@@ -6,6 +6,7 @@ mod archive;
 mod bench;
 mod board;
 mod clock;
+mod cluster;
 mod failures;
 mod glucose;
 mod golden;

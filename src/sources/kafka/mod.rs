@@ -116,6 +116,10 @@ impl SourceKind for KafkaSourceConfig {
         problems
     }
 
+    fn partitioned(&self) -> bool {
+        true
+    }
+
     /// Each worker connects on its own thread and reads its share of the partitions.
     fn build(&self, cx: &BuildContext) -> Result<Built, SourceError> {
         let config = self.clone();
