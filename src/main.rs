@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };
+    cli::logging::init(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => cli::run::run(&args),
         Command::Replay(args) => cli::replay::run(&args),
@@ -34,9 +35,15 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            // One line, with every cause once: written for the person at the terminal.
-            eprintln!("error: {}", one_line(&err));
-            ExitCode::from(exit_code(&err))
+            let code = exit_code(&err);
+            match cli.log_format {
+                // One line, with every cause once: written for the person at the terminal.
+                cli::logging::LogFormat::Text => eprintln!("error: {}", one_line(&err)),
+                cli::logging::LogFormat::Json => {
+                    tracing::error!(exit_code = code, "{}", one_line(&err))
+                }
+            }
+            ExitCode::from(code)
         }
     }
 }

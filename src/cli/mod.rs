@@ -6,6 +6,7 @@ pub mod evaluate;
 pub mod export;
 pub mod inspect;
 pub mod key;
+pub mod logging;
 pub mod replay;
 pub mod run;
 pub mod score;
@@ -45,6 +46,18 @@ Exit codes:
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How diagnostics are written to standard error: text (`vigil: ...`, for a person) or
+    /// json (one object a line: timestamp, level, target, message and fields, for a log
+    /// pipeline). No diagnostic names a patient or a device. Summaries and reports a command
+    /// prints are its output, not diagnostics, and keep their form.
+    #[arg(
+        long = "log-format",
+        value_name = "FORMAT",
+        global = true,
+        default_value = "text"
+    )]
+    pub log_format: logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

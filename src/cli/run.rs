@@ -197,8 +197,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     if board.is_some() && args.archive.is_none() {
-        eprintln!(
-            "vigil: acknowledgements made on the board apply to this run only: with --archive DIR \
+        tracing::warn!(
+            "acknowledgements made on the board apply to this run only: with --archive DIR \
              they are recorded (DIR/acks.jsonl) for a resumed run and a replay"
         );
     }
@@ -236,7 +236,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
     if board.is_some() {
         // The input ended: the board stays up to be read, until Ctrl-C or SIGTERM.
         if !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            eprintln!("vigil: the run is over; the board stays up until Ctrl-C");
+            tracing::info!("the run is over; the board stays up until Ctrl-C");
         }
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
             std::thread::sleep(std::time::Duration::from_millis(200));
@@ -289,12 +289,12 @@ fn start_board(
         .map(|users| Access::open(users, tls.is_some()))
         .transpose()?;
     match (&access, &tls) {
-        (None, _) => eprintln!(
-            "vigil: the board has no sign-in: anyone who reaches {addr} sees every patient \
+        (None, _) => tracing::warn!(
+            "the board has no sign-in: anyone who reaches {addr} sees every patient \
              (give --board-users FILE, made with `vigil user add`)"
         ),
-        (Some(_), None) => eprintln!(
-            "vigil: the board signs people in over plain HTTP: give --board-cert and \
+        (Some(_), None) => tracing::warn!(
+            "the board signs people in over plain HTTP: give --board-cert and \
              --board-key for HTTPS"
         ),
         (Some(_), Some(_)) => {}
@@ -308,7 +308,7 @@ fn start_board(
     let served = server::Server::new(std::sync::Arc::clone(&board), access, tls.is_some());
     let running = server::serve(addr, served, tls)
         .with_context(|| format!("the ward board cannot listen at {addr}"))?;
-    eprintln!("vigil: ward board at {scheme}://{}/", running.addr);
+    tracing::info!("ward board at {scheme}://{}/", running.addr);
     Ok(Some(board))
 }
 
@@ -350,7 +350,7 @@ fn start_metrics(
     let metrics = std::sync::Arc::new(vigil::metrics::Metrics::new(&source));
     let running = vigil::metrics::serve(addr, std::sync::Arc::clone(&metrics))
         .with_context(|| format!("the metrics endpoint cannot listen at {addr}"))?;
-    eprintln!("vigil: metrics at http://{}/metrics", running.addr);
+    tracing::info!("metrics at http://{}/metrics", running.addr);
     Ok(Some(metrics))
 }
 

@@ -44,7 +44,7 @@ pub fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<Running
                     Err(e) => Err(e),
                 };
                 if let Err(e) = served {
-                    eprintln!("vigil: the metrics endpoint stopped serving: {e}");
+                    tracing::error!("the metrics endpoint stopped serving: {e}");
                 }
             });
         })?;

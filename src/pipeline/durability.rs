@@ -294,8 +294,9 @@ pub fn resume_line(dir: &Path, source: &str, resuming: bool) -> Result<Option<i6
         return Ok(None);
     }
     let delivered = Delivered::read(dir)?.filter(|d| d.source == source);
-    eprintln!(
-        "vigil: resuming over the archive {}: rebuilding patients' state from it{}",
+    tracing::info!(
+        archive = %dir.display(),
+        "resuming over the archive {}: rebuilding patients' state from it{}",
         dir.display(),
         delivered.as_ref().map_or(String::new(), |d| format!(
             "; alerts before {} were delivered and are not sent again",

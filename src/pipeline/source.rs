@@ -606,8 +606,11 @@ impl Reader {
     /// A partition that cannot be read on: each of its patients is told, at its clock, that its
     /// observations there are not arriving.
     fn unreadable(&mut self, stall: &crate::sources::kafka::Stall, cap_tick: i64) {
-        eprintln!(
-            "vigil: partition {} cannot be read past offset {} (of {}): {}; {} patients unmonitored",
+        tracing::warn!(
+            partition = stall.partition,
+            offset = stall.offset,
+            unmonitored = stall.patients.len(),
+            "partition {} cannot be read past offset {} (of {}): {}; {} patients unmonitored",
             stall.partition,
             stall.offset,
             stall.end,

@@ -13,6 +13,7 @@ mod golden;
 mod home;
 mod interop;
 mod kafka;
+mod logs;
 mod metrics;
 mod pipeline;
 mod privacy;

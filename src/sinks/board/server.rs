@@ -99,7 +99,7 @@ pub fn serve(
                     (Err(e), _) => Err(e),
                 };
                 if let Err(e) = served {
-                    eprintln!("vigil: the board stopped serving: {e}");
+                    tracing::error!("the board stopped serving: {e}");
                 }
             });
         })?;

@@ -63,7 +63,7 @@ impl Courier {
             let lines = match self.wait_for_lines(&shared) {
                 Some(Ok(lines)) => lines,
                 Some(Err(e)) => {
-                    eprintln!("vigil: webhook {}: cannot read the outbox: {e}", self.url);
+                    tracing::warn!("webhook {}: cannot read the outbox: {e}", self.url);
                     return;
                 }
                 None => return,
@@ -78,8 +78,8 @@ impl Courier {
                         }
                         Outcome::Retry(why) => {
                             if complained.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
-                                eprintln!(
-                                    "vigil: webhook {}: {why}; alerts wait in the outbox and are \
+                                tracing::warn!(
+                                    "webhook {}: {why}; alerts wait in the outbox and are \
                                      sent when it answers",
                                     self.url
                                 );
@@ -95,7 +95,7 @@ impl Courier {
                 backoff = self.first_backoff;
                 let mut outbox = shared.outbox();
                 if let Err(e) = outbox.accepted(end) {
-                    eprintln!("vigil: webhook {}: cannot mark the outbox: {e}", self.url);
+                    tracing::warn!("webhook {}: cannot mark the outbox: {e}", self.url);
                 }
             }
         }
@@ -172,8 +172,8 @@ impl Courier {
     fn keep_refused(&self, shared: &Shared, body: &str, status: u16, said: &str) {
         let dir = shared.outbox().dir().to_owned();
         let path = dir.join("rejected.jsonl");
-        eprintln!(
-            "vigil: webhook {} refused alert {} with HTTP {status}: {said}; kept in {}",
+        tracing::warn!(
+            "webhook {} refused alert {} with HTTP {status}: {said}; kept in {}",
             self.url,
             alert_id(body).unwrap_or_default(),
             path.display()
@@ -189,7 +189,7 @@ impl Courier {
             .open(&path)
             .and_then(|mut f| writeln!(f, "{record}").and_then(|_| f.sync_data()));
         if let Err(e) = written {
-            eprintln!("vigil: webhook: cannot write {}: {e}", path.display());
+            tracing::warn!("webhook: cannot write {}: {e}", path.display());
         }
     }
 }

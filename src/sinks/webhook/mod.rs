@@ -243,8 +243,8 @@ impl AlertSink for Webhook {
         }
         let outbox = self.shared.outbox();
         if outbox.pending() > 0 {
-            eprintln!(
-                "vigil: webhook {}: the receiver did not take every alert within {}; they wait \
+            tracing::warn!(
+                "webhook {}: the receiver did not take every alert within {}; they wait \
                  in {} and go first when Vigil next runs with this sink",
                 self.url,
                 Dur(self.drain),

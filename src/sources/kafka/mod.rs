@@ -166,8 +166,9 @@ impl Outages {
         if let Ok(mut since) = self.since.lock()
             && let Some(start) = since.take()
         {
-            eprintln!(
-                "vigil: kafka ({}): receiving again after {:.0} s",
+            tracing::info!(
+                client = %self.label,
+                "kafka ({}): receiving again after {:.0} s",
                 self.label,
                 start.elapsed().as_secs_f64()
             );
@@ -203,8 +204,9 @@ impl rdkafka::ClientContext for Outages {
             && since.is_none()
         {
             *since = Some(std::time::Instant::now());
-            eprintln!(
-                "vigil: kafka ({}): {error}: {reason} (retrying; offsets stay uncommitted)",
+            tracing::warn!(
+                client = %self.label,
+                "kafka ({}): {error}: {reason} (retrying; offsets stay uncommitted)",
                 self.label
             );
         }

@@ -191,7 +191,7 @@ impl Access {
                 loaded.modified = modified;
                 match Users::load(&self.path) {
                     Ok(users) => loaded.users = Arc::new(users),
-                    Err(e) => eprintln!("vigil: the board keeps the users it had: {e}"),
+                    Err(e) => tracing::warn!("the board keeps the users it had: {e}"),
                 }
             }
         }
