@@ -403,21 +403,43 @@ fn a_killed_process_stops_the_cluster_and_a_restart_of_both_loses_nothing() {
 
     // Paced (12 h in about 18 s) and flushed each second, so that both commit mid-stream and
     // are still reading when process 1 is killed.
-    let paced = ["--speed", "2400", "--flush-every", "1s"];
+    // Each process serves its metrics at the port plus its index.
+    let port = free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let paced = [
+        "--speed",
+        "2400",
+        "--flush-every",
+        "1s",
+        "--metrics",
+        &metrics,
+    ];
     let mut first = process(0).spawn(&paced);
     let mut second = process(1).spawn(&paced);
     let deadline = Instant::now() + Duration::from_secs(180);
+    let mut scraped = [false, false];
     loop {
+        for (i, done) in scraped.iter_mut().enumerate() {
+            let page = crate::metrics::scrape(port + i as u16, None).map(|(_, text)| text);
+            // A page with this process's own worker (1 worker a process: worker i).
+            let own = format!("vigil_patients{{worker=\"{i}\"}}");
+            *done |=
+                page.is_some_and(|p| p.contains(&own) && p.contains("vigil_observations_total"));
+        }
         let line = delivered_line();
         if alert_lines(&alerts).iter().any(|(t, _)| *t < line)
             && committed(&brokers, &topic, &group) > 0
+            && scraped == [true, true]
         {
             break;
         }
         if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
             let _ = first.kill();
             let _ = second.kill();
-            panic!("the cluster committed nothing or delivered no alert in time");
+            panic!(
+                "in time, the cluster committed nothing, delivered no alert or did not serve \
+                 each process's metrics at port {port} + its index ({scraped:?})"
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -492,5 +514,51 @@ fn a_killed_process_stops_the_cluster_and_a_restart_of_both_loses_nothing() {
         "alerts delivered across the crash differ from a replay: {} missing, {} extra",
         want.difference(&got).count(),
         got.difference(&want).count()
+    );
+}
+
+#[test]
+fn a_file_source_read_by_process_0_gives_its_golden_alerts_from_two_processes() {
+    // The home cohort: every kind of event (glucose, pumps, doses, inhalers, prescriptions from
+    // the registry) crosses from process 0, which reads the simulator, to process 1's patients.
+    let dir = scratch("cluster_home");
+    let pipeline = crate::golden::shipped_without_sinks(&dir, "home", crate::golden::home_registry);
+    let hosts = hosts(&dir, &["127.0.0.1", "127.0.0.1"]);
+    let alerts = dir.join("alerts.jsonl");
+    let children = (0..2)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .args([
+                    "run",
+                    pipeline.to_str().unwrap(),
+                    "--quiet",
+                    "--progress",
+                    "never",
+                ])
+                .args(["--alerts", alerts.to_str().unwrap(), "--summary-json"])
+                .args(["--processes", "2", "--process", &i.to_string()])
+                .args(["--hosts", hosts.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let summaries = finish(children);
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/home.jsonl");
+    assert!(
+        std::fs::read(&alerts).unwrap() == std::fs::read(golden).unwrap(),
+        "the alerts of 2 processes differ from tests/golden/home.jsonl"
+    );
+    // Process 1 read nothing itself but monitored its share of the patients.
+    assert!(
+        summaries[1]["patients"].as_u64().unwrap() > 0,
+        "{}",
+        summaries[1]
+    );
+    assert!(
+        summaries[0]["patients"].as_u64().unwrap() > 0,
+        "{}",
+        summaries[0]
     );
 }

@@ -106,6 +106,27 @@ fn shipped_gives_its_golden(
     rewrite: impl Fn(&str, &str) -> Option<String>,
 ) {
     let dir = scratch(&format!("golden_{name}"));
+    let pipeline = shipped_without_sinks(&dir, name, rewrite);
+    let alerts = dir.join("alerts.jsonl");
+    run_ok(&[
+        "run",
+        pipeline.to_str().unwrap(),
+        "--quiet",
+        "--progress",
+        "never",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    check(golden, &alerts);
+}
+
+/// A shipped pipeline (`pipelines/NAME.toml`) without its sinks, written into `dir`, each line
+/// given to `rewrite` with its section (`None`: kept as written).
+pub(crate) fn shipped_without_sinks(
+    dir: &Path,
+    name: &str,
+    rewrite: impl Fn(&str, &str) -> Option<String>,
+) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shipped = std::fs::read_to_string(root.join(format!("pipelines/{name}.toml"))).unwrap();
     let mut text = String::from("sinks = []\n");
@@ -125,17 +146,15 @@ fn shipped_gives_its_golden(
     }
     let pipeline = dir.join(format!("{name}.toml"));
     std::fs::write(&pipeline, text).unwrap();
-    let alerts = dir.join("alerts.jsonl");
-    run_ok(&[
-        "run",
-        pipeline.to_str().unwrap(),
-        "--quiet",
-        "--progress",
-        "never",
-        "--alerts",
-        alerts.to_str().unwrap(),
-    ]);
-    check(golden, &alerts);
+    pipeline
+}
+
+/// The home pipeline's registry line, made absolute.
+pub(crate) fn home_registry(section: &str, line: &str) -> Option<String> {
+    (section == "[registry]" && line.starts_with("path")).then(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        format!("path = {:?}", root.join("pipelines/home-registry.csv"))
+    })
 }
 
 /// The shipped PhysioNet 2019 pipeline, on its first 200 stays.
@@ -183,10 +202,5 @@ fn three_azt1d_subjects_give_their_golden_glucose_alerts() {
 /// The shipped home pipeline: its simulated cohort of 20 over 14 days, every rule family.
 #[test]
 fn the_home_cohort_gives_its_golden_alerts() {
-    shipped_gives_its_golden("home", "home.jsonl", |section, line| {
-        (section == "[registry]" && line.starts_with("path")).then(|| {
-            let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-            format!("path = {:?}", root.join("pipelines/home-registry.csv"))
-        })
-    });
+    shipped_gives_its_golden("home", "home.jsonl", home_registry);
 }

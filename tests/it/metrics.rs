@@ -53,7 +53,7 @@ fn lint(promtool: &str, text: &str) -> String {
 }
 
 /// A scrape: the content type and the body.
-fn scrape(port: u16, accept: Option<&str>) -> Option<(String, String)> {
+pub(crate) fn scrape(port: u16, accept: Option<&str>) -> Option<(String, String)> {
     let mut request = ureq::get(format!("http://127.0.0.1:{port}/metrics"));
     if let Some(accept) = accept {
         request = request.header("Accept", accept);
