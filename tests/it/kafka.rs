@@ -448,8 +448,16 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
     // No alert lost, none made up: what was delivered across the crash (each alert once, one
     // sent just before the kill may come twice with its id) is exactly what a replay of the
     // archive gives.
+    let lines: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    assert_delivered_equals_replay(&dir, &archive, &lines);
+}
+
+/// Asserts that the alerts delivered across a crash (`lines`: each id once, the first time it
+/// came; one sent just before the crash may come twice) are exactly what a replay of `archive`
+/// gives: none lost, none made up.
+pub(crate) fn assert_delivered_equals_replay(dir: &Path, archive: &Path, lines: &[String]) {
     let reference = dir.join("reference.jsonl");
-    replay(&archive, &reference);
+    replay(archive, &reference);
     let reference: Vec<String> = alert_lines(&reference)
         .into_iter()
         .map(|(_, l)| l)
@@ -459,12 +467,11 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
         "the cohort raised no alert"
     );
     let mut ids = HashSet::new();
-    let delivered: Vec<String> = lines
+    let delivered: Vec<&String> = lines
         .iter()
         .filter(|l| ids.insert(serde_json::from_str::<Value>(l).unwrap()["id"].to_string()))
-        .map(|l| (*l).to_owned())
         .collect();
-    if delivered != reference {
+    if delivered.iter().copied().ne(reference.iter()) {
         let missing = reference.iter().filter(|l| !delivered.contains(l)).count();
         let extra = delivered.iter().filter(|l| !reference.contains(l)).count();
         panic!(
