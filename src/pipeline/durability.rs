@@ -104,7 +104,7 @@ impl Delivery {
 
     /// Every alert of a tick before the returned one is delivered.
     pub fn delivered_below(&self) -> i64 {
-        if self.failed.load(Ordering::Acquire) {
+        if self.failed() {
             i64::MIN
         } else {
             self.below.load(Ordering::Acquire)
@@ -115,11 +115,8 @@ impl Delivery {
     pub fn wait_all(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
-            if self.failed.load(Ordering::Acquire) {
-                return false;
-            }
-            if self.below.load(Ordering::Acquire) == i64::MAX {
-                return true;
+            if self.settled() {
+                return !self.failed();
             }
             if Instant::now() > deadline {
                 return false;
@@ -176,13 +173,16 @@ impl Commits {
     }
 }
 
+/// How long the end of a run waits for every alert to be delivered.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(300);
+
 /// At the end of a worker's run: once every alert is delivered, the source's final position is
 /// committed. Nothing is committed after an error. True when there was a position to commit.
 pub fn final_commit(source: &mut dyn Source, delivery: &Delivery) -> Result<bool, PipelineError> {
     let Some(checkpoint) = source.checkpoint() else {
         return Ok(false);
     };
-    if !delivery.wait_all(Duration::from_secs(300)) {
+    if !delivery.wait_all(DELIVERY_WAIT) {
         return Err(PipelineError::Undelivered);
     }
     source

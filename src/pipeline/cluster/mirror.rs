@@ -23,10 +23,7 @@ use timely::dataflow::operators::Inspect;
 use timely::dataflow::operators::vec::Broadcast;
 use timely::worker::Worker;
 
-use crate::pipeline::durability::Delivery;
-
-/// How long the end waits for worker 0's last word on delivery (as [`super::super::durability::final_commit`] does).
-const END_WAIT: Duration = Duration::from_secs(300);
+use crate::pipeline::durability::{DELIVERY_WAIT, Delivery};
 
 /// One change, from the worker that made it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +57,7 @@ impl Mirror {
                 Notice::Delivered(tick) if index == local.start && !local.contains(&0) => {
                     applied.set_delivered(tick);
                 }
-                Notice::Failed if !local.contains(&0) => applied.fail(),
+                Notice::Failed if index == local.start && !local.contains(&0) => applied.fail(),
                 _ => {}
             });
             input
@@ -111,7 +108,8 @@ impl Mirror {
             worker.step_or_park(None);
             self.publish(failed());
         }
-        let deadline = Instant::now() + END_WAIT;
+        // As long as the final commit waits for the delivery itself.
+        let deadline = Instant::now() + DELIVERY_WAIT;
         loop {
             self.publish(failed());
             if self.delivery.settled() || failed() || Instant::now() > deadline {
