@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -81,20 +81,16 @@ fn events(base: &str, last: u64, n: usize) -> Vec<(u64, String, Value)> {
 }
 
 /// SIGTERM, and a clean exit.
-pub fn stop(mut child: Child) {
+pub fn stop(child: Child) {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("vigil did not stop after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().unwrap();
+    let output = crate::exit_within(
+        child,
+        Duration::from_secs(120),
+        "vigil did not stop after SIGTERM",
+    );
     assert!(
         output.status.success(),
         "{}",

@@ -450,15 +450,11 @@ fn a_killed_process_stops_the_cluster_and_a_restart_of_both_loses_nothing() {
     second.wait().unwrap();
 
     // Fail-stop: process 0 stops, with an error that says why, and does not hang.
-    let stopped = Instant::now() + Duration::from_secs(60);
-    while first.try_wait().unwrap().is_none() {
-        if Instant::now() > stopped {
-            let _ = first.kill();
-            panic!("process 0 ran on for a minute after process 1 was killed");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let output = first.wait_with_output().unwrap();
+    let output = crate::exit_within(
+        first,
+        Duration::from_secs(60),
+        "process 0 ran on for a minute after process 1 was killed",
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "process 0 exited 0: {stderr}");
     assert!(

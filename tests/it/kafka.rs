@@ -192,24 +192,16 @@ fn wait_for_rows(archive: &Path, rows: u64, child: &mut Child) {
 }
 
 /// SIGTERM, then the exit status and the summary.
-fn stop(mut child: Child) -> Value {
+fn stop(child: Child) -> Value {
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
-    let output = {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                break child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("the pipeline did not stop after SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let output = crate::exit_within(
+        child,
+        Duration::from_secs(120),
+        "the pipeline did not stop after SIGTERM",
+    );
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(output.status.success(), "{stderr}");
     serde_json::from_str(stderr.lines().last().unwrap()).unwrap()

@@ -25,6 +25,24 @@ mod webhook;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// Waits for `child` to exit, for at most `limit`; then kills it and fails with `what` (never
+/// leaving a process behind a failed test). Returns its output.
+pub fn exit_within(
+    mut child: std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> Output {
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{what}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Runs `vigil` with `args` and returns its output.
 pub fn vigil(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
