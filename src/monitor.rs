@@ -49,7 +49,7 @@ impl MonitorSettings {
 }
 
 /// One patient's picture and rules.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PatientMonitor {
     picture: Picture,
     rules: Rules,

@@ -58,7 +58,7 @@ pub enum Scale {
 }
 
 /// Whether the patient breathes room air or supplemental oxygen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AirOrOxygen {
     Air,
@@ -357,7 +357,7 @@ impl fmt::Display for Band {
 }
 
 /// The value a parameter was scored at, after quantisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Charted {
     /// A whole number (/min, %, mmHg).
     Whole(i64),

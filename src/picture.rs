@@ -77,7 +77,7 @@ pub fn window_value(reading: &Reading) -> f64 {
 }
 
 /// The latest of one parameter.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Latest {
     None,
     Value { time_us: i64, value: ParamValue },
@@ -94,7 +94,7 @@ impl Latest {
 }
 
 /// A parameter's value as scored.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ParamValue {
     Number(Exact),
     AirOrOxygen(AirOrOxygen),
@@ -102,7 +102,7 @@ pub enum ParamValue {
 }
 
 /// One patient's picture.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Picture {
     patient: String,
     first_seen_us: i64,

@@ -131,7 +131,7 @@ pub struct WindowStats {
 }
 
 /// Sums over the samples of one bucket; times are hours since the bucket's start.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Bucket {
     index: i64,
     count: u32,
@@ -190,7 +190,7 @@ impl Bucket {
 /// begins, the pending bucket is folded into the bucket of each level that contains it (widths
 /// are whole multiples of the resolution, so one always does), so that a 1 Hz vital touches one
 /// bucket per sample, not one per level. Statistics add the pending bucket to the level's.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct VitalWindow {
     /// One ring of buckets per level of the spec, oldest first; empty until the first sample.
     levels: Vec<VecDeque<Bucket>>,

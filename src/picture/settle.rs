@@ -28,7 +28,7 @@ const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const MAX_OFFSET: i64 = (1 << (64 - SLOT_BITS)) - 1;
 
 /// A parameter's values over the settle stretch.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(super) struct Settle {
     /// Time entries are offsets from this (µs).
     base: i64,
@@ -51,7 +51,7 @@ pub(super) struct Settle {
 }
 
 /// See [`Settle::after_leaving`].
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct LeftMedian {
     left: u16,
     slots: (u16, u16),

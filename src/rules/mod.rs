@@ -122,8 +122,9 @@ pub trait Rule {
 /// Declares the rules every patient is watched by, in the order they hear of a change.
 macro_rules! rules {
     ($($(#[$doc:meta])* $field:ident: $rule:ty,)*) => {
-        /// Every rule's state for one patient.
-        #[derive(Clone, Debug, Default)]
+        /// Every rule's state for one patient (a snapshot keeps it, see
+        /// [`crate::pipeline::snapshot`]).
+        #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
         pub struct Rules {
             $($(#[$doc])* pub $field: $rule,)*
         }

@@ -16,7 +16,7 @@ const CLOCK_ALERT_EVERY_US: i64 = 3_600_000_000;
 type ClockAlerts = Vec<(Option<Identifier>, i64)>;
 
 /// One patient's data-quality state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct DataQuality {
     /// When each parameter's last impossible-value alert was raised (`i64::MIN`: never).
     last_invalid_us: [i64; 7],

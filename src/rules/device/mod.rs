@@ -28,7 +28,7 @@ mod config;
 pub use config::DevicesConfig;
 
 /// What kind of device, by what it reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Class {
     Monitor,
     Cgm,
@@ -83,12 +83,12 @@ impl Class {
 }
 
 /// One patient's devices (a patient without device ids allocates nothing).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Devices {
     devices: Vec<Device>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Device {
     id: Identifier,
     class: Option<Class>,

@@ -12,7 +12,7 @@ use crate::observation::EventTime;
 pub const QUIET_US: i64 = 60_000_000;
 
 /// The backfilled readings of one burst.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Burst {
     count: u32,
     first_us: i64,

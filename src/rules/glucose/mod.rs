@@ -40,12 +40,12 @@ pub const COMPRESSION_RATE: f64 = 4.0;
 const MIN_US: f64 = 60_000_000.0;
 
 /// One patient's glucose state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Glucose {
     state: Option<Box<State>>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     /// CGM readings (µs, mg/dL) of the last trend stretch, oldest first.
     recent: VecDeque<(i64, f64)>,

@@ -25,7 +25,7 @@ const DAY_US: i64 = 86_400_000_000;
 pub const HISTORY_US: i64 = 30 * DAY_US;
 
 /// One slot of one day.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Due {
     /// When it is due (µs).
     pub at_us: i64,
@@ -65,7 +65,7 @@ impl Adherence {
 }
 
 /// One medication's slots, from its schedule's start.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Doses {
     pub schedule: Schedule,
     /// Slots not yet expired, in time order; never fewer than two while the schedule has slots

@@ -32,12 +32,12 @@ const DAY_US: i64 = 24 * HOUR_US;
 const WEEK_US: i64 = 7 * DAY_US;
 
 /// One patient's medication state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Medication {
     state: Option<Box<State>>,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct State {
     /// Per medication with a schedule, its doses.
     doses: Vec<Doses>,

@@ -18,7 +18,7 @@ type Reported = (
 );
 
 /// The NEWS2 band of one patient, and the last score it reported as board state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct News2 {
     band: BandPolicy,
     /// Total, upper bound, band and completeness of the last score update, and the band in

@@ -36,7 +36,7 @@ use crate::news2::{Band, Charted, Score, Status};
 use crate::observation::EventTime;
 
 /// The NEWS2 part of the policy for one patient.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BandPolicy {
     /// The band alerted and not yet lowered (low–medium or above).
     raised: Option<Band>,
@@ -56,7 +56,7 @@ pub struct BandPolicy {
 }
 
 /// An alert nobody has acknowledged yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 struct Awaiting {
     since_us: i64,
     /// `None` once escalated.

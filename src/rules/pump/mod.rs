@@ -41,7 +41,7 @@ const ALARMS: [AlertEvent; 5] = [
 
 /// One patient's pump state: when each alarm was last alerted, and at what severity (boxed: a
 /// patient without a pump pays one pointer).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Pump {
     last: Option<Box<Alerted>>,
 }

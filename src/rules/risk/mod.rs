@@ -8,7 +8,7 @@ use crate::alerting::{self, Alert, AlertEvent, Evidence};
 use crate::observation::EventTime;
 
 /// One patient's risk state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Risk {
     /// A risk alert is raised and not yet cleared.
     raised: bool,
