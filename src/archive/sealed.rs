@@ -50,13 +50,13 @@ fn cipher(key: &ArchiveKey) -> LessSafeKey {
     LessSafeKey::new(unbound)
 }
 
-/// `line` (without its newline) sealed for the file `name`.
-pub fn seal_line(key: &ArchiveKey, name: &str, line: &str) -> Result<String, SealError> {
+/// `bytes` sealed for `name` (the associated data): the nonce, the ciphertext and the tag.
+pub fn seal_bytes(key: &ArchiveKey, name: &str, bytes: &[u8]) -> Result<Vec<u8>, SealError> {
     let mut nonce = [0u8; NONCE_LEN];
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| SealError::Random)?;
-    let mut sealed = line.as_bytes().to_vec();
+    let mut sealed = bytes.to_vec();
     cipher(key)
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -64,8 +64,29 @@ pub fn seal_line(key: &ArchiveKey, name: &str, line: &str) -> Result<String, Sea
             &mut sealed,
         )
         .map_err(|_| SealError::Random)?;
-    let mut bytes = nonce.to_vec();
-    bytes.extend(sealed);
+    let mut out = nonce.to_vec();
+    out.extend(sealed);
+    Ok(out)
+}
+
+/// What [`seal_bytes`] sealed for `name`; `None` when it does not open (a wrong key, a changed
+/// byte, another name).
+pub fn open_bytes(key: &ArchiveKey, name: &str, bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.len() < NONCE_LEN {
+        return None;
+    }
+    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+    let mut sealed = sealed.to_vec();
+    let plain = cipher(key)
+        .open_in_place(nonce, Aad::from(name.as_bytes()), &mut sealed)
+        .ok()?;
+    Some(plain.to_vec())
+}
+
+/// `line` (without its newline) sealed for the file `name`.
+pub fn seal_line(key: &ArchiveKey, name: &str, line: &str) -> Result<String, SealError> {
+    let bytes = seal_bytes(key, name, line.as_bytes())?;
     Ok(format!(
         "{MAGIC}{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -87,16 +108,7 @@ fn open_line(key: &ArchiveKey, name: &str, line: &str) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(line.strip_prefix(MAGIC)?.trim())
         .ok()?;
-    if bytes.len() < NONCE_LEN {
-        return None;
-    }
-    let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-    let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-    let mut sealed = sealed.to_vec();
-    let plain = cipher(key)
-        .open_in_place(nonce, Aad::from(name.as_bytes()), &mut sealed)
-        .ok()?;
-    String::from_utf8(plain.to_vec()).ok()
+    String::from_utf8(open_bytes(key, name, &bytes)?).ok()
 }
 
 /// The text of the file at `path`, its sealed lines opened with `key`; its name is the
