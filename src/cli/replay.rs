@@ -109,6 +109,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         patients: args.patients.iter().cloned().collect::<HashSet<_>>(),
         source: None,
         partitions: None,
+        since_us: None,
     };
     let key = super::key::archive_key(args.archive_key.as_deref())?;
     let source = ArchiveReplay::open(&args.archive, &selection, key.as_deref())?;

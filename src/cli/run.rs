@@ -110,6 +110,14 @@ pub struct RunArgs {
     #[arg(long = "flush-every", value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
     pub flush_every: std::time::Duration,
 
+    /// With --archive, snapshot every patient's state this often, e.g. 30s or 5m (and once more
+    /// when the run ends), into the archive's _vigil/snapshots/: a restart starts from the
+    /// latest whose alerts are delivered and replays only the archive after it, instead of all
+    /// of it. A snapshot of another Vigil version, changed, or taken with other settings is
+    /// refused with the reason and the whole archive replayed instead.
+    #[arg(long = "snapshot-every", value_name = "DURATION", default_value = "60s", value_parser = parse_interval)]
+    pub snapshot_every: std::time::Duration,
+
     /// Serve the ward board at ADDR (127.0.0.1:8080): the overview at /, each patient's page,
     /// a JSON API (/api/patients, /api/patients/ID, /api/wards), the live stream /events, and
     /// acknowledgements, which take effect at the watermark and are recorded with --archive.
@@ -215,6 +223,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<ExitCode> {
         stop: Some(stop.clone()),
         exit_when_idle: args.exit_when_idle,
         flush_every: Some(args.flush_every),
+        snapshot_every: Some(args.snapshot_every),
         speed: args.speed,
         progress: match args.progress.as_str() {
             "always" => true,
@@ -499,6 +508,13 @@ pub fn human_summary(s: &RunSummary, options: &RunOptions) -> String {
             s.archive_files,
             s.alerts_archived,
             dir.display()
+        ));
+    }
+    if s.snapshot_patients > 0 {
+        text.push_str(&format!(
+            "  snapshot    {} patients taken from the archive's latest snapshot; only the \
+             archive after it was replayed\n",
+            s.snapshot_patients
         ));
     }
     if s.restored > 0 || s.already_archived > 0 {

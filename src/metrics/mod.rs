@@ -48,6 +48,9 @@ pub struct Metrics {
     archive_flush: Histogram,
     offset_commit: Histogram,
     backlog: Family<Labels, Gauge>,
+    snapshot_age: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// When each worker last wrote a snapshot: its age is taken at each scrape.
+    snapshots: std::sync::Mutex<BTreeMap<usize, Instant>>,
 }
 
 impl Metrics {
@@ -70,6 +73,8 @@ impl Metrics {
             archive_flush: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             offset_commit: Histogram::new(exponential_buckets(0.001, 2.0, 17)),
             backlog: Family::default(),
+            snapshot_age: Family::default(),
+            snapshots: std::sync::Mutex::default(),
         };
         let mut registry = std::mem::take(&mut metrics.registry);
         metrics.register(&mut registry);
@@ -167,10 +172,23 @@ impl Metrics {
             "Alerts a sink holds that it has not delivered yet, by sink",
             self.backlog.clone(),
         );
+        r.register_with_unit(
+            "snapshot_age",
+            "Time since the worker last wrote a snapshot of its patients, by worker",
+            Unit::Seconds,
+            self.snapshot_age.clone(),
+        );
     }
 
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
+        if let Ok(snapshots) = self.snapshots.lock() {
+            for (worker, at) in snapshots.iter() {
+                self.snapshot_age
+                    .get_or_create(&vec![("worker", worker.to_string())])
+                    .set(at.elapsed().as_secs_f64());
+            }
+        }
         let mut text = String::new();
         // (Writing to a String cannot fail.)
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
@@ -207,6 +225,13 @@ impl Metrics {
 
     pub fn offsets_committed(&self, took: Duration) {
         self.offset_commit.observe(took.as_secs_f64());
+    }
+
+    /// Worker `worker` wrote a snapshot of its patients.
+    pub fn snapshot_written(&self, worker: usize) {
+        if let Ok(mut snapshots) = self.snapshots.lock() {
+            snapshots.insert(worker, Instant::now());
+        }
     }
 
     /// Sink `sink` holds `alerts` not yet delivered.

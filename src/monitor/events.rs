@@ -42,6 +42,9 @@ pub enum Event {
     Acknowledged(Box<Acknowledgement>),
     /// The source has ended; its latest event time, addressed to one worker.
     End { worker: u64, time_us: i64 },
+    /// Worker 0's source asks one worker for a snapshot of its patients as they are before the
+    /// tick of `at_us` ([`crate::pipeline::snapshot`]); never applied to a patient.
+    Snapshot { worker: u64, at_us: i64 },
 }
 
 /// A clinician's acknowledgement of an alert, as the monitors hear of it: at the event time
@@ -101,7 +104,7 @@ impl Event {
             Event::Backfill(b) => Some((b.obs.patient(), EventTime::from_micros(b.at_us))),
             Event::Unreadable(u) => Some((&u.patient, EventTime::from_micros(u.at_us))),
             Event::Acknowledged(a) => Some((&a.patient, EventTime::from_micros(a.at_us))),
-            Event::End { .. } => None,
+            Event::End { .. } | Event::Snapshot { .. } => None,
         }
     }
 
@@ -116,6 +119,7 @@ impl Event {
             Event::Unreadable(u) => u.at_us,
             Event::Acknowledged(a) => a.at_us,
             Event::End { time_us, .. } => *time_us,
+            Event::Snapshot { at_us, .. } => *at_us,
         }
     }
 }
@@ -258,7 +262,7 @@ pub fn apply_set(
             ),
             Event::Acknowledged(a) => monitor.acknowledge(settings, a, alerts),
             Event::Observation(o) => observations.push(o),
-            Event::End { .. } => {}
+            Event::End { .. } | Event::Snapshot { .. } => {}
         }
     }
     monitor.observe_set(settings, &observations, alerts);
@@ -325,6 +329,7 @@ fn key(e: &Event) -> (i64, &str, u8, u8, &str) {
             o.device().map_or("", Identifier::as_str),
         ),
         Event::End { time_us, .. } => (*time_us, "", 3, 0, ""),
+        Event::Snapshot { at_us, .. } => (*at_us, "", 3, 1, ""),
     }
 }
 

@@ -19,7 +19,10 @@
 //!    [`crate::sources::resume`]), rebuilding every patient, sends none of the alerts before the
 //!    delivered line again (they were delivered), and sends the ones after it (one delivered just
 //!    before a crash may come twice, with the same `id`); every partition's clock starts at least
-//!    at the line, so what the earlier run judged late is late again ([`resume_line`]).
+//!    at the line, so what the earlier run judged late is late again ([`resume_line`]). With a
+//!    snapshot of the patients behind the line ([`super::snapshot`]), it replays only the rows
+//!    after the snapshot, and the patients come from it. At the end of a run the line is at
+//!    least the tick of its last snapshot: everything before it is delivered and archived.
 //! 5. **The end.** A finite source, or a stop, drains: what waits is decided, the archive flushed
 //!    and marked durable to the end, the alerts delivered, and the final checkpoint committed
 //!    ([`final_commit`]). Nothing past the durable archive is ever committed: if the archive
@@ -48,11 +51,14 @@ pub struct Delivery {
     /// Per worker, the tick before which every observation its source processed is durable in
     /// the archive (`i64::MAX` for a worker that archives nothing).
     durable: Vec<AtomicI64>,
+    /// The tick of the latest snapshot worker 0's source asked for.
+    snapshot: AtomicI64,
 }
 
 impl Delivery {
     pub fn new(workers: usize) -> Delivery {
         Delivery {
+            snapshot: AtomicI64::new(i64::MIN),
             below: AtomicI64::new(i64::MIN),
             failed: AtomicBool::new(false),
             durable: (0..workers).map(|_| AtomicI64::new(i64::MIN)).collect(),
@@ -80,6 +86,16 @@ impl Delivery {
             .map(|d| d.load(Ordering::Acquire))
             .min()
             .unwrap_or(i64::MAX)
+    }
+
+    /// Worker 0's source asked for a snapshot at `tick`.
+    pub fn snapshot_requested(&self, tick: i64) {
+        self.snapshot.fetch_max(tick, Ordering::AcqRel);
+    }
+
+    /// The tick of the latest snapshot asked for (`i64::MIN`: none).
+    pub fn latest_snapshot(&self) -> i64 {
+        self.snapshot.load(Ordering::Acquire)
     }
 
     /// Every alert of a tick before `tick` is delivered.
@@ -274,8 +290,15 @@ impl DeliveryLog {
         }
         let line = match limit {
             Some(l) => l.min(delivery.durable_below()).min(self.archived_below),
-            // At the end every alert is delivered and every observation archived.
-            None => self.logged.max(self.latest_alert_tick.saturating_add(1)),
+            // At the end every alert is delivered and every observation archived: up to the
+            // last snapshot too, which a restart then starts from.
+            None => self
+                .logged
+                .max(self.latest_alert_tick.saturating_add(1))
+                .max(match delivery.failed() {
+                    true => i64::MIN,
+                    false => delivery.latest_snapshot(),
+                }),
         };
         if line <= self.logged || (!end && self.last_write.elapsed() < LOG_EVERY) {
             return Ok(());

@@ -43,6 +43,7 @@ mod ordered_sink;
 pub mod placement;
 mod run;
 mod side;
+pub mod snapshot;
 mod source;
 mod wards;
 
@@ -79,7 +80,7 @@ pub fn worker_of(event: &Event, placement: &Placement) -> u64 {
         Event::Backfill(b) => placement.worker(b.obs.patient()),
         Event::Unreadable(u) => placement.worker(&u.patient),
         Event::Acknowledged(a) => placement.worker(&a.patient),
-        Event::End { worker, .. } => *worker,
+        Event::End { worker, .. } | Event::Snapshot { worker, .. } => *worker,
     }
 }
 
@@ -153,6 +154,9 @@ pub struct RunOptions {
     /// Flush the archive this often ([`DEFAULT_FLUSH_EVERY`] when `None`); the source's
     /// positions are committed only up to the last flush whose alerts are delivered.
     pub flush_every: Option<Duration>,
+    /// With an archive and a source of partitions, how often worker 0 asks for snapshots of
+    /// patients ([`snapshot`]); none: no snapshots.
+    pub snapshot_every: Option<Duration>,
     /// Release records at this multiple of real time (a replay at `60` plays an hour a minute).
     pub speed: Option<f64>,
     /// Apply these acknowledgements (JSON lines), each at its event time; with `archive`, also
@@ -208,6 +212,10 @@ pub struct RunSummary {
     pub restored: u64,
     pub already_archived: u64,
     pub alerts_already_delivered: u64,
+    /// Snapshots of patients written, and patients a restart took from one instead of
+    /// replaying the archive before it.
+    pub snapshots: u64,
+    pub snapshot_patients: u64,
     pub patients: u64,
     /// How long patients were monitored, all patients (first seen to latest observation, µs).
     pub monitored_us: u64,
@@ -240,6 +248,8 @@ impl RunSummary {
         self.restored += other.restored;
         self.already_archived += other.already_archived;
         self.alerts_already_delivered += other.alerts_already_delivered;
+        self.snapshots += other.snapshots;
+        self.snapshot_patients += other.snapshot_patients;
         for (k, v) in &other.alerts_by_kind {
             *self.alerts_by_kind.entry(k.clone()).or_default() += v;
         }

@@ -17,6 +17,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
 use super::placement::Placement;
+use super::snapshot::{SnapshotWriter, WardState};
 use super::{Event, FastMap, WorkerState, worker_of};
 use crate::alerting::Alert;
 use crate::monitor::events::{apply_set, normalise, same_patient_and_time};
@@ -38,7 +39,16 @@ pub trait MonitorPatients<'scope> {
         placement: Placement,
         tick_us: i64,
         state: Rc<RefCell<WorkerState>>,
+        snapshots: Snapshots,
     ) -> Stream<'scope, i64, Vec<Alert>>;
+}
+
+/// A worker's snapshots ([`super::snapshot`]): where it writes them, and what it starts from.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    pub writer: Option<SnapshotWriter>,
+    /// A restart's patients, as they were before the tick given.
+    pub restored: Option<(i64, WardState)>,
 }
 
 impl<'scope> MonitorPatients<'scope> for Stream<'scope, i64, Vec<Event>> {
@@ -49,6 +59,7 @@ impl<'scope> MonitorPatients<'scope> for Stream<'scope, i64, Vec<Event>> {
         placement: Placement,
         tick_us: i64,
         state: Rc<RefCell<WorkerState>>,
+        snapshots: Snapshots,
     ) -> Stream<'scope, i64, Vec<Alert>> {
         self.binary_frontier(
             prescriptions,
@@ -57,7 +68,7 @@ impl<'scope> MonitorPatients<'scope> for Stream<'scope, i64, Vec<Event>> {
             "Monitors",
             move |capability, _info| {
                 let mut cap = Some(capability);
-                let mut ward = Ward::new(settings, tick_us, state);
+                let mut ward = Ward::new(settings, tick_us, state, snapshots);
                 move |(input, frontier), (registry, registry_frontier), output| {
                     // The as-of join: a prescription becomes an event at its own time, ordered
                     // with the observations (a retraction is implied by the scale replacing it).
@@ -126,14 +137,22 @@ struct Ward {
     alerts: Vec<Alert>,
     /// When patients' state was last measured for the metrics.
     measured: Option<std::time::Instant>,
+    snapshots: Option<SnapshotWriter>,
+    /// Restored from a snapshot taken before this tick: earlier events are in it.
+    from_tick: i64,
 }
 
 /// How often the metrics measure patients' state (it walks every monitor).
 const MEASURE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Ward {
-    fn new(settings: MonitorSettings, tick_us: i64, state: Rc<RefCell<WorkerState>>) -> Ward {
-        Ward {
+    fn new(
+        settings: MonitorSettings,
+        tick_us: i64,
+        state: Rc<RefCell<WorkerState>>,
+        snapshots: Snapshots,
+    ) -> Ward {
+        let mut ward = Ward {
             settings,
             tick_us,
             state,
@@ -146,6 +165,55 @@ impl Ward {
             end_us: None,
             alerts: Vec::new(),
             measured: None,
+            snapshots: snapshots.writer,
+            from_tick: i64::MIN,
+        };
+        if let Some((tick, restored)) = snapshots.restored {
+            ward.restore(tick, restored);
+        }
+        ward
+    }
+
+    /// Starts from a snapshot taken before `tick`: its patients, their timers, and what waits.
+    fn restore(&mut self, tick: i64, restored: WardState) {
+        self.from_tick = tick;
+        self.state.borrow_mut().summary.snapshot_patients = restored.patients.len() as u64;
+        for (patient, monitor) in restored.patients {
+            let due = monitor.next_due(&self.settings);
+            self.patients.insert(patient.clone(), monitor);
+            reschedule(&mut self.timers, &mut self.due_of, &patient, due);
+        }
+        self.waiting.extend(restored.waiting);
+    }
+
+    /// Writes the patients as they are before `tick` (every earlier tick is processed). A
+    /// snapshot that cannot be written is reported and the run goes on: a restart then replays
+    /// more of the archive, never less.
+    fn snapshot(&mut self, tick: i64) {
+        let Some(writer) = &self.snapshots else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        match writer.write(tick, &self.patients, &self.waiting, self.tick_us) {
+            Ok(bytes) => {
+                let mut st = self.state.borrow_mut();
+                st.summary.snapshots += 1;
+                if let Some(m) = st.metrics() {
+                    m.snapshot_written(writer.worker as usize);
+                }
+                tracing::debug!(
+                    worker = writer.worker,
+                    tick,
+                    bytes,
+                    seconds = started.elapsed().as_secs_f64(),
+                    "snapshot of {} patients written",
+                    self.patients.len()
+                );
+            }
+            Err(e) => tracing::warn!(
+                worker = writer.worker,
+                "a snapshot could not be written (a restart replays more of the archive): {e}"
+            ),
         }
     }
 
@@ -174,7 +242,8 @@ impl Ward {
 
     fn prescriptions(&mut self, updates: impl Iterator<Item = Prescription>) {
         for ((patient, prescribed), time_us, diff) in updates {
-            if diff > 0 {
+            // (One before a restart's snapshot is in it.)
+            if diff > 0 && time_us.div_euclid(self.tick_us) >= self.from_tick {
                 let time = EventTime::from_micros(time_us);
                 self.pending
                     .entry(time_us.div_euclid(self.tick_us))
@@ -189,6 +258,11 @@ impl Ward {
     }
 
     fn arrived(&mut self, tick: i64, data: &mut Vec<Event>) {
+        if tick < self.from_tick {
+            // Replayed to rebuild the source's clock: the snapshot holds what it did here.
+            data.clear();
+            return;
+        }
         let len = self.tick_len;
         self.pending
             .entry(tick)
@@ -229,6 +303,11 @@ impl Ward {
     /// Processes tick `t`: its events in order, then the timers due within it.
     fn tick(&mut self, t: i64, done: bool) {
         if let Some(mut events) = self.pending.remove(&t) {
+            let before = events.len();
+            events.retain(|e| !matches!(e, Event::Snapshot { .. }));
+            if events.len() < before {
+                self.snapshot(t);
+            }
             self.tick_len = events.len();
             let duplicates = normalise(&mut events);
             self.state.borrow_mut().summary.duplicates += duplicates;

@@ -20,10 +20,11 @@ use timely::worker::Worker;
 use super::cluster::Cluster;
 use super::cluster::mirror::Mirror;
 use super::durability::{self, Delivery, DeliveryLog};
-use super::monitors::MonitorPatients;
+use super::monitors::{MonitorPatients, Snapshots};
 use super::ordered_sink::AlertsInOrder;
 use super::placement::{self, Placement};
 use super::side::{SharedFiles, SideOutputs};
+use super::snapshot::{self, Restored, SnapshotWriter, WardState};
 use super::source::{ReadSource, SourceParts};
 use super::{
     ARCHIVE_ROWS_PER_FILE, DEFAULT_FLUSH_EVERY, PipelineError, RunOptions, RunSummary, WorkerState,
@@ -32,7 +33,7 @@ use super::{
 use crate::archive::{ArchiveWriter, ArchivedOffsets};
 use crate::config::PipelineConfig;
 use crate::monitor::MonitorSettings;
-use crate::observation::Identifier;
+use crate::observation::{EventTime, Identifier};
 use crate::registry::Prescribed;
 use crate::registry::Prescription;
 use crate::sinks::{AlertSink, SinkContext};
@@ -52,7 +53,13 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
     let name = kind.name();
     if !options.leads() && !kind.partitioned() {
         // Process 0 of the cluster reads it.
-        return execute(&config, options, Sources::Elsewhere, &name, Arc::default());
+        return execute(
+            &config,
+            options,
+            Sources::Elsewhere,
+            &name,
+            Resumed::default(),
+        );
     }
     let cx = BuildContext {
         stop: options.stop.clone().unwrap_or_default(),
@@ -64,7 +71,7 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
             options,
             Sources::One(source),
             &name,
-            Arc::default(),
+            Resumed::default(),
         ),
         Built::PerWorker(factory) => {
             // A source of partitions archiving where it archived before resumes over it.
@@ -75,17 +82,21 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
                 ),
                 None => Arc::default(),
             };
-            let factory = match &options.archive {
+            let (factory, snapshot) = match &options.archive {
                 Some(dir) if !archived.is_empty() => {
-                    resuming(factory, dir, &archived, &name, options.archive_key.clone())
+                    let snapshot = latest_snapshot(&config, options, dir, &name)?;
+                    let since_us = snapshot.as_ref().map(|s| replay_since(&config, s.tick));
+                    let key = options.archive_key.clone();
+                    let factory = resuming(factory, dir, &archived, &name, key, since_us);
+                    (factory, snapshot)
                 }
-                _ => factory,
+                _ => (factory, None),
             };
             let sources = Sources::PerWorker {
                 factory,
                 partitioned: kind.partitioned(),
             };
-            execute(&config, options, sources, &name, archived)
+            execute(&config, options, sources, &name, (archived, snapshot))
         }
     }
 }
@@ -98,7 +109,64 @@ pub fn run_source(
     source: Box<dyn Source>,
     name: &str,
 ) -> Result<RunSummary, PipelineError> {
-    execute(config, options, Sources::One(source), name, Arc::default())
+    execute(
+        config,
+        options,
+        Sources::One(source),
+        name,
+        Resumed::default(),
+    )
+}
+
+/// What a run resumes over: the offsets its archive holds, and the snapshot it starts from.
+type Resumed = (Arc<ArchivedOffsets>, Option<Restored>);
+
+/// The latest snapshot of the archive `dir` that a restart can start from: complete, behind the
+/// delivered line, taken with this run's settings. One that is refused is reported, and the
+/// whole archive replayed instead.
+fn latest_snapshot(
+    config: &PipelineConfig,
+    options: &RunOptions,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<Restored>, PipelineError> {
+    let line_us = crate::archive::Delivered::read(dir)
+        .map_err(PipelineError::Archive)?
+        .filter(|d| d.source == name)
+        .map(|d| d.before_us);
+    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let settings = snapshot::fingerprint(&monitor_settings(config)?, tick_us);
+    let key = options.archive_key.as_deref();
+    match snapshot::latest(dir, line_us, tick_us, &settings, key) {
+        Ok(Some(restored)) => {
+            tracing::info!(
+                "starting from the snapshot at {} ({} patients, taken by {} workers): the \
+                 archive is replayed from {} on",
+                EventTime::from_micros(restored.tick.saturating_mul(tick_us)).to_rfc3339(),
+                restored.state.patients.len(),
+                restored.workers,
+                EventTime::from_micros(replay_since(config, restored.tick)).to_rfc3339(),
+            );
+            Ok(Some(restored))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            tracing::warn!("{e}: replaying the whole archive instead");
+            Ok(None)
+        }
+    }
+}
+
+/// Where a restart from a snapshot at `tick` replays the archive from (µs): far enough back to
+/// rebuild each partition's clock and its horizon of duplicates (an observation is remembered
+/// until the watermark is twice the allowed lateness, at least a minute, past it).
+fn replay_since(config: &PipelineConfig, tick: i64) -> i64 {
+    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
+    tick.saturating_mul(tick_us)
+        .saturating_sub(lateness_us)
+        .saturating_sub(2 * lateness_us.max(60_000_000))
+        .saturating_sub(snapshot::HORIZON_US)
 }
 
 /// Where a run's records come from.
@@ -136,6 +204,7 @@ fn resuming(
     archived: &Arc<ArchivedOffsets>,
     name: &str,
     key: Option<Arc<crate::archive::ArchiveKey>>,
+    since_us: Option<i64>,
 ) -> SourceFactory {
     let (dir, archived, name) = (dir.to_owned(), Arc::clone(archived), name.to_owned());
     Arc::new(move |worker, workers| {
@@ -143,6 +212,7 @@ fn resuming(
         let selection = crate::sources::archive::Selection {
             source: Some(name.clone()),
             partitions: source.partitions(),
+            since_us,
             ..Default::default()
         };
         let replay =
@@ -161,6 +231,13 @@ type Outputs = (Vec<Box<dyn AlertSink>>, Option<DeliveryLog>);
 /// What every worker of a run shares.
 struct Shared {
     settings: MonitorSettings,
+    /// How often worker 0 asks for snapshots (none: the run takes none).
+    snapshots: Option<std::time::Duration>,
+    /// [`snapshot::fingerprint`] of `settings`.
+    fingerprint: String,
+    /// A restart's patients from a snapshot taken before `restored_tick`, per local worker.
+    restored: Mutex<Vec<Option<WardState>>>,
+    restored_tick: Option<i64>,
     registry: Vec<Prescription>,
     one_source: Mutex<Option<Box<dyn Source>>>,
     factory: Option<SourceFactory>,
@@ -192,11 +269,16 @@ fn execute(
     options: &RunOptions,
     sources: Sources,
     name: &str,
-    archived: Arc<ArchivedOffsets>,
+    (archived, snapshot): Resumed,
 ) -> Result<RunSummary, PipelineError> {
     let threads = options.workers.unwrap_or(config.workers).max(1);
     let workers = threads * options.cluster.as_ref().map_or(1, Cluster::processes);
     let placement = sources.placement(workers);
+    // A source of partitions resumes over its archive: its workers take snapshots for that.
+    let snapshots = match (&options.archive, &sources, options.snapshot_every) {
+        (Some(_), Sources::PerWorker { .. }, Some(every)) => Some(every),
+        _ => None,
+    };
     let (one_source, factory) = match sources {
         Sources::One(s) => (Some(s), None),
         Sources::PerWorker { factory, .. } => (None, Some(factory)),
@@ -250,8 +332,22 @@ fn execute(
         (Some(p), Some(cluster)) => Some(cluster.side_path(p)),
         (p, _) => p.clone(),
     };
+    let settings = monitor_settings(config)?;
+    let local = match &options.cluster {
+        Some(cluster) => cluster.workers(threads),
+        None => 0..threads,
+    };
+    let restored_tick = snapshot.as_ref().map(|s| s.tick);
+    let restored = match snapshot {
+        Some(s) => s.share(&placement, local).into_iter().map(Some).collect(),
+        None => Vec::new(),
+    };
     let shared = Arc::new(Shared {
-        settings: monitor_settings(config)?,
+        fingerprint: snapshot::fingerprint(&settings, tick_us),
+        settings,
+        snapshots,
+        restored: Mutex::new(restored),
+        restored_tick,
         registry,
         one_source: Mutex::new(one_source),
         factory,
@@ -463,6 +559,7 @@ fn worker_main(worker: &mut Worker, shared: &Shared) -> (RunSummary, Option<Pipe
             _ => Vec::new(),
         },
         live_acks: shared.live_acks.clone().filter(|_| index == 0),
+        snapshot_every: shared.snapshots.filter(|_| index == 0),
     };
     let (mut registry, mut wards) = dataflow(worker, parts, shared, sinks, log.flatten(), &state);
     let mirror = shared.options.cluster.as_ref().map(|cluster| {
@@ -530,6 +627,31 @@ fn worker_source(
     }
 }
 
+/// Worker `worker`'s snapshots: its writer when the run takes them, and its share of the
+/// restart's patients.
+fn worker_snapshots(worker: &Worker, shared: &Shared) -> Snapshots {
+    let index = worker.index();
+    let writer = match (&shared.archive, shared.snapshots) {
+        (Some(dir), Some(_)) => Some(SnapshotWriter {
+            dir: dir.clone(),
+            key: shared.options.archive_key.clone(),
+            worker: index as u64,
+            workers: worker.peers() as u64,
+            settings: shared.fingerprint.clone(),
+        }),
+        _ => None,
+    };
+    let first = match &shared.options.cluster {
+        Some(cluster) => cluster.workers(worker.peers() / cluster.processes()).start,
+        None => 0,
+    };
+    let restored = shared.restored_tick.and_then(|tick| {
+        let mut all = shared.restored.lock().ok()?;
+        Some((tick, all.get_mut(index - first)?.take()?))
+    });
+    Snapshots { writer, restored }
+}
+
 /// The registry's input, for worker `index` to feed.
 type RegistryInput =
     differential_dataflow::input::InputSession<i64, (Identifier, Prescribed), isize>;
@@ -548,6 +670,7 @@ fn dataflow(
     let placement = shared.placement;
     let tick_us = shared.clock.tick_us;
     let delivery = Arc::clone(&shared.delivery);
+    let snapshots = worker_snapshots(worker, shared);
     let state = Rc::clone(state);
     worker.dataflow::<i64, _, _>(move |scope| {
         let (registry, prescriptions) = scope.new_collection::<(Identifier, Prescribed), isize>();
@@ -558,6 +681,7 @@ fn dataflow(
             placement,
             tick_us,
             Rc::clone(&state),
+            snapshots,
         );
         if let Some(board) = board {
             super::wards::count_wards(alerts.clone(), wards, board);

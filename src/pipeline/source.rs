@@ -110,6 +110,8 @@ pub struct SourceParts {
     pub acknowledgements: Vec<Acknowledgement>,
     /// Acknowledgements made during the run (on the board; worker 0's).
     pub live_acks: Option<Arc<super::acknowledgements::LiveAcks>>,
+    /// How often to ask every worker for a snapshot of its patients (worker 0's).
+    pub snapshot_every: Option<std::time::Duration>,
 }
 
 /// The source operator.
@@ -197,6 +199,8 @@ struct Reader {
     /// Acknowledgements not yet given to the dataflow, latest first.
     acknowledgements: Vec<Acknowledgement>,
     live_acks: Option<Arc<super::acknowledgements::LiveAcks>>,
+    snapshot_every: Option<std::time::Duration>,
+    last_snapshot: Instant,
 }
 
 impl Reader {
@@ -237,6 +241,8 @@ impl Reader {
                 acks
             },
             live_acks: parts.live_acks,
+            snapshot_every: parts.snapshot_every,
+            last_snapshot: now,
         }
     }
 
@@ -770,6 +776,27 @@ impl Reader {
         if self.watermark_tick > *c.time() {
             c.downgrade(&self.watermark_tick);
         }
+        let due = self
+            .snapshot_every
+            .is_some_and(|every| self.last_snapshot.elapsed() >= every);
+        if due && self.watermark_tick > i64::MIN {
+            self.request_snapshot(c, output);
+        }
+    }
+
+    /// Asks every worker for a snapshot of its patients before the capability's tick: each
+    /// hears of it before the frontier passes that tick, so all take the same cut.
+    fn request_snapshot(&mut self, c: &Capability<i64>, output: &mut Output<'_>) {
+        self.last_snapshot = Instant::now();
+        let tick = *c.time();
+        let mut session = output.session(c);
+        for worker in 0..self.peers {
+            session.give(Event::Snapshot {
+                worker,
+                at_us: tick.saturating_mul(self.clock.tick_us),
+            });
+        }
+        self.delivery.snapshot_requested(tick);
     }
 
     /// Takes the acknowledgements made since the last batch, stamped at the watermark: the
@@ -834,6 +861,10 @@ impl Reader {
         }
         self.acknowledgements.clear();
         self.emit(c, output);
+        if self.snapshot_every.is_some() && self.state.borrow().error.is_none() {
+            // The end's snapshot: a restart starts from where this run stopped.
+            self.request_snapshot(c, output);
+        }
         let end_cap = c.delayed(&self.tick(end_us).max(*c.time()));
         for worker in 0..self.peers {
             output.session(&end_cap).give(Event::End {

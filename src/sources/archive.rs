@@ -60,11 +60,17 @@ pub struct Selection {
     pub source: Option<String>,
     /// Only rows from these Kafka partitions, when set.
     pub partitions: Option<Vec<i32>>,
+    /// Only rows that happened, or were judged (their partition's clock), from this instant on
+    /// (µs): a restart from a snapshot replays the archive after it.
+    pub since_us: Option<i64>,
 }
 
 impl Selection {
     fn admits(&self, row: &Row) -> bool {
         self.from.is_none_or(|f| row.time >= f)
+            && self
+                .since_us
+                .is_none_or(|s| row.time.micros() >= s || row.clock_us >= s)
             && self.to.is_none_or(|t| row.time < t)
             && (self.patients.is_empty() || self.patients.contains(row.patient.as_str()))
             && self

@@ -542,3 +542,50 @@ fn a_file_source_read_by_process_0_gives_its_golden_alerts_from_two_processes() 
         summaries[0]
     );
 }
+
+#[test]
+fn two_processes_restart_from_the_snapshot_they_took_and_give_the_alerts_of_one_run() {
+    let Some(brokers) = broker() else { return };
+    let dir = scratch("cluster_snapshot");
+    let topic = unique("vitals-cluster-snapshot");
+    let group = unique("cluster-snapshot");
+    let pipeline = pipeline(&dir, &brokers, &topic, &group);
+    let archive = dir.join("archive");
+    let alerts = dir.join("alerts.jsonl");
+    let hosts = hosts(&dir, &["127.0.0.1", "127.0.0.1"]);
+    let process = |i| Run {
+        pipeline: &pipeline,
+        archive: &archive,
+        alerts: &alerts,
+        workers: 1,
+        ns: None,
+        cluster: Some((hosts.as_path(), 2, i)),
+    };
+    let both = || {
+        let idle = ["--exit-when-idle", "3s", "--flush-every", "1s"];
+        finish(vec![process(0).spawn(&idle), process(1).spawn(&idle)])
+    };
+
+    // Twelve hours read to the end: each process's worker writes its share of the end's
+    // snapshot into the one archive.
+    crate::snapshots::produce(&brokers, &topic, "2026-01-05T00:00:00Z", 12);
+    let first = both();
+    assert_eq!(total(&first, "snapshots"), 2, "{first:?}");
+    let archived = total(&first, "archived");
+
+    // Two hours more: both processes start from it, each taking the patients of its worker,
+    // and replay only the archive's last minutes.
+    crate::snapshots::produce(&brokers, &topic, "2026-01-05T12:00:00Z", 2);
+    let second = both();
+    assert_eq!(total(&second, "snapshot_patients"), 24, "{second:?}");
+    for s in &second {
+        assert!(s["snapshot_patients"].as_u64().unwrap() > 0, "{s}");
+    }
+    let restored = total(&second, "restored");
+    assert!(
+        restored > 0 && restored * 10 < archived,
+        "{restored} of {archived}"
+    );
+    let lines: Vec<String> = alert_lines(&alerts).into_iter().map(|(_, l)| l).collect();
+    assert_delivered_equals_replay(&dir, &archive, &lines);
+}

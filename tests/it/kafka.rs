@@ -135,7 +135,7 @@ fn consume_all(brokers: &str, topic: &str, expected: usize) -> Vec<rdkafka::mess
 }
 
 /// `vigil run PIPELINE` archiving to `archive`, alerts to `alerts`, the summary as JSON.
-fn run_command(pipeline: &Path, archive: &Path, alerts: &Path) -> Command {
+pub(crate) fn run_command(pipeline: &Path, archive: &Path, alerts: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vigil"));
     command.args([
         "run",
@@ -287,20 +287,40 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
         "replay differs from live"
     );
 
-    // Offsets were committed: a restart reads nothing again from the topic; it rebuilds the
-    // patients from the archive and sends none of the alerts again.
-    // It drains (the archive's replay, then nothing from the topic) and exits by itself: a
+    // Offsets were committed: a restart reads nothing again from the topic; it takes the
+    // patients from the snapshot the run's end took, replays only the archive's last minutes,
+    // and sends none of the alerts again. Then once more with the snapshots removed: the whole
+    // archive is replayed.
+    // Each drains (the archive's replay, then nothing from the topic) and exits by itself: a
     // stop at a fixed time could cut the replay short on a loaded machine.
-    let again = dir.join("again.jsonl");
-    let output = run_command(&pipeline, &archive, &again)
-        .args(["--exit-when-idle", "3s"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(output.status.success(), "{stderr}");
-    let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["already_archived"], 0, "{summary}");
-    assert_eq!(summary["archived"], 0, "{summary}");
+    let restart = |alerts: &Path| -> Value {
+        let output = run_command(&pipeline, &archive, alerts)
+            .args(["--exit-when-idle", "3s"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(output.status.success(), "{stderr}");
+        let summary: Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+        assert_eq!(summary["already_archived"], 0, "{summary}");
+        assert_eq!(summary["archived"], 0, "{summary}");
+        // What it made again was delivered before: nothing sent.
+        assert_eq!(
+            summary["alerts_already_delivered"], summary["alerts"],
+            "{summary}"
+        );
+        assert_eq!(std::fs::read_to_string(alerts).unwrap(), "");
+        summary
+    };
+    let summary = restart(&dir.join("again.jsonl"));
+    assert_eq!(
+        summary["snapshot_patients"], live_summary["patients"],
+        "{summary}"
+    );
+    let tail = summary["restored"].as_u64().unwrap();
+    assert!(tail > 0 && tail < distinct as u64 / 4, "{summary}");
+    std::fs::remove_dir_all(archive.join("_vigil/snapshots")).unwrap();
+    let summary = restart(&dir.join("again-whole.jsonl"));
+    assert_eq!(summary["snapshot_patients"], 0, "{summary}");
     // Every archived record is replayed, with its verdict: the processed ones rebuild the
     // patients, the late ones are late again (and remembered, so a re-delivery is a duplicate).
     assert_eq!(
@@ -314,7 +334,6 @@ fn nothing_is_lost_between_the_topic_the_archive_and_the_dead_letters() {
         Some(live_lines as u64),
         "{summary}"
     );
-    assert_eq!(std::fs::read_to_string(&again).unwrap(), "");
     assert_eq!(archived_rows(&archive), distinct as u64 + 1);
 }
 
@@ -385,7 +404,14 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
     // still reading when killed, however fast the build. Both runs write the same alerts file.
     let alerts = dir.join("alerts.jsonl");
     let mut first = run_command(&pipeline, &archive, &alerts)
-        .args(["--speed", "2400", "--flush-every", "1s"])
+        .args([
+            "--speed",
+            "2400",
+            "--flush-every",
+            "1s",
+            "--snapshot-every",
+            "1s",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -395,12 +421,15 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
         let line = read_delivered().map_or(i64::MIN, |d| d.before_us);
         if alert_lines(&alerts).iter().any(|(t, _)| *t < line)
             && committed(&brokers, &topic, &group) > 0
+            && crate::snapshots::usable_snapshot(&archive)
         {
             break;
         }
         if Instant::now() > deadline || first.try_wait().unwrap().is_some() {
             let _ = first.kill();
-            panic!("the first run committed nothing or delivered no alert in time");
+            panic!(
+                "the first run committed nothing, delivered no alert or took no snapshot in time"
+            );
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -417,6 +446,8 @@ fn after_kill_9_and_a_restart_each_observation_is_archived_once_and_no_alert_is_
     wait_for_rows(&archive, distinct as u64, &mut second);
     let summary = stop(second);
     assert!(summary["restored"].as_u64().unwrap() > 0, "{summary}");
+    // The restart started from a snapshot the first run took mid-stream.
+    assert_eq!(summary["snapshot_patients"], 24, "{summary}");
 
     // Exactly once: every distinct observation, no key twice.
     let (rows, keys) = archive_rows_and_keys(&archive);

@@ -19,6 +19,7 @@ mod pipeline;
 mod privacy;
 mod risk;
 mod score;
+mod snapshots;
 mod tls;
 mod webhook;
 

@@ -181,6 +181,16 @@ fn a_scrape_passes_promtool_and_the_last_one_equals_the_summary() {
     assert!(s.contains_key("vigil_watermark_delay_seconds{worker=\"1\"}"));
     assert!(total(&s, "vigil_archive_flush_seconds_count") >= 1.0);
     assert!(total(&s, "vigil_offset_commit_seconds_count") >= 1.0);
+    // The run's end took a snapshot on each worker, moments ago.
+    assert_eq!(summary["snapshots"], 2, "{summary}");
+    for worker in 0..2 {
+        let series = format!("vigil_snapshot_age_seconds{{worker=\"{worker}\"}}");
+        let age = s.get(&series).copied();
+        assert!(
+            age.is_some_and(|a| (0.0..60.0).contains(&a)),
+            "{series} {age:?} in\n{text}"
+        );
+    }
     // No patient id in any label.
     let patients: std::collections::HashSet<String> = lines
         .iter()
