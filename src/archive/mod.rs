@@ -855,7 +855,35 @@ pub fn read_file_of(
     source: Option<&str>,
     key: Option<&ArchiveKey>,
 ) -> Result<Vec<Row>, ArchiveError> {
-    let reader = open_parquet(path, key)?
+    read_file_since(path, source, key, None)
+}
+
+/// [`read_file_of`], skipping the row groups whose statistics show every row happened and was
+/// judged (its `time` and its `clock`) before `since_us`: a restart from a snapshot reads only
+/// the archive's tail. Rows of the row groups read are all returned; the caller filters them.
+pub fn read_file_since(
+    path: &Path,
+    source: Option<&str>,
+    key: Option<&ArchiveKey>,
+    since_us: Option<i64>,
+) -> Result<Vec<Row>, ArchiveError> {
+    let mut builder = open_parquet(path, key)?;
+    if let Some(since) = since_us {
+        let (time, clock) = (
+            row_group_max(&builder, "time"),
+            row_group_max(&builder, "clock"),
+        );
+        let wanted: Vec<usize> = (0..builder.metadata().num_row_groups())
+            .filter(|&i| {
+                // Without statistics (or a version 1 file without `clock`), it is read.
+                let after =
+                    |max: &[Option<i64>]| max.get(i).copied().flatten().is_none_or(|m| m >= since);
+                after(&time) || (clock.is_empty() || after(&clock))
+            })
+            .collect();
+        builder = builder.with_row_groups(wanted);
+    }
+    let reader = builder
         .with_batch_size(65536)
         .build()
         .map_err(|e| unreadable(path, key.is_some(), e))?;
@@ -865,6 +893,29 @@ pub fn read_file_of(
         read_batch(&batch, source, &mut rows).map_err(|e| format_err(path, e))?;
     }
     Ok(rows)
+}
+
+/// The largest value of the 64-bit column `name` (a timestamp) in each row group, from the
+/// file's statistics (`None` for a row group without them); empty when the file has no such
+/// column.
+fn row_group_max(builder: &ParquetRecordBatchReaderBuilder<File>, name: &str) -> Vec<Option<i64>> {
+    let Some(at) = builder
+        .parquet_schema()
+        .columns()
+        .iter()
+        .position(|c| c.name() == name)
+    else {
+        return Vec::new();
+    };
+    builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|group| match group.column(at).statistics() {
+            Some(parquet::file::statistics::Statistics::Int64(s)) => s.max_opt().copied(),
+            _ => None,
+        })
+        .collect()
 }
 
 fn column<'a, T: 'static>(batch: &'a RecordBatch, name: &str) -> Result<&'a T, String> {
@@ -1112,6 +1163,24 @@ mod tests {
         let file = File::create(&path).unwrap();
         encode(&rows, "test", None, Some(&key), file).unwrap();
         (path, rows, key)
+    }
+
+    #[test]
+    fn a_file_wholly_before_a_restarts_tail_is_not_read_and_one_in_it_is_read_whole() {
+        let dir = std::env::temp_dir().join(format!("vigil-since-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        // Rows at 2026-01-05T00:00 + 0..40 min, encrypted: the statistics open with the key.
+        let (path, rows, key) = encrypted_file(&dir);
+        let read = |since| read_file_since(&path, None, Some(&key), Some(since)).unwrap();
+        let start = 1_767_571_200_000_000;
+        assert_eq!(
+            read(start + 40 * 60_000_000),
+            Vec::new(),
+            "every row before the tail"
+        );
+        assert_eq!(read(start + 39 * 60_000_000), rows, "the last row is in it");
+        assert_eq!(read(i64::MIN), rows);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

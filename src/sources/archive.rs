@@ -107,10 +107,15 @@ impl ArchiveReplay {
         let mut rows = Vec::new();
         for file in &files {
             rows.extend(
-                archive::read_file_of(file, selection.source.as_deref(), key)
-                    .map_err(to_source)?
-                    .into_iter()
-                    .filter(|r| selection.admits(r)),
+                archive::read_file_since(
+                    file,
+                    selection.source.as_deref(),
+                    key,
+                    selection.since_us,
+                )
+                .map_err(to_source)?
+                .into_iter()
+                .filter(|r| selection.admits(r)),
             );
         }
         // Event-time order, with a total order for ties (ingest order last).
