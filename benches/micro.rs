@@ -199,6 +199,50 @@ fn monitor_and_risk(c: &mut Criterion) {
     group.finish();
 }
 
+/// A snapshot of 1,000 patients with full windows (13 h each), written as a worker writes it:
+/// encoded, checksummed, fsynced and renamed. The worker's dataflow waits meanwhile.
+fn snapshot_write(c: &mut Criterion) {
+    use vigil::observation::Identifier;
+    use vigil::pipeline::snapshot::SnapshotWriter;
+    let settings = MonitorSettings::from_config(&demo());
+    let history = one_patient(13 * 3600);
+    let mut monitor =
+        PatientMonitor::new("bench-000000", EventTime::from_micros(START), Scale::One);
+    let mut alerts = Vec::new();
+    for set in history.chunk_by(|a, b| a.time() == b.time()) {
+        monitor.observe_set(&settings, set, &mut alerts);
+    }
+    let patients: std::collections::HashMap<_, _, foldhash::fast::FixedState> = (0..1000)
+        .map(|i| {
+            let id = Identifier::new(&format!("bench-{i:06}")).expect("a valid id");
+            (id, Box::new(monitor.clone()))
+        })
+        .collect();
+    let dir = std::env::temp_dir().join(format!("vigil-bench-snapshot-{}", std::process::id()));
+    let writer = SnapshotWriter {
+        dir: dir.clone(),
+        key: None,
+        worker: 0,
+        workers: 1,
+        settings: "bench".into(),
+    };
+    let waiting = Default::default();
+    let mut group = c.benchmark_group("snapshot");
+    group.throughput(Throughput::Elements(patients.len() as u64));
+    group.sample_size(10);
+    let mut tick = 0;
+    group.bench_function("write_1000_patients", |b| {
+        b.iter(|| {
+            tick += 1;
+            writer
+                .write(tick, &patients, &waiting, 1_000_000)
+                .expect("the snapshot is written")
+        })
+    });
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn parquet_encode(c: &mut Criterion) {
     let rows: Vec<Row> = one_patient(10_000)
         .iter()
@@ -268,6 +312,7 @@ criterion_group!(
     news2_score,
     window_update,
     monitor_and_risk,
+    snapshot_write,
     parquet_encode
 );
 criterion_main!(benches);

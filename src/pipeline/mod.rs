@@ -216,6 +216,10 @@ pub struct RunSummary {
     /// replaying the archive before it.
     pub snapshots: u64,
     pub snapshot_patients: u64,
+    /// Bytes of each worker's latest snapshot, all workers, and the longest a worker took to
+    /// write one (ms): its dataflow waits meanwhile.
+    pub snapshot_bytes: u64,
+    pub snapshot_max_ms: u64,
     pub patients: u64,
     /// How long patients were monitored, all patients (first seen to latest observation, µs).
     pub monitored_us: u64,
@@ -250,6 +254,8 @@ impl RunSummary {
         self.alerts_already_delivered += other.alerts_already_delivered;
         self.snapshots += other.snapshots;
         self.snapshot_patients += other.snapshot_patients;
+        self.snapshot_bytes += other.snapshot_bytes;
+        self.snapshot_max_ms = self.snapshot_max_ms.max(other.snapshot_max_ms);
         for (k, v) in &other.alerts_by_kind {
             *self.alerts_by_kind.entry(k.clone()).or_default() += v;
         }

@@ -198,6 +198,9 @@ impl Ward {
             Ok(bytes) => {
                 let mut st = self.state.borrow_mut();
                 st.summary.snapshots += 1;
+                st.summary.snapshot_bytes = bytes;
+                let ms = started.elapsed().as_millis() as u64;
+                st.summary.snapshot_max_ms = st.summary.snapshot_max_ms.max(ms);
                 if let Some(m) = st.metrics() {
                     m.snapshot_written(writer.worker as usize);
                 }
