@@ -47,6 +47,18 @@ fn one_patient(seconds: u32) -> Vec<Observation> {
     .collect()
 }
 
+/// A patient's monitor after 13 h of the workload (every window full), and that history.
+fn full_monitor(settings: &MonitorSettings) -> (PatientMonitor, Vec<Observation>) {
+    let history = one_patient(13 * 3600);
+    let mut monitor =
+        PatientMonitor::new("bench-000000", EventTime::from_micros(START), Scale::One);
+    let mut alerts = Vec::new();
+    for set in history.chunk_by(|a, b| a.time() == b.time()) {
+        monitor.observe_set(settings, set, &mut alerts);
+    }
+    (monitor, history)
+}
+
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
     group.throughput(Throughput::Elements(1));
@@ -144,14 +156,8 @@ fn monitor_and_risk(c: &mut Criterion) {
     let mut settings = MonitorSettings::from_config(&config);
     let risk = config.risk.as_ref().expect("the demo names a risk model");
     let scorer = RiskScorer::load(risk, &settings.picture).expect("the shipped model loads");
-    // 13 h of one patient: every window full.
-    let history = one_patient(13 * 3600);
-    let mut monitor =
-        PatientMonitor::new("bench-000000", EventTime::from_micros(START), Scale::One);
+    let (monitor, history) = full_monitor(&settings);
     let mut alerts = Vec::new();
-    for set in history.chunk_by(|a, b| a.time() == b.time()) {
-        monitor.observe_set(&settings, set, &mut alerts);
-    }
     let now = history
         .last()
         .map_or(EventTime::from_micros(START), |o| o.time());
@@ -205,13 +211,7 @@ fn snapshot_write(c: &mut Criterion) {
     use vigil::observation::Identifier;
     use vigil::pipeline::snapshot::SnapshotWriter;
     let settings = MonitorSettings::from_config(&demo());
-    let history = one_patient(13 * 3600);
-    let mut monitor =
-        PatientMonitor::new("bench-000000", EventTime::from_micros(START), Scale::One);
-    let mut alerts = Vec::new();
-    for set in history.chunk_by(|a, b| a.time() == b.time()) {
-        monitor.observe_set(&settings, set, &mut alerts);
-    }
+    let (monitor, _) = full_monitor(&settings);
     let patients: std::collections::HashMap<_, _, foldhash::fast::FixedState> = (0..1000)
         .map(|i| {
             let id = Identifier::new(&format!("bench-{i:06}")).expect("a valid id");

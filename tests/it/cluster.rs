@@ -50,7 +50,25 @@ struct Run<'a> {
     cluster: Option<(&'a Path, usize, usize)>,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// Process `process` of a cluster of two on this host, one worker each.
+    fn local_pair(
+        pipeline: &'a Path,
+        archive: &'a Path,
+        alerts: &'a Path,
+        hosts: &'a Path,
+        process: usize,
+    ) -> Run<'a> {
+        Run {
+            pipeline,
+            archive,
+            alerts,
+            workers: 1,
+            ns: None,
+            cluster: Some((hosts, 2, process)),
+        }
+    }
+
     fn command(&self) -> Command {
         let vigil = env!("CARGO_BIN_EXE_vigil");
         let mut command = match self.ns {
@@ -389,14 +407,7 @@ fn a_killed_process_stops_the_cluster_and_a_restart_of_both_loses_nothing() {
     let archive = dir.join("archive");
     let alerts = dir.join("alerts.jsonl");
     let hosts = hosts(&dir, &["127.0.0.1", "127.0.0.1"]);
-    let process = |i| Run {
-        pipeline: &pipeline,
-        archive: &archive,
-        alerts: &alerts,
-        workers: 1,
-        ns: None,
-        cluster: Some((hosts.as_path(), 2, i)),
-    };
+    let process = |i| Run::local_pair(&pipeline, &archive, &alerts, &hosts, i);
     let delivered_line = || -> i64 {
         std::fs::read(archive.join(vigil::archive::DELIVERED_FILE))
             .ok()
@@ -553,14 +564,7 @@ fn two_processes_restart_from_the_snapshot_they_took_and_give_the_alerts_of_one_
     let archive = dir.join("archive");
     let alerts = dir.join("alerts.jsonl");
     let hosts = hosts(&dir, &["127.0.0.1", "127.0.0.1"]);
-    let process = |i| Run {
-        pipeline: &pipeline,
-        archive: &archive,
-        alerts: &alerts,
-        workers: 1,
-        ns: None,
-        cluster: Some((hosts.as_path(), 2, i)),
-    };
+    let process = |i| Run::local_pair(&pipeline, &archive, &alerts, &hosts, i);
     let both = || {
         let idle = ["--exit-when-idle", "3s", "--flush-every", "1s"];
         finish(vec![process(0).spawn(&idle), process(1).spawn(&idle)])
