@@ -566,7 +566,7 @@ fn two_processes_restart_from_the_snapshot_they_took_and_give_the_alerts_of_one_
     let hosts = hosts(&dir, &["127.0.0.1", "127.0.0.1"]);
     let process = |i| Run::local_pair(&pipeline, &archive, &alerts, &hosts, i);
     let both = || {
-        let idle = ["--exit-when-idle", "3s", "--flush-every", "1s"];
+        let idle = ["--exit-when-idle", "10s", "--flush-every", "1s"];
         finish(vec![process(0).spawn(&idle), process(1).spawn(&idle)])
     };
 

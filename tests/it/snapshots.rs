@@ -34,11 +34,12 @@ pub(crate) fn produce(brokers: &str, topic: &str, start: &str, hours: u32) {
     ]);
 }
 
-/// Runs the pipeline over its archive until the topic is read (idle 2 s); its summary and
-/// what it logged.
+/// Runs the pipeline over its archive until the topic is read (idle 10 s: a loaded broker can
+/// pause a fetch for seconds, and a drain that ends mid-topic fails); its summary and what it
+/// logged.
 fn run_to_end(pipeline: &Path, archive: &Path, alerts: &Path) -> (Value, String) {
     let child = run_command(pipeline, archive, alerts)
-        .args(["--exit-when-idle", "2s", "--flush-every", "1s"])
+        .args(["--exit-when-idle", "10s", "--flush-every", "1s"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
