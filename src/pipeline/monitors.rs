@@ -245,11 +245,12 @@ impl Ward {
 
     fn prescriptions(&mut self, updates: impl Iterator<Item = Prescription>) {
         for ((patient, prescribed), time_us, diff) in updates {
+            let tick = time_us.div_euclid(self.tick_us);
             // (One before a restart's snapshot is in it.)
-            if diff > 0 && time_us.div_euclid(self.tick_us) >= self.from_tick {
+            if diff > 0 && tick >= self.from_tick {
                 let time = EventTime::from_micros(time_us);
                 self.pending
-                    .entry(time_us.div_euclid(self.tick_us))
+                    .entry(tick)
                     .or_default()
                     .push(Event::Prescription {
                         patient,

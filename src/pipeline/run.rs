@@ -82,21 +82,28 @@ pub fn run(config: &PipelineConfig, options: &RunOptions) -> Result<RunSummary, 
                 ),
                 None => Arc::default(),
             };
-            let (factory, snapshot) = match &options.archive {
+            let (factory, line_us, snapshot) = match &options.archive {
                 Some(dir) if !archived.is_empty() => {
-                    let snapshot = latest_snapshot(&config, options, dir, &name)?;
+                    let line_us = durability::resume_line(dir, &name, true)
+                        .map_err(PipelineError::Archive)?;
+                    let snapshot = latest_snapshot(&config, options, dir, line_us)?;
                     let since_us = snapshot.as_ref().map(|s| replay_since(&config, s.tick));
                     let key = options.archive_key.clone();
                     let factory = resuming(factory, dir, &archived, &name, key, since_us);
-                    (factory, snapshot)
+                    (factory, line_us, snapshot)
                 }
-                _ => (factory, None),
+                _ => (factory, None, None),
             };
             let sources = Sources::PerWorker {
                 factory,
                 partitioned: kind.partitioned(),
             };
-            execute(&config, options, sources, &name, (archived, snapshot))
+            let resumed = Resumed {
+                archived,
+                line_us,
+                snapshot,
+            };
+            execute(&config, options, sources, &name, resumed)
         }
     }
 }
@@ -118,23 +125,30 @@ pub fn run_source(
     )
 }
 
-/// What a run resumes over: the offsets its archive holds, and the snapshot it starts from.
-type Resumed = (Arc<ArchivedOffsets>, Option<Restored>);
+/// What a run resumes over: the offsets its archive holds, the delivered line of the earlier
+/// run (alerts before it are not sent again), and the snapshot it starts from.
+#[derive(Default)]
+struct Resumed {
+    archived: Arc<ArchivedOffsets>,
+    line_us: Option<i64>,
+    snapshot: Option<Restored>,
+}
+
+/// A tick of the pipeline's, in µs (at least 1).
+fn tick_us(config: &PipelineConfig) -> i64 {
+    (config.time.tick.0.as_micros() as i64).max(1)
+}
 
 /// The latest snapshot of the archive `dir` that a restart can start from: complete, behind the
-/// delivered line, taken with this run's settings. One that is refused is reported, and the
-/// whole archive replayed instead.
+/// delivered line `line_us`, taken with this run's settings. One that is refused is reported,
+/// and the whole archive replayed instead.
 fn latest_snapshot(
     config: &PipelineConfig,
     options: &RunOptions,
     dir: &Path,
-    name: &str,
+    line_us: Option<i64>,
 ) -> Result<Option<Restored>, PipelineError> {
-    let line_us = crate::archive::Delivered::read(dir)
-        .map_err(PipelineError::Archive)?
-        .filter(|d| d.source == name)
-        .map(|d| d.before_us);
-    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let tick_us = tick_us(config);
     let settings = snapshot::fingerprint(&monitor_settings(config)?, tick_us);
     let key = options.archive_key.as_deref();
     match snapshot::latest(dir, line_us, tick_us, &settings, key) {
@@ -161,7 +175,7 @@ fn latest_snapshot(
 /// rebuild each partition's clock and its horizon of duplicates (an observation is remembered
 /// until the watermark is twice the allowed lateness, at least a minute, past it).
 fn replay_since(config: &PipelineConfig, tick: i64) -> i64 {
-    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let tick_us = tick_us(config);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
     tick.saturating_mul(tick_us)
         .saturating_sub(lateness_us)
@@ -269,8 +283,13 @@ fn execute(
     options: &RunOptions,
     sources: Sources,
     name: &str,
-    (archived, snapshot): Resumed,
+    resumed: Resumed,
 ) -> Result<RunSummary, PipelineError> {
+    let Resumed {
+        archived,
+        line_us: resume_from,
+        snapshot,
+    } = resumed;
     let threads = options.workers.unwrap_or(config.workers).max(1);
     let workers = threads * options.cluster.as_ref().map_or(1, Cluster::processes);
     let placement = sources.placement(workers);
@@ -285,13 +304,8 @@ fn execute(
         Sources::Elsewhere => (None, None),
     };
     let leads = options.leads();
-    let tick_us = (config.time.tick.0.as_micros() as i64).max(1);
+    let tick_us = tick_us(config);
     let lateness_us = config.time.allowed_lateness.0.as_micros() as i64;
-    let resume_from = match &options.archive {
-        Some(dir) => durability::resume_line(dir, name, !archived.is_empty())
-            .map_err(PipelineError::Archive)?,
-        None => None,
-    };
     // Process 0 alone feeds the registry and delivers alerts.
     let registry = match leads {
         true => read_registry(config, options.archive_key.as_deref())?,
