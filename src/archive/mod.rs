@@ -162,6 +162,7 @@ pub fn pipeline_for_replay(text: &str) -> String {
         "# The pipeline this archive was recorded with (source and sinks removed).\nsinks = []\n",
     );
     let mut skipping = false;
+    let mut in_sinks = false;
     let mut section = "";
     let key = |line: &str, name: &str| {
         line.strip_prefix(name)
@@ -169,6 +170,11 @@ pub fn pipeline_for_replay(text: &str) -> String {
     };
     for line in text.lines() {
         let trimmed = line.trim();
+        // A top-level `sinks = [...]` (one line or several): the replay's own is above.
+        if section.is_empty() && (in_sinks || key(trimmed, "sinks")) {
+            in_sinks = !trimmed.contains(']');
+            continue;
+        }
         if trimmed.starts_with('[') {
             skipping = trimmed == "[source]"
                 || trimmed == "[[sinks]]"
@@ -1054,6 +1060,18 @@ mod tests {
             config.source,
             crate::config::SourceConfig::Jsonl { .. }
         ));
+    }
+
+    #[test]
+    fn a_pipeline_with_its_own_sinks_list_replays() {
+        for sinks in ["sinks = []\n", "sinks = [\n  { kind = \"console\" },\n]\n"] {
+            let text = format!("{sinks}workers = 3\n[windows]\ndurations = [\"4h\"]\n");
+            let replay = pipeline_for_replay(&text);
+            let config = crate::config::PipelineConfig::parse(&replay, None)
+                .unwrap_or_else(|e| panic!("{replay}: {e}"));
+            assert!(config.sinks.is_empty(), "{replay}");
+            assert_eq!(config.workers, 3);
+        }
     }
 
     #[test]
