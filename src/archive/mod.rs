@@ -874,6 +874,8 @@ pub fn read_file_since(
     since_us: Option<i64>,
 ) -> Result<Vec<Row>, ArchiveError> {
     let mut builder = open_parquet(path, key)?;
+    let groups = builder.metadata().row_groups();
+    let mut expected: usize = groups.iter().map(|g| g.num_rows().max(0) as usize).sum();
     if let Some(since) = since_us {
         let (time, clock) = (
             row_group_max(&builder, "time"),
@@ -887,13 +889,18 @@ pub fn read_file_since(
                 after(&time) || (clock.is_empty() || after(&clock))
             })
             .collect();
+        expected = wanted
+            .iter()
+            .map(|&i| builder.metadata().row_group(i).num_rows().max(0) as usize)
+            .sum();
         builder = builder.with_row_groups(wanted);
     }
     let reader = builder
         .with_batch_size(65536)
         .build()
         .map_err(|e| unreadable(path, key.is_some(), e))?;
-    let mut rows = Vec::new();
+    // Rows are large: one allocation, not a copy at each doubling.
+    let mut rows = Vec::with_capacity(expected);
     for batch in reader {
         let batch = batch.map_err(|e| unreadable(path, key.is_some(), e))?;
         read_batch(&batch, source, &mut rows).map_err(|e| format_err(path, e))?;
