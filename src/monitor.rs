@@ -46,6 +46,17 @@ impl MonitorSettings {
             rules: config.rules.clone(),
         }
     }
+
+    /// Keeps only the windows the rules read (with this risk model): what a run's monitors
+    /// hold. Training and evaluation keep every configured window, as any feature may be asked.
+    pub fn keep_read_windows(&mut self) {
+        let read = Rules::windows_read(&crate::rules::Settings {
+            picture: &self.picture,
+            risk: self.risk.as_deref(),
+            rules: &self.rules,
+        });
+        self.picture.keep_windows(&read);
+    }
 }
 
 /// One patient's picture and rules.

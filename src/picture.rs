@@ -19,7 +19,11 @@ use settle::Settle;
 /// How a picture is kept: the windows, each parameter's staleness limit, the settle stretch.
 #[derive(Clone, Debug)]
 pub struct PictureSettings {
+    /// The pipeline's `[windows]`: what a rule may ask for.
     pub windows: WindowSpec,
+    /// The windows each numeric kind keeps ([`Vital::window`] order): every configured one,
+    /// until [`PictureSettings::keep_windows`] narrows them to what the rules read.
+    layouts: Vec<WindowSpec>,
     /// Staleness limit per NEWS2 parameter, µs, in chart order.
     pub staleness_us: [i64; 7],
     /// Numeric parameters are scored at their median over this stretch (µs); 0 = latest.
@@ -29,18 +33,40 @@ pub struct PictureSettings {
 impl PictureSettings {
     /// The settings a pipeline's `[windows]`, `[staleness]` and `[news2]` give.
     pub fn from_config(config: &crate::config::PipelineConfig) -> PictureSettings {
+        let windows = WindowSpec::new(
+            config
+                .windows
+                .durations
+                .iter()
+                .map(|d| d.millis())
+                .collect(),
+            config.windows.resolution.millis(),
+        );
         PictureSettings {
-            windows: WindowSpec::new(
-                config
-                    .windows
-                    .durations
-                    .iter()
-                    .map(|d| d.millis())
-                    .collect(),
-                config.windows.resolution.millis(),
-            ),
+            layouts: vec![windows.clone(); Vital::WINDOWED],
+            windows,
             staleness_us: Parameter::ALL.map(|p| config.staleness.limit(p).as_micros() as i64),
             settle_us: config.news2.settle.0.as_micros() as i64,
+        }
+    }
+}
+
+impl PictureSettings {
+    /// The windows `vital` keeps (none for a kind without windows).
+    pub fn layout(&self, vital: Vital) -> &WindowSpec {
+        static NONE: std::sync::LazyLock<WindowSpec> =
+            std::sync::LazyLock::new(|| WindowSpec::new(Vec::new(), 1));
+        vital.window().map_or(&NONE, |i| &self.layouts[i])
+    }
+
+    /// Keeps, for each vital, only the windows in `read` (vital, duration in ms): a window no
+    /// rule reads costs a patient its buckets and every sample a fold, and changes no alert.
+    /// A vital no rule reads a window of keeps only its last value.
+    pub fn keep_windows(&mut self, read: &[(Vital, i64)]) {
+        for vital in Vital::ALL {
+            if let Some(i) = vital.window() {
+                self.layouts[i] = self.windows.keeping(|d| read.contains(&(vital, d)));
+            }
         }
     }
 }
@@ -165,7 +191,8 @@ impl Picture {
         vital.window().map_or(&EMPTY, |i| &self.windows[i])
     }
 
-    /// Window statistics of one vital at `now` over each configured duration.
+    /// Window statistics of one vital at `now` over each configured duration (`None` for an
+    /// empty window, or one its layout does not keep).
     pub fn window_stats(
         &self,
         settings: &PictureSettings,
@@ -177,7 +204,7 @@ impl Picture {
             .windows
             .durations()
             .iter()
-            .map(|&d| self.window(vital).stats(&settings.windows, d, now_ms))
+            .map(|&d| self.window(vital).stats(settings.layout(vital), d, now_ms))
             .collect()
     }
 
@@ -225,7 +252,7 @@ impl Picture {
         }
         if let Some(i) = obs.vital().window() {
             self.windows[i].push(
-                &settings.windows,
+                settings.layout(obs.vital()),
                 obs.time().millis(),
                 window_value(&reading),
             );

@@ -90,6 +90,22 @@ impl WindowSpec {
         &self.durations
     }
 
+    /// The same resolution with only those of this spec's durations that `keep` names: a
+    /// vital's layout when nothing reads its other windows. Each kept duration has the bucket
+    /// width it had here, so its statistics are the same to the bit.
+    pub fn keeping(&self, keep: impl Fn(i64) -> bool) -> WindowSpec {
+        let durations = self.durations.iter().copied().filter(|&d| keep(d));
+        WindowSpec::new(
+            durations.map(|d| d as u64).collect(),
+            self.resolution as u64,
+        )
+    }
+
+    /// Whether no window is kept: a vital of this layout keeps only its last value.
+    pub fn is_empty(&self) -> bool {
+        self.levels.is_empty()
+    }
+
     /// The bucket width of the window of `duration_ms` (a configured one; otherwise the finest
     /// level that covers it, or the coarsest).
     pub fn width(&self, duration_ms: i64) -> i64 {
@@ -214,6 +230,9 @@ impl VitalWindow {
         if self.last.is_none_or(|(t, _)| time_ms >= t) {
             self.last = Some((time_ms, value));
         }
+        if spec.is_empty() {
+            return;
+        }
         if self.levels.len() != spec.levels.len() {
             self.levels = vec![VecDeque::new(); spec.levels.len()];
         }
@@ -301,9 +320,11 @@ impl VitalWindow {
         self.levels.iter().map(VecDeque::len).sum::<usize>() + usize::from(self.pending.is_some())
     }
 
-    /// Statistics over the `duration_ms` ending at `now_ms`; `None` when the window is empty.
+    /// Statistics over the `duration_ms` ending at `now_ms`; `None` when the window is empty,
+    /// or is not one of `spec`'s (a layout that does not keep it, see [`WindowSpec::keeping`]).
     pub fn stats(&self, spec: &WindowSpec, duration_ms: i64, now_ms: i64) -> Option<WindowStats> {
-        let level = spec.level(duration_ms);
+        let at = spec.durations.iter().position(|&d| d == duration_ms)?;
+        let level = spec.level_of[at];
         let buckets = self.levels.get(level)?;
         let width = spec.levels[level].width;
         let first = (now_ms - duration_ms).div_euclid(width);

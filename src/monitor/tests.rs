@@ -291,6 +291,55 @@ fn state_is_bounded() {
     assert!(m.state_bytes() < 64 * 1024, "{} bytes", m.state_bytes());
 }
 
+#[test]
+fn the_rules_read_the_glucose_trend_and_the_models_windows_only() {
+    let mut s = settings();
+    s.keep_read_windows();
+    let fifteen_minutes = 15 * 60_000;
+    for vital in Vital::ALL {
+        let kept = s.picture.layout(vital).durations().to_vec();
+        let expected = if vital == Vital::Glucose {
+            vec![fifteen_minutes]
+        } else {
+            vec![]
+        };
+        assert_eq!(kept, expected, "{vital}");
+    }
+}
+
+/// A window kept alone gives the statistics it gave beside the others, to the bit, with fewer
+/// buckets; a vital without windows still knows its last value.
+#[test]
+fn a_kept_window_is_the_same_alone_and_the_others_cost_nothing() {
+    let all = settings();
+    let mut kept = settings();
+    kept.picture
+        .keep_windows(&[(Vital::HeartRate, 4 * 3_600_000)]);
+    let (mut a, mut b) = (
+        PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One),
+        PatientMonitor::new("p1", EventTime::from_micros(0), Scale::One),
+    );
+    let mut out = Vec::new();
+    for second in 0..(6 * 3600) {
+        let hr = 60.0 + ((second * 7919) % 61) as f64 * 0.5;
+        for (m, s) in [(&mut a, &all), (&mut b, &kept)] {
+            m.observe(s, &obs(second * S, Vital::HeartRate, hr), &mut out);
+            m.observe(s, &obs(second * S, Vital::Spo2, 97.0), &mut out);
+        }
+    }
+    let now = EventTime::from_micros(6 * H - S);
+    let stats = |m: &PatientMonitor, s: &MonitorSettings| m.window_stats(s, Vital::HeartRate, now);
+    let (sa, sb) = (stats(&a, &all), stats(&b, &kept));
+    assert!(sa.iter().all(Option::is_some));
+    // Durations 15 min, 1 h, 4 h: only the 4 h one is kept.
+    assert_eq!(sb[2], sa[2]);
+    assert_eq!((sb[0], sb[1]), (None, None));
+    assert!(b.window(Vital::HeartRate).buckets() < a.window(Vital::HeartRate).buckets());
+    assert_eq!(b.window(Vital::Spo2).buckets(), 0);
+    assert_eq!(b.window(Vital::Spo2).last(), a.window(Vital::Spo2).last());
+    assert!(b.state_bytes() + 2_000 < a.state_bytes());
+}
+
 proptest! {
     /// Alerts do not depend on how often time is advanced between inputs.
     #[test]

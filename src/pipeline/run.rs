@@ -482,6 +482,7 @@ fn monitor_settings(config: &PipelineConfig) -> Result<MonitorSettings, Pipeline
         let scorer = crate::risk::RiskScorer::load(risk, &settings.picture)?;
         settings.risk = Some(Arc::new(scorer));
     }
+    settings.keep_read_windows();
     Ok(settings)
 }
 

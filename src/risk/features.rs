@@ -256,6 +256,19 @@ impl FeatureSet {
         self.features.iter().map(ToString::to_string).collect()
     }
 
+    /// The windows the features read: (vital, duration in ms), each once.
+    pub fn windows_read(&self, read: &mut Vec<(Vital, i64)>) {
+        for feature in &self.features {
+            if let Feature::Window {
+                vital, window_ms, ..
+            } = *feature
+                && !read.contains(&(vital, window_ms))
+            {
+                read.push((vital, window_ms));
+            }
+        }
+    }
+
     /// Checks that the pipeline computes every feature: each window must be configured.
     pub fn check(&self, settings: &PictureSettings) -> Result<(), FeatureError> {
         let configured = settings.windows.durations();
@@ -309,7 +322,7 @@ impl FeatureSet {
                         let s = slot.get_or_insert_with(|| {
                             picture
                                 .window(vital)
-                                .stats(&settings.windows, window_ms, now_ms)
+                                .stats(settings.layout(vital), window_ms, now_ms)
                         });
                         stat.of(s.as_ref())
                     }
@@ -373,6 +386,28 @@ mod tests {
         assert!(names.contains(&"heart_rate.slope.4h".to_owned()));
         assert!(names.contains(&"news2.air_oxygen".to_owned()));
         assert_eq!(FeatureSet::parse(&names).unwrap(), set);
+    }
+
+    #[test]
+    fn a_model_reads_the_windows_of_its_features_only() {
+        let set = FeatureSet::parse(&[
+            "heart_rate.mean.4h",
+            "heart_rate.slope.4h",
+            "spo2.min.12h",
+            "temperature.last",
+            "news2.total",
+        ])
+        .unwrap();
+        let mut read = vec![(Vital::Glucose, 900_000)];
+        set.windows_read(&mut read);
+        assert_eq!(
+            read,
+            vec![
+                (Vital::Glucose, 900_000),
+                (Vital::HeartRate, 4 * 3_600_000),
+                (Vital::Spo2, 12 * 3_600_000),
+            ]
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::alerting::Alert;
 use crate::config::AlertsConfig;
 use crate::monitor::events::Acknowledgement;
 use crate::news2::Parameter;
-use crate::observation::{EventTime, Identifier, Observation};
+use crate::observation::{EventTime, Identifier, Observation, Vital};
 use crate::picture::{Picture, PictureSettings};
 use crate::registry::Prescribed;
 use crate::risk::RiskScorer;
@@ -117,6 +117,23 @@ pub trait Rule {
     fn heap_bytes(&self) -> usize {
         0
     }
+
+    /// Adds to `read` the windows (vital, duration in ms) this rule reads of a picture kept
+    /// with `settings`: the others are not kept ([`PictureSettings::keep_windows`]). A rule
+    /// that reads a window without naming it here reads it empty.
+    fn windows_read(_settings: &Settings<'_>, _read: &mut Vec<(Vital, i64)>)
+    where
+        Self: Sized,
+    {
+    }
+}
+
+/// What a rule's window needs follow from: the pipeline's settings, before any patient.
+#[derive(Clone, Copy)]
+pub struct Settings<'a> {
+    pub picture: &'a PictureSettings,
+    pub risk: Option<&'a RiskScorer>,
+    pub rules: &'a RuleSettings,
 }
 
 /// Declares the rules every patient is watched by, in the order they hear of a change.
@@ -164,6 +181,13 @@ macro_rules! rules {
 
             pub fn heap_bytes(&self) -> usize {
                 0 $(+ self.$field.heap_bytes())*
+            }
+
+            /// Every window some rule reads, (vital, duration in ms), each once.
+            pub fn windows_read(settings: &Settings<'_>) -> Vec<(Vital, i64)> {
+                let mut read = Vec::new();
+                $(<$rule as Rule>::windows_read(settings, &mut read);)*
+                read
             }
         }
     };

@@ -14,7 +14,7 @@
 
 use serde_json::json;
 
-use super::{Change, Context, Rule};
+use super::{Change, Context, Rule, Settings};
 use crate::alerting::{Alert, AlertEvent, AlertKind, Head, Severity};
 use crate::observation::{Code, Delivery, Detail, Observation, Reading, Vital};
 
@@ -63,8 +63,9 @@ impl Pump {
         if now_us - time_ms * 1000 > CURRENT_US {
             return None;
         }
-        let shortest = *cx.settings.windows.durations().iter().min()?;
-        let stats = window.stats(&cx.settings.windows, shortest, now_us.div_euclid(1000));
+        let shortest = trend_window(cx.settings)?;
+        let layout = cx.settings.layout(Vital::Glucose);
+        let stats = window.stats(layout, shortest, now_us.div_euclid(1000));
         let rate = stats
             .filter(|s| s.count >= 3)
             .map(|s| s.slope_per_hour / 60.0);
@@ -172,7 +173,18 @@ impl Pump {
     }
 }
 
+/// The window the glucose trend is read over: the pipeline's shortest.
+fn trend_window(settings: &crate::picture::PictureSettings) -> Option<i64> {
+    settings.windows.durations().iter().min().copied()
+}
+
 impl Rule for Pump {
+    fn windows_read(settings: &Settings<'_>, read: &mut Vec<(Vital, i64)>) {
+        if let Some(shortest) = trend_window(settings.picture) {
+            read.push((Vital::Glucose, shortest));
+        }
+    }
+
     fn on_change(&mut self, _: Context<'_>, _: &Change<'_>, _: &mut Vec<Alert>) {}
 
     fn on_observation(&mut self, cx: Context<'_>, obs: &Observation, out: &mut Vec<Alert>) {

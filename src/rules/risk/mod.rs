@@ -3,9 +3,10 @@
 //! alert is raised when the probability reaches the threshold and lowered once it falls below
 //! `clear_below` (hysteresis: a probability hovering at the threshold does not flap).
 
-use super::{Change, Context, Rule};
+use super::{Change, Context, Rule, Settings};
 use crate::alerting::{self, Alert, AlertEvent, Evidence};
 use crate::observation::EventTime;
+use crate::observation::Vital;
 
 /// One patient's risk state.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
@@ -77,6 +78,12 @@ impl Risk {
 }
 
 impl Rule for Risk {
+    fn windows_read(settings: &Settings<'_>, read: &mut Vec<(Vital, i64)>) {
+        if let Some(risk) = settings.risk {
+            risk.features.windows_read(read);
+        }
+    }
+
     fn on_change(&mut self, cx: Context<'_>, change: &Change<'_>, out: &mut Vec<Alert>) {
         if let Change::Observed { now } = *change {
             self.assess(cx, now, out);
