@@ -597,6 +597,11 @@ fn read_unitless(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Readi
 pub struct Identifier(std::sync::Arc<str>);
 
 impl Identifier {
+    /// Whether both are one shared id (not only equal text): a cheap test before a lookup.
+    pub fn is_shared_with(&self, other: &Identifier) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// FNV-1a of the id: stable across runs, machines and releases (for placement and order,
     /// never for security).
     pub fn stable_hash(&self) -> u64 {
@@ -869,6 +874,29 @@ impl Observation {
             unit,
             detail: detail.map(std::sync::Arc::new),
         })
+    }
+
+    /// An observation rebuilt from the parts of one built earlier (as its accessors gave them,
+    /// with no detail), not checked again: the monitors keep the observations waiting for their
+    /// tick in a compact form and rebuild them from it (`pipeline::pending`).
+    pub(crate) fn rebuilt(
+        patient: Identifier,
+        device: Option<Identifier>,
+        time: EventTime,
+        vital: Vital,
+        value: Value,
+        unit: Option<Unit>,
+    ) -> Observation {
+        debug_assert!(read(vital, value, unit).is_ok());
+        Observation {
+            patient,
+            device,
+            time,
+            vital,
+            value,
+            unit,
+            detail: None,
+        }
     }
 
     /// Decodes one wire-format message (UTF-8 JSON, at most 64 KiB). Never panics.

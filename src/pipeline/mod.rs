@@ -40,6 +40,7 @@ mod dedup;
 pub mod durability;
 mod monitors;
 mod ordered_sink;
+mod pending;
 pub mod placement;
 mod run;
 mod side;

@@ -9,13 +9,14 @@
 //! the end of a file is the same instant in every run.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 use timely::dataflow::Stream;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 
+use super::pending::Pending;
 use super::placement::Placement;
 use super::snapshot::{SnapshotWriter, WardState};
 use super::{Event, FastMap, WorkerState, worker_of};
@@ -119,12 +120,11 @@ struct Ward {
     settings: MonitorSettings,
     tick_us: i64,
     state: Rc<RefCell<WorkerState>>,
-    /// Events by tick, waiting for the frontier to pass it.
-    pending: BTreeMap<i64, Vec<Event>>,
-    /// Events of the last tick processed: a new tick is sized like it. A minute of every
-    /// patient's data waits in `pending` (the allowed lateness); grown by doubling, each tick
-    /// was copied as it grew and kept up to half its capacity unused.
-    tick_len: usize,
+    /// Events by tick, waiting for the frontier to pass it (a minute of every patient's data,
+    /// the allowed lateness: kept compact).
+    pending: Pending,
+    /// The tick being processed's events (kept for its capacity).
+    events: Vec<Event>,
     /// Boxed: the map's table stays small (and in cache) and each monitor's address is known
     /// without touching it, to prefetch.
     patients: FastMap<Identifier, Box<PatientMonitor>>,
@@ -156,8 +156,8 @@ impl Ward {
             settings,
             tick_us,
             state,
-            pending: BTreeMap::new(),
-            tick_len: 0,
+            pending: Pending::new(tick_us),
+            events: Vec::new(),
             patients: FastMap::default(),
             waiting: FastMap::default(),
             timers: BTreeSet::new(),
@@ -249,14 +249,12 @@ impl Ward {
             // (One before a restart's snapshot is in it.)
             if diff > 0 && tick >= self.from_tick {
                 let time = EventTime::from_micros(time_us);
-                self.pending
-                    .entry(tick)
-                    .or_default()
-                    .push(Event::Prescription {
-                        patient,
-                        time,
-                        prescribed,
-                    });
+                let prescription = Event::Prescription {
+                    patient,
+                    time,
+                    prescribed,
+                };
+                self.pending.push(tick, prescription);
             }
         }
     }
@@ -267,17 +265,13 @@ impl Ward {
             data.clear();
             return;
         }
-        let len = self.tick_len;
-        self.pending
-            .entry(tick)
-            .or_insert_with(|| Vec::with_capacity(len + len / 16))
-            .append(data);
+        self.pending.append(tick, data);
     }
 
     /// The next tick to process before `limit`: one with events or a due timer. At the end, once
     /// every event is processed, timers fire up to the source's last event time only.
     fn next_tick(&self, limit: i64, done: bool) -> Option<i64> {
-        let next_data = self.pending.keys().next().copied();
+        let next_data = self.pending.first_tick();
         let next_due = self.timers.first().map(|(due, _)| *due);
         // At the end a timer due after the last event never fires ([`Self::tick`] stops short
         // of it), so it must not pick a tick either: events of the most advanced device, ahead
@@ -306,17 +300,19 @@ impl Ward {
 
     /// Processes tick `t`: its events in order, then the timers due within it.
     fn tick(&mut self, t: i64, done: bool) {
-        if let Some(mut events) = self.pending.remove(&t) {
+        let mut events = std::mem::take(&mut self.events);
+        if self.pending.take(t, &mut events) {
             let before = events.len();
             events.retain(|e| !matches!(e, Event::Snapshot { .. }));
             if events.len() < before {
                 self.snapshot(t);
             }
-            self.tick_len = events.len();
             let duplicates = normalise(&mut events);
             self.state.borrow_mut().summary.duplicates += duplicates;
             self.apply(&events);
         }
+        events.clear();
+        self.events = events;
         // Timers due within this tick (and, at the end, not after the last event).
         let mut until = (t + 1).saturating_mul(self.tick_us);
         if done && let Some(end) = self.end_us {
