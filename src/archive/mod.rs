@@ -80,6 +80,7 @@ use crate::observation::{
 use crate::sources::Position;
 
 pub mod alerts;
+mod behind;
 pub mod key;
 pub mod sealed;
 
@@ -552,22 +553,18 @@ pub fn archived_offsets(
 /// Writes rows into the archive as whole, durable files.
 pub struct ArchiveWriter {
     dir: PathBuf,
-    source: String,
-    /// How the source's messages are written, when they are.
-    format: Option<InputFormat>,
     name_prefix: String,
     seq: u64,
     rows_per_file: usize,
     /// By UTC day number (days since the epoch): the date directory is named at the flush.
     buffered: BTreeMap<i64, Vec<Row>>,
     buffered_rows: usize,
-    files_written: u64,
-    rows_written: u64,
     /// What earlier runs of this source archived: a restart re-reads from the last committed
     /// offset, and those rows are skipped.
     archived: Arc<ArchivedOffsets>,
-    /// Every file is encrypted with it, when there is one.
-    key: Option<Arc<ArchiveKey>>,
+    /// Writes the files (naming the source, and how its messages are written), encrypted with
+    /// the archive's key when there is one.
+    behind: behind::WriteBehind,
 }
 
 impl ArchiveWriter {
@@ -588,19 +585,25 @@ impl ArchiveWriter {
         let run = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
+        let name = source.to_owned();
+        let behind =
+            behind::WriteBehind::spawn(format!("vigil:archive-{writer}"), dir.to_owned(), {
+                move |f: &behind::File| {
+                    write_whole(&f.dir, &f.name, |file, tmp| {
+                        encode(&f.rows, &name, format, key.as_deref(), file)
+                            .map_err(|e| format_err(tmp, e))
+                    })
+                }
+            })?;
         Ok(ArchiveWriter {
             dir: dir.to_owned(),
             archived,
-            key,
-            source: source.to_owned(),
-            format,
             name_prefix: format!("part-{run}-{writer}"),
             seq: 0,
             rows_per_file: rows_per_file.max(1),
             buffered: BTreeMap::new(),
             buffered_rows: 0,
-            files_written: 0,
-            rows_written: 0,
+            behind,
         })
     }
 
@@ -610,7 +613,7 @@ impl ArchiveWriter {
         self.buffered.entry(day).or_default().push(row);
         self.buffered_rows += 1;
         if self.buffered_rows >= self.rows_per_file {
-            self.flush()?;
+            self.hand_over()?;
         }
         Ok(())
     }
@@ -628,12 +631,20 @@ impl ArchiveWriter {
 
     /// (files, rows) written so far.
     pub fn written(&self) -> (u64, u64) {
-        (self.files_written, self.rows_written)
+        self.behind.written()
     }
 
-    /// Writes every buffered row to durable files (one per date).
+    /// Writes every row pushed so far to durable files (one per date of each handful): returns
+    /// once they are.
     pub fn flush(&mut self) -> Result<(), ArchiveError> {
+        self.hand_over()?;
+        self.behind.wait()
+    }
+
+    /// Hands the buffered rows to the writer thread, a file per date.
+    fn hand_over(&mut self) -> Result<(), ArchiveError> {
         let buffered = std::mem::take(&mut self.buffered);
+        self.buffered_rows = 0;
         for (day, rows) in buffered {
             if rows.is_empty() {
                 continue;
@@ -644,14 +655,8 @@ impl ArchiveWriter {
                 .join(format!("date={}", date_of(day)));
             self.seq += 1;
             let name = format!("{}-{:06}.parquet", self.name_prefix, self.seq);
-            write_whole(&dir, &name, |file, tmp| {
-                let key = self.key.as_deref();
-                encode(&rows, &self.source, self.format, key, file).map_err(|e| format_err(tmp, e))
-            })?;
-            self.files_written += 1;
-            self.rows_written += rows.len() as u64;
+            self.behind.hand_over(behind::File { dir, name, rows })?;
         }
-        self.buffered_rows = 0;
         Ok(())
     }
 }
