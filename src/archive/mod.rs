@@ -953,6 +953,41 @@ fn dict_str(array: &DictionaryArray<Int32Type>, i: usize) -> Option<&str> {
     Some(values.value(key as usize))
 }
 
+/// The ids of a dictionary column (patients, devices), each made once a batch when a row first
+/// names it: a row then clones one (a reference count) where it made its own (an allocation).
+struct DictIds<'a> {
+    array: &'a DictionaryArray<Int32Type>,
+    made: Vec<Option<Identifier>>,
+}
+
+impl<'a> DictIds<'a> {
+    fn new(array: &'a DictionaryArray<Int32Type>) -> DictIds<'a> {
+        DictIds {
+            array,
+            made: vec![None; array.values().len()],
+        }
+    }
+
+    /// Row `i`'s id, if it has one.
+    fn at(&mut self, i: usize) -> Result<Option<Identifier>, String> {
+        if self.array.is_null(i) {
+            return Ok(None);
+        }
+        let key = self.array.keys().value(i) as usize;
+        if let Some(Some(id)) = self.made.get(key) {
+            return Ok(Some(id.clone()));
+        }
+        let Some(text) = dict_str(self.array, i) else {
+            return Ok(None);
+        };
+        let id = Identifier::new(text).map_err(|e| format!("row {i}: {e}"))?;
+        if let Some(slot) = self.made.get_mut(key) {
+            *slot = Some(id.clone());
+        }
+        Ok(Some(id))
+    }
+}
+
 fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> Result<(), String> {
     let source: &DictionaryArray<Int32Type> = column(batch, "source")?;
     let patient: &DictionaryArray<Int32Type> = column(batch, "patient")?;
@@ -974,16 +1009,14 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
     let detail: Option<&StringArray> = column(batch, "detail").ok();
     // Version 3 files have no parts of messages.
     let entry: Option<&Int32Array> = column(batch, "entry").ok();
+    let (mut patients, mut devices) = (DictIds::new(patient), DictIds::new(device));
     for i in 0..batch.num_rows() {
         if only.is_some_and(|only| dict_str(source, i) != Some(only)) {
             continue;
         }
-        let id = |s: Option<&str>| {
-            s.map(Identifier::new)
-                .transpose()
-                .map_err(|e| format!("row {i}: {e}"))
-        };
-        let patient = id(dict_str(patient, i))?.ok_or_else(|| format!("row {i}: no patient"))?;
+        let patient = patients
+            .at(i)?
+            .ok_or_else(|| format!("row {i}: no patient"))?;
         let vital_name = dict_str(vital, i).unwrap_or("");
         let vital: Vital = vital_name
             .parse()
@@ -1011,7 +1044,7 @@ fn read_batch(batch: &RecordBatch, only: Option<&str>, rows: &mut Vec<Row>) -> R
         };
         rows.push(Row {
             patient,
-            device: id(dict_str(device, i))?,
+            device: devices.at(i)?,
             time: EventTime::from_micros(time.value(i)),
             vital,
             value,
