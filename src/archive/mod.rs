@@ -634,8 +634,8 @@ impl ArchiveWriter {
         self.behind.written()
     }
 
-    /// Writes every row pushed so far to durable files (one per date of each handful): returns
-    /// once they are.
+    /// Writes every row pushed so far to durable files (a file per date of each hand-over):
+    /// returns once they are.
     pub fn flush(&mut self) -> Result<(), ArchiveError> {
         self.hand_over()?;
         self.behind.wait()
