@@ -597,11 +597,6 @@ fn read_unitless(vital: Vital, value: Value, unit: Option<Unit>) -> Result<Readi
 pub struct Identifier(std::sync::Arc<str>);
 
 impl Identifier {
-    /// Whether both are one shared id (not only equal text): a cheap test before a lookup.
-    pub fn is_shared_with(&self, other: &Identifier) -> bool {
-        std::sync::Arc::ptr_eq(&self.0, &other.0)
-    }
-
     /// FNV-1a of the id: stable across runs, machines and releases (for placement and order,
     /// never for security).
     pub fn stable_hash(&self) -> u64 {

@@ -144,10 +144,10 @@ fn compact(ids: &mut Ids, tick_us: i64, tick: i64, event: &Event) -> Option<Comp
         Value::None => (Kind::None, 0),
     };
     // The ids last: once one is held, nothing else may fail.
-    let patient = ids.hold(o.patient(), Role::Patient)?;
+    let patient = ids.hold(o.patient())?;
     let device = match o.device() {
         None => NO_DEVICE,
-        Some(d) => match ids.hold(d, Role::Device) {
+        Some(d) => match ids.hold(d) {
             Some(i) => i,
             None => {
                 ids.release(patient);
@@ -192,17 +192,6 @@ struct Ids {
     index: FastMap<Identifier, u32>,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    /// The numbers last held for a patient and for a device: a patient's readings of one
-    /// instant come together, with their ids shared by the source's decoder, and a shared id
-    /// needs no lookup.
-    last: [u32; 2],
-}
-
-/// Which of [`Ids::last`].
-#[derive(Clone, Copy)]
-enum Role {
-    Patient = 0,
-    Device = 1,
 }
 
 struct Slot {
@@ -212,18 +201,9 @@ struct Slot {
 
 impl Ids {
     /// `id`'s number, held for one more event; none once 2³² − 1 ids wait.
-    fn hold(&mut self, id: &Identifier, role: Role) -> Option<u32> {
-        let last = self.last[role as usize];
-        if let Some(slot) = self.slots.get_mut(last as usize)
-            && slot.waiting > 0
-            && slot.id.is_shared_with(id)
-        {
-            slot.waiting += 1;
-            return Some(last);
-        }
+    fn hold(&mut self, id: &Identifier) -> Option<u32> {
         if let Some(&i) = self.index.get(id) {
             self.slots[i as usize].waiting += 1;
-            self.last[role as usize] = i;
             return Some(i);
         }
         let slot = Slot {
@@ -244,7 +224,6 @@ impl Ids {
             }
         };
         self.index.insert(id.clone(), i);
-        self.last[role as usize] = i;
         Some(i)
     }
 
