@@ -215,6 +215,26 @@ impl rdkafka::ClientContext for Outages {
 
 impl rdkafka::consumer::ConsumerContext for Outages {}
 
+/// How long a failed connection waits for librdkafka to report why.
+const REASON_WAIT: Duration = Duration::from_secs(2);
+
+/// librdkafka's last reported error. Its reports reach [`Outages`] only when the consumer is
+/// polled, and a broker that drops the connection (a refused login) fails the metadata
+/// request before anything was polled: so poll, briefly, until the reason arrives.
+fn last_reported(consumer: &BaseConsumer<Outages>, outages: &Outages) -> Option<String> {
+    let deadline = std::time::Instant::now() + REASON_WAIT;
+    loop {
+        if let Some(last) = outages.take_last() {
+            return Some(last);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        // Nothing is assigned yet, so no message can be taken here: only events are served.
+        let _ = consumer.poll(Duration::from_millis(100));
+    }
+}
+
 /// One worker's consumer.
 pub struct KafkaSource {
     consumer: BaseConsumer<Outages>,
@@ -272,10 +292,9 @@ impl KafkaSource {
         let metadata = consumer
             .fetch_metadata(Some(&config.topic), METADATA_TIMEOUT)
             .map_err(|e| {
-                // librdkafka's own reason (a TLS handshake refused, say) says more than the
-                // metadata request's timeout.
-                let why = outages
-                    .take_last()
+                // librdkafka's own reason (a TLS handshake or a SASL login refused, say) says
+                // more than the metadata request's failure.
+                let why = last_reported(&consumer, &outages)
                     .map_or(String::new(), |last| format!(" (last: {last})"));
                 err(format!(
                     "cannot reach {} for topic {}: {e}{why}",
