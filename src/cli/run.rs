@@ -100,7 +100,9 @@ pub struct RunArgs {
     pub archive_key: Option<PathBuf>,
 
     /// Stop (drain, flush, commit, exit 0) once nothing has been read for this long, e.g. 10s:
-    /// read a Kafka topic to its end and exit.
+    /// read a Kafka topic to its end and exit. A topic not yet read to its end is read on while
+    /// the broker is merely slow (up to 60 s without a message); with an error reported, the
+    /// run fails (exit 4) naming each partition's offset.
     #[arg(long = "exit-when-idle", value_name = "DURATION", value_parser = parse_duration)]
     pub exit_when_idle: Option<std::time::Duration>,
 

@@ -36,13 +36,18 @@ use super::side::{ArchiveOrder, DeadLetter, SideOutputs};
 use super::{Acknowledgement, Backfill, Event, PipelineError, WorkerState};
 use crate::archive::Row;
 use crate::observation::{EventTime, Identifier, Vital};
-use crate::sources::{Archived, Checkpoint, Position, Recorded, Rejected, Source, SourceItem};
+use crate::sources::{
+    Archived, Checkpoint, Drained, Position, Recorded, Rejected, Source, SourceItem,
+};
 
 /// The source operator's output.
 type Output<'a> = OutputBuilderSession<'a, i64, CapacityContainerBuilder<Vec<Event>>>;
 
 /// Records read per activation: large enough to amortise, small enough to stay responsive.
 const BATCH: usize = 8192;
+
+/// How often an idle drain behind its source's end asks again (each ask is a broker round trip).
+const DRAIN_ASK_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn wall_clock_us() -> i64 {
     std::time::SystemTime::now()
@@ -194,6 +199,10 @@ struct Reader {
     last_flush: Instant,
     last_report: Instant,
     last_read: Instant,
+    /// When an idle drain last asked its source whether it was read to its end, and whether it
+    /// has said the source is behind.
+    drain_asked: Option<Instant>,
+    behind_said: bool,
     /// Checkpoints taken at flushes, waiting for their alerts to be delivered.
     commits: Commits,
     /// Acknowledgements not yet given to the dataflow, latest first.
@@ -234,6 +243,8 @@ impl Reader {
             last_flush: now,
             last_report: now,
             last_read: now,
+            drain_asked: None,
+            behind_said: false,
             commits: Commits::default(),
             acknowledgements: {
                 let mut acks = parts.acknowledgements;
@@ -263,14 +274,8 @@ impl Reader {
                 let idle = self
                     .exit_when_idle
                     .is_some_and(|idle| self.last_read.elapsed() >= idle);
-                // A drain ends when nothing more comes: an error if something could not be read.
-                if idle
-                    && more
-                    && let Err(e) = src.drained()
-                {
-                    self.fail(e.into());
-                }
-                more && !idle && !self.stop.load(Ordering::Relaxed)
+                let ends = idle && more && self.drain_ends(src);
+                more && !ends && !self.stop.load(Ordering::Relaxed)
             }
             Err(e) => {
                 self.fail(e.into());
@@ -607,6 +612,32 @@ impl Reader {
         self.stamped
             .push((self.tick(hold.at_us).max(cap_tick), report));
         row_of(slot, false, hold.at_us).map(|row| row.held(hold.kind, reason))
+    }
+
+    /// Whether a drain that read nothing for its idle time ends: when its source was read to
+    /// its end, or cannot be (the run fails). A source behind its end with nothing wrong (a
+    /// slow broker) is read on, and asked again each [`DRAIN_ASK_EVERY`].
+    fn drain_ends(&mut self, src: &mut dyn Source) -> bool {
+        if self
+            .drain_asked
+            .is_some_and(|at| at.elapsed() < DRAIN_ASK_EVERY)
+        {
+            return false;
+        }
+        self.drain_asked = Some(Instant::now());
+        match src.drained() {
+            Ok(Drained::Done) => true,
+            Ok(Drained::Behind(behind)) => {
+                if !std::mem::replace(&mut self.behind_said, true) {
+                    tracing::warn!("{behind}, and nothing came for the idle time: reading on");
+                }
+                false
+            }
+            Err(e) => {
+                self.fail(e.into());
+                true
+            }
+        }
     }
 
     /// A partition that cannot be read on: each of its patients is told, at its clock, that its

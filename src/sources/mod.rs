@@ -187,6 +187,16 @@ pub struct Progress {
     pub total: Option<u64>,
 }
 
+/// Where a drain that read nothing for its idle time stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Drained {
+    /// Read to its end: the run may stop.
+    Done,
+    /// Behind its end with no error reported (a broker slow to answer on a loaded machine):
+    /// the run reads on, and asks again. Says where the source stands.
+    Behind(String),
+}
+
 /// A source of observations.
 pub trait Source: Send {
     /// Appends up to about `max` items to `out`; returns `false` once the source is exhausted.
@@ -241,10 +251,11 @@ pub trait Source: Send {
         Vec::new()
     }
 
-    /// After a drain that stopped because nothing more came (`--exit-when-idle`): an error if
-    /// the source was not read to its end.
-    fn drained(&mut self) -> Result<(), SourceError> {
-        Ok(())
+    /// Asked when a drain (`--exit-when-idle`) has read nothing for its idle time: whether the
+    /// source was read to its end, or is behind it with nothing wrong (read on); an error if it
+    /// cannot be read to its end.
+    fn drained(&mut self) -> Result<Drained, SourceError> {
+        Ok(Drained::Done)
     }
 
     /// Whether the source gives its records in event-time order by construction (a dataset

@@ -110,7 +110,7 @@ impl Source for Paced {
         self.inner.stalled()
     }
 
-    fn drained(&mut self) -> Result<(), SourceError> {
+    fn drained(&mut self) -> Result<super::Drained, SourceError> {
         self.inner.drained()
     }
 

@@ -105,7 +105,7 @@ impl Source for Resume {
         self.topic.stalled()
     }
 
-    fn drained(&mut self) -> Result<(), SourceError> {
+    fn drained(&mut self) -> Result<super::Drained, SourceError> {
         self.topic.drained()
     }
 

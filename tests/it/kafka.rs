@@ -605,6 +605,57 @@ fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
     assert_eq!((rows, keys), (distinct, distinct));
 }
 
+/// A drain (`--exit-when-idle`) whose broker falls silent mid-topic, with no error reported,
+/// reads on once it answers: silence behind the topic's end is a slow broker, not the end (CI's
+/// loaded broker stopped two drains a third of the way through).
+#[test]
+fn a_drain_whose_broker_falls_silent_mid_topic_reads_on_to_the_end() {
+    let Some(broker) = PrivateBroker::start() else {
+        return;
+    };
+    let dir = scratch("kafka_silent_drain");
+    let topic = unique("vitals");
+    let (_, distinct) = produce_cohort(&dir, &broker.brokers, &topic, 24, 12);
+    // Paced (12 h in 12 s) with little fetched ahead, the drain needs the broker to its end.
+    let pipeline = pipeline(&dir, &broker.brokers, &topic, &unique("group"));
+    let mut text = std::fs::read_to_string(&pipeline).unwrap();
+    text.push_str("\n[source.properties]\n\"queued.min.messages\" = \"1000\"\n");
+    std::fs::write(&pipeline, text).unwrap();
+    let archive = dir.join("archive");
+    let mut child = run_command(&pipeline, &archive, &dir.join("alerts.jsonl"))
+        .args([
+            "--exit-when-idle",
+            "2s",
+            "--flush-every",
+            "1s",
+            "--speed",
+            "3600",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_rows(&archive, 1, &mut child);
+    assert!(
+        archived_rows(&archive) < distinct as u64,
+        "the drain ended before the broker could be silenced"
+    );
+    // Silent for longer than the idle time, shorter than librdkafka's socket timeout (60 s):
+    // no error is reported.
+    broker.signal("-STOP");
+    std::thread::sleep(Duration::from_secs(6));
+    broker.signal("-CONT");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("reading on"),
+        "the wait was not said: {stderr}"
+    );
+    let (rows, keys) = archive_rows_and_keys(&archive);
+    assert_eq!((rows, keys), (distinct, distinct));
+}
+
 /// From a live source, a time far ahead of the wall clock is held when it arrives, and the
 /// archive records it, so that a replay of the archive gives the alerts the live run gave.
 #[test]
