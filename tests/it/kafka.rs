@@ -569,19 +569,32 @@ impl Drop for PrivateBroker {
     }
 }
 
-#[test]
-fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
-    let Some(broker) = PrivateBroker::start() else {
-        return;
-    };
-    let dir = scratch("kafka_sigstop");
+/// A private broker holding a 24-patient, 12 h cohort on 4 partitions, and a pipeline over it
+/// with these librdkafka `properties` (TOML lines): the broker, the scratch directory, the
+/// pipeline and how many distinct observations the topic holds.
+fn private_cohort(
+    name: &str,
+    properties: &str,
+) -> Option<(PrivateBroker, PathBuf, PathBuf, usize)> {
+    let broker = PrivateBroker::start()?;
+    let dir = scratch(name);
     let topic = unique("vitals");
     let (_, distinct) = produce_cohort(&dir, &broker.brokers, &topic, 24, 12);
-    // Client timeouts shorter than the pause.
     let pipeline = pipeline(&dir, &broker.brokers, &topic, &unique("group"));
     let mut text = std::fs::read_to_string(&pipeline).unwrap();
-    text.push_str("\n[source.properties]\n\"socket.timeout.ms\" = \"3000\"\n\"reconnect.backoff.max.ms\" = \"1000\"\n");
+    text.push_str(&format!("\n[source.properties]\n{properties}"));
     std::fs::write(&pipeline, text).unwrap();
+    Some((broker, dir, pipeline, distinct))
+}
+
+#[test]
+fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
+    // Client timeouts shorter than the pause.
+    let properties = "\"socket.timeout.ms\" = \"3000\"\n\"reconnect.backoff.max.ms\" = \"1000\"\n";
+    let Some((broker, dir, pipeline, distinct)) = private_cohort("kafka_sigstop", properties)
+    else {
+        return;
+    };
     let archive = dir.join("archive");
     let mut child = spawn_run(&pipeline, &archive, &dir.join("alerts.jsonl"));
     wait_for_rows(&archive, 1, &mut child);
@@ -610,17 +623,12 @@ fn a_paused_broker_loses_and_duplicates_nothing_and_the_pipeline_resumes() {
 /// loaded broker stopped two drains a third of the way through).
 #[test]
 fn a_drain_whose_broker_falls_silent_mid_topic_reads_on_to_the_end() {
-    let Some(broker) = PrivateBroker::start() else {
+    // Paced (12 h in 12 s) with little fetched ahead, the drain needs the broker to its end.
+    let properties = "\"queued.min.messages\" = \"1000\"\n";
+    let Some((broker, dir, pipeline, distinct)) = private_cohort("kafka_silent_drain", properties)
+    else {
         return;
     };
-    let dir = scratch("kafka_silent_drain");
-    let topic = unique("vitals");
-    let (_, distinct) = produce_cohort(&dir, &broker.brokers, &topic, 24, 12);
-    // Paced (12 h in 12 s) with little fetched ahead, the drain needs the broker to its end.
-    let pipeline = pipeline(&dir, &broker.brokers, &topic, &unique("group"));
-    let mut text = std::fs::read_to_string(&pipeline).unwrap();
-    text.push_str("\n[source.properties]\n\"queued.min.messages\" = \"1000\"\n");
-    std::fs::write(&pipeline, text).unwrap();
     let archive = dir.join("archive");
     let mut child = run_command(&pipeline, &archive, &dir.join("alerts.jsonl"))
         .args([
