@@ -288,6 +288,11 @@ impl Merge {
             self.rest(run)[..take].iter().for_each(&mut emit);
             self.next[run] += take;
             n += take;
+            if self.rest(run).is_empty() {
+                // A file replayed to its end gives its memory back.
+                self.runs[run] = Vec::new();
+                self.next[run] = 0;
+            }
         }
         n
     }
