@@ -625,7 +625,7 @@ impl Reader {
             return false;
         }
         self.drain_asked = Some(Instant::now());
-        match src.drained() {
+        match src.drained(self.last_read.elapsed()) {
             Ok(Drained::Done) => true,
             Ok(Drained::Behind(behind)) => {
                 if !std::mem::replace(&mut self.behind_said, true) {

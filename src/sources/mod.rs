@@ -251,10 +251,10 @@ pub trait Source: Send {
         Vec::new()
     }
 
-    /// Asked when a drain (`--exit-when-idle`) has read nothing for its idle time: whether the
-    /// source was read to its end, or is behind it with nothing wrong (read on); an error if it
-    /// cannot be read to its end.
-    fn drained(&mut self) -> Result<Drained, SourceError> {
+    /// Asked when a drain (`--exit-when-idle`) has read nothing for `silent` (at least its idle
+    /// time): whether the source was read to its end, or is behind it with nothing wrong (read
+    /// on); an error if it cannot be read to its end.
+    fn drained(&mut self, _silent: std::time::Duration) -> Result<Drained, SourceError> {
         Ok(Drained::Done)
     }
 

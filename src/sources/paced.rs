@@ -110,8 +110,8 @@ impl Source for Paced {
         self.inner.stalled()
     }
 
-    fn drained(&mut self) -> Result<super::Drained, SourceError> {
-        self.inner.drained()
+    fn drained(&mut self, silent: Duration) -> Result<super::Drained, SourceError> {
+        self.inner.drained(silent)
     }
 
     fn time_ordered(&self) -> bool {

@@ -105,8 +105,8 @@ impl Source for Resume {
         self.topic.stalled()
     }
 
-    fn drained(&mut self) -> Result<super::Drained, SourceError> {
-        self.topic.drained()
+    fn drained(&mut self, silent: std::time::Duration) -> Result<super::Drained, SourceError> {
+        self.topic.drained(silent)
     }
 
     fn dead_letter(

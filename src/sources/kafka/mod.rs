@@ -253,8 +253,6 @@ pub struct KafkaSource {
     last_check: Instant,
     /// The last error librdkafka reported.
     last_error: Option<String>,
-    /// When a message last came (or the consumer was made): how long a drain has waited.
-    last_message: Instant,
     format: InputFormat,
     decoded: Vec<Decoded>,
 }
@@ -362,7 +360,6 @@ impl KafkaSource {
             stalls: Stalls::default(),
             last_check: Instant::now(),
             last_error: None,
-            last_message: Instant::now(),
             format: config.format,
             decoded: Vec::new(),
         })
@@ -552,9 +549,6 @@ impl Source for KafkaSource {
                 }
             }
         }
-        if n > 0 {
-            self.last_message = Instant::now();
-        }
         Ok(true)
     }
 
@@ -611,7 +605,7 @@ impl Source for KafkaSource {
     /// Whether every partition was read to its end (a drain that stops when nothing more
     /// comes). Behind with no error reported, the broker is slow, not broken: read on, for up to
     /// [`DRAIN_PATIENCE`] without a message.
-    fn drained(&mut self) -> Result<Drained, SourceError> {
+    fn drained(&mut self, silent: Duration) -> Result<Drained, SourceError> {
         let error = self.outages.take_last().or_else(|| self.last_error.clone());
         let stuck: Vec<String> = self
             .positions()?
@@ -622,7 +616,6 @@ impl Source for KafkaSource {
         if stuck.is_empty() {
             return Ok(Drained::Done);
         }
-        let silent = self.last_message.elapsed();
         let behind = format!(
             "topic {} was not read to its end ({})",
             self.topic,
